@@ -1,0 +1,11 @@
+// robotlearn._rt: the compiled real-time core. Each component binds itself in bind/*.cpp.
+#include <nanobind/nanobind.h>
+
+namespace nb = nanobind;
+
+void bind_control(nb::module_& m);
+
+NB_MODULE(_rt, m) {
+  m.doc() = "robotlearn compiled core: controllers, real-time loop, serial servo bus";
+  bind_control(m);
+}

@@ -1,0 +1,55 @@
+// Runs the shared joint controller once per physics tick for the sim backends.
+//
+// A physics tick is ~20 us of MuJoCo work for a small arm; a Python round trip per tick would
+// double that, so the whole control period (interpolate -> servo torque -> mj_step) runs here.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "rt/joint_controller.hpp"
+
+namespace rt {
+
+class JointDrive {
+ public:
+  JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd, Interpolation mode,
+             double physics_dt);
+  void reset(const double* q);
+  bool set_target(const double* target, double duration);
+  // One physics tick: setpoint at the current time -> servo torque; advances the drive clock.
+  void compute(const double* q, const double* qd, double* tau);
+  const std::vector<double>& setpoint() const { return setpoint_; }
+  const std::vector<double>& target() const { return interp_.target(); }
+  double time() const { return t_; }
+  double dt() const { return dt_; }
+  std::size_t size() const { return interp_.size(); }
+
+ private:
+  TargetInterpolator interp_;
+  ServoModel servo_;
+  double dt_, t_ = 0.0;
+  std::vector<double> setpoint_;
+};
+
+// Drives a MuJoCo model through libmujoco's own mj_step (address taken from the loaded library),
+// reading joint state straight from mjData's arrays and writing motor torques into d->ctrl.
+class MujocoStepper {
+ public:
+  MujocoStepper(std::uintptr_t mj_step, std::uintptr_t model, std::uintptr_t data, std::uintptr_t qpos,
+                std::uintptr_t qvel, std::uintptr_t ctrl, std::vector<int> qpos_index,
+                std::vector<int> qvel_index, std::vector<int> ctrl_index);
+  void step(JointDrive& drive, int ticks);
+
+ private:
+  using StepFn = void (*)(const void*, void*);
+  StepFn mj_step_;
+  const void* model_;
+  void* data_;
+  const double* qpos_;
+  const double* qvel_;
+  double* ctrl_;
+  std::vector<int> qpos_index_, qvel_index_, ctrl_index_;
+  std::vector<double> q_, qd_, tau_;
+};
+
+}  // namespace rt

@@ -1,0 +1,67 @@
+#include "rt/sim_drive.hpp"
+
+#include <stdexcept>
+
+namespace rt {
+
+JointDrive::JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd,
+                       Interpolation mode, double physics_dt)
+    : interp_(limits, mode), servo_(limits, std::move(kp), std::move(kd)), dt_(physics_dt) {
+  if (!(physics_dt > 0)) throw std::invalid_argument("JointDrive: physics_dt must be > 0");
+  setpoint_.assign(interp_.size(), 0.0);
+}
+
+void JointDrive::reset(const double* q) {
+  t_ = 0.0;
+  interp_.reset(q, t_);
+  interp_.setpoint(t_, setpoint_.data());
+}
+
+bool JointDrive::set_target(const double* target, double duration) {
+  return interp_.set_target(target, t_, duration);
+}
+
+void JointDrive::compute(const double* q, const double* qd, double* tau) {
+  interp_.setpoint(t_, setpoint_.data());
+  servo_.torque(setpoint_.data(), q, qd, tau);
+  t_ += dt_;
+}
+
+MujocoStepper::MujocoStepper(std::uintptr_t mj_step, std::uintptr_t model, std::uintptr_t data,
+                             std::uintptr_t qpos, std::uintptr_t qvel, std::uintptr_t ctrl,
+                             std::vector<int> qpos_index, std::vector<int> qvel_index,
+                             std::vector<int> ctrl_index)
+    : mj_step_(reinterpret_cast<StepFn>(mj_step)),
+      model_(reinterpret_cast<const void*>(model)),
+      data_(reinterpret_cast<void*>(data)),
+      qpos_(reinterpret_cast<const double*>(qpos)),
+      qvel_(reinterpret_cast<const double*>(qvel)),
+      ctrl_(reinterpret_cast<double*>(ctrl)),
+      qpos_index_(std::move(qpos_index)),
+      qvel_index_(std::move(qvel_index)),
+      ctrl_index_(std::move(ctrl_index)) {
+  if (!mj_step || !model || !data || !qpos || !qvel || !ctrl)
+    throw std::invalid_argument("MujocoStepper: null address");
+  const std::size_t n = qpos_index_.size();
+  if (qvel_index_.size() != n || ctrl_index_.size() != n)
+    throw std::invalid_argument("MujocoStepper: index vectors differ in length");
+  q_.resize(n);
+  qd_.resize(n);
+  tau_.resize(n);
+}
+
+void MujocoStepper::step(JointDrive& drive, int ticks) {
+  if (drive.size() != q_.size()) throw std::invalid_argument("MujocoStepper: drive size mismatch");
+  const std::size_t n = q_.size();
+  for (int k = 0; k < ticks; ++k) {
+    for (std::size_t i = 0; i < n; ++i) {
+      q_[i] = qpos_[qpos_index_[i]];
+      qd_[i] = qvel_[qvel_index_[i]];
+    }
+    drive.compute(q_.data(), qd_.data(), tau_.data());
+    for (std::size_t i = 0; i < n; ++i) ctrl_[ctrl_index_[i]] = tau_[i];
+    mj_step_(model_, data_);
+  }
+}
+
+}  // namespace rt

@@ -1,0 +1,63 @@
+"""The Backend contract: a robot that can be commanded, advanced one control period, and read.
+
+A backend knows nothing about tasks or policies. It accepts *actuator-level commands* in the units
+its robot kind defines (arm: joint position targets for every actuated joint, in rad/m; quadrotor:
+normalized collective thrust + body rates), advances time by exactly one control period, and reports
+measured state as a dict of float64 arrays. Everything semantic (action modes, observation assembly,
+end-effector kinematics) lives in `robotlearn.robots.<kind>` and is therefore shared by sims and
+hardware.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from robotlearn.core.spec import RobotSpec
+
+State = dict[str, np.ndarray]
+
+
+class Backend(ABC):
+    """Sim or real robot. Subclasses: `robotlearn.sim.*`, `robotlearn.hardware.*`."""
+
+    #: short name used in configs and reports ("mujoco", "pybullet", "real")
+    name: str = ""
+
+    def __init__(self, spec: RobotSpec):
+        self.spec = spec
+
+    @abstractmethod
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        """Bring the robot (and, where the backend owns a scene, its objects) to `initial`.
+
+        `initial` holds robot-kind state keys (arm: "joint_pos"; quadrotor: "pos", "quat", ...)
+        and scene keys "object/<name>/pos", "object/<name>/quat", "marker/<name>/pos". Real backends
+        move there safely (ramping) and ignore scene keys they cannot actuate.
+        """
+
+    @abstractmethod
+    def command(self, target: np.ndarray) -> None:
+        """Set the actuator-level target for the next control period. Non-finite values raise."""
+
+    @abstractmethod
+    def advance(self) -> dict[str, Any]:
+        """Advance one control period (1/control_hz). Returns info: "timestamp" (s), optional "loop_stats"."""
+
+    @abstractmethod
+    def read(self) -> State:
+        """Measured robot state (float64 arrays), e.g. arm: joint_pos, joint_vel; quadrotor: pos, vel, quat, omega."""
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(pos, quat wxyz) of a scene object. Sims and emulators know it; real robots need perception."""
+        raise NotImplementedError(f"backend {self.name!r} cannot observe object {name!r}")
+
+    def render(self, camera: str) -> np.ndarray:
+        """uint8 HxWx3 image from a camera in `spec.cameras`."""
+        raise NotImplementedError(f"backend {self.name!r} has no camera {camera!r}")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release engine / device resources. Idempotent."""

@@ -1,0 +1,75 @@
+"""Robot and task config schemas, and building a RobotSpec from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from robotlearn.core.config import CONFIG_ROOT, Strict, load_config
+from robotlearn.core.spec import CameraSpec, JointSpec, RobotSpec
+
+ASSET_ROOT = CONFIG_ROOT.parent / "sim_assets"
+
+
+class CameraConfig(Strict):
+    name: str
+    width: int = Field(84, gt=0, le=4096)
+    height: int = Field(84, gt=0, le=4096)
+    fovy_deg: float = Field(60.0, gt=1, lt=179)
+    parent: str = "world"
+    pos: tuple[float, float, float]
+    lookat: tuple[float, float, float]
+    up: tuple[float, float, float] = (0.0, 0.0, 1.0)
+
+
+class ServoConfig(Strict):
+    """Per-joint servo model (position loop gain, damping) and limits where the description lacks them."""
+
+    kp: list[float]
+    kd: list[float]
+
+
+class RobotConfig(Strict):
+    name: str
+    kind: Literal["arm", "quadrotor"]
+    description: str  # path under sim_assets/
+    physics_hz: float = Field(500.0, gt=0)
+    control_hz: float = Field(10.0, gt=0)
+    servo: ServoConfig | None = None
+    cameras: list[CameraConfig] = []
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _rates(self):
+        ratio = self.physics_hz / self.control_hz
+        if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
+            raise ValueError(f"physics_hz ({self.physics_hz}) must be a multiple of control_hz ({self.control_hz})")
+        return self
+
+
+class TaskConfig(Strict):
+    task: str  # key in robotlearn.tasks.TASKS
+    robot: str  # configs/robots/<robot>.yaml
+    reward: Literal["dense", "sparse"] = "dense"
+    max_episode_steps: int = Field(50, gt=0)
+    action_mode: str | None = None
+    params: dict[str, Any] = {}
+
+
+def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, ...] | None = None) -> RobotSpec:
+    """Load configs/robots/<name>.yaml; joints come from the description (URDF) unless given."""
+    cfg = load_config(RobotConfig, "robots", name, overrides)
+    description = ASSET_ROOT / cfg.description
+    if not description.exists():
+        raise FileNotFoundError(f"robot {cfg.name!r}: description {description} does not exist")
+    if joints is None and description.suffix == ".urdf":
+        from robotlearn.robots.description import joints_from_urdf
+
+        joints = joints_from_urdf(description, cfg.servo)
+    return RobotSpec(
+        name=cfg.name, kind=cfg.kind, description=description, joints=joints or (),
+        physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
+        cameras=tuple(CameraSpec(**c.model_dump()) for c in cfg.cameras), params=dict(cfg.params),
+    )

@@ -1,0 +1,71 @@
+"""Environment registry and construction.
+
+`gymnasium.make("robotlearn/ArmReach-v0", backend="mujoco", cameras=("scene",), ...)` ends up in
+`make_env`, which joins the task config, the robot spec, the backend and the robot model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+
+import gymnasium as gym
+
+from robotlearn.backends import make_backend
+from robotlearn.core.config import load_config, parse_overrides
+from robotlearn.core.env import RobotEnv
+from robotlearn.core.robot_config import TaskConfig, load_robot_spec
+from robotlearn.robots import make_robot_model
+
+# env id (without namespace) -> task config name in configs/tasks/
+ENV_TASK_CONFIGS: dict[str, str] = {
+    "ArmReach-v0": "arm_reach",
+    "ArmPickPlace-v0": "arm_pick_place",
+}
+
+# task name (TaskConfig.task) -> "module:Class"
+TASKS: dict[str, str] = {
+    "arm_reach": "robotlearn.tasks.reach:ArmReach",
+    "arm_pick_place": "robotlearn.tasks.pick_place:ArmPickPlace",
+}
+
+NAMESPACE = "robotlearn"
+
+
+def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), render_mode: str | None = None,
+             overrides: Iterable[str] | dict | None = None, robot_overrides: Iterable[str] | dict | None = None,
+             **backend_options) -> RobotEnv:
+    """Build a RobotEnv from configs/tasks/<task>.yaml on `backend`.
+
+    `overrides` apply to the task config (e.g. ``["reward=sparse"]``), `robot_overrides` to the robot
+    config (e.g. ``["control_hz=20"]``); remaining keyword arguments go to the backend (e.g. ``port=``).
+    """
+    task_cfg = load_config(TaskConfig, "tasks", task, overrides)
+    spec = load_robot_spec(task_cfg.robot, robot_overrides)
+    if task_cfg.task not in TASKS:
+        raise ValueError(f"unknown task {task_cfg.task!r}; known: {', '.join(sorted(TASKS))}")
+    module_name, cls_name = TASKS[task_cfg.task].split(":")
+    task_cls = getattr(importlib.import_module(module_name), cls_name)
+    if task_cls.robot_kind != spec.kind:
+        raise ValueError(f"task {task_cfg.task!r} needs a {task_cls.robot_kind}, robot {spec.name!r} is a {spec.kind}")
+    task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **task_cfg.params)
+    robot = make_robot_model(spec, task_cfg.action_mode)
+    cameras = tuple(cameras)
+    backend_obj = make_backend(spec, backend, **backend_options)
+    return RobotEnv(backend_obj, robot, task_obj, cameras=cameras, render_mode=render_mode)
+
+
+def register_envs() -> None:
+    """Register every env id with gymnasium (idempotent)."""
+    for env_id, task in ENV_TASK_CONFIGS.items():
+        full_id = f"{NAMESPACE}/{env_id}"
+        if full_id not in gym.registry:
+            gym.register(full_id, entry_point="robotlearn.envs:make_env", kwargs={"task": task},
+                         disable_env_checker=True, order_enforce=False)
+
+
+def env_ids() -> list[str]:
+    return [f"{NAMESPACE}/{env_id}" for env_id in ENV_TASK_CONFIGS]
+
+
+__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "make_env", "parse_overrides", "register_envs"]

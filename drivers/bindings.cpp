@@ -4,8 +4,10 @@
 namespace nb = nanobind;
 
 void bind_control(nb::module_& m);
+void bind_quad(nb::module_& m);
 
 NB_MODULE(_rt, m) {
   m.doc() = "robotlearn compiled core: controllers, real-time loop, serial servo bus";
   bind_control(m);
+  bind_quad(m);
 }

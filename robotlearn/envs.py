@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import gymnasium as gym
 
 from robotlearn.backends import make_backend
-from robotlearn.core.config import load_config, parse_overrides
+from robotlearn.core.config import ConfigError, config_path, load_config, parse_overrides
 from robotlearn.core.env import RobotEnv
 from robotlearn.core.robot_config import TaskConfig, load_robot_spec
 from robotlearn.robots import make_robot_model
@@ -21,12 +21,16 @@ from robotlearn.robots import make_robot_model
 ENV_TASK_CONFIGS: dict[str, str] = {
     "ArmReach-v0": "arm_reach",
     "ArmPickPlace-v0": "arm_pick_place",
+    "QuadHover-v0": "quad_hover",
+    "QuadTrack-v0": "quad_track",
 }
 
 # task name (TaskConfig.task) -> "module:Class"
 TASKS: dict[str, str] = {
     "arm_reach": "robotlearn.tasks.reach:ArmReach",
     "arm_pick_place": "robotlearn.tasks.pick_place:ArmPickPlace",
+    "quad_hover": "robotlearn.tasks.hover:QuadHover",
+    "quad_track": "robotlearn.tasks.track:QuadTrack",
 }
 
 NAMESPACE = "robotlearn"
@@ -48,7 +52,10 @@ def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), re
     task_cls = getattr(importlib.import_module(module_name), cls_name)
     if task_cls.robot_kind != spec.kind:
         raise ValueError(f"task {task_cfg.task!r} needs a {task_cls.robot_kind}, robot {spec.name!r} is a {spec.kind}")
-    task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **task_cfg.params)
+    try:
+        task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **task_cfg.params)
+    except TypeError as err:  # an unknown or missing key under params:
+        raise ConfigError(f"{config_path('tasks', task)}: params: {err}") from None
     robot = make_robot_model(spec, task_cfg.action_mode)
     cameras = tuple(cameras)
     backend_obj = make_backend(spec, backend, **backend_options)

@@ -6,7 +6,7 @@ namespace rt {
 
 JointDrive::JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd,
                        Interpolation mode, double physics_dt)
-    : interp_(limits, mode), servo_(limits, std::move(kp), std::move(kd)), dt_(physics_dt) {
+    : interp_(limits, mode), safety_(limits), servo_(limits, std::move(kp), std::move(kd)), dt_(physics_dt) {
   if (!(physics_dt > 0)) throw std::invalid_argument("JointDrive: physics_dt must be > 0");
   setpoint_.assign(interp_.size(), 0.0);
 }
@@ -14,6 +14,7 @@ JointDrive::JointDrive(JointLimits limits, std::vector<double> kp, std::vector<d
 void JointDrive::reset(const double* q) {
   t_ = 0.0;
   interp_.reset(q, t_);
+  safety_.reset(q);
   interp_.setpoint(t_, setpoint_.data());
 }
 
@@ -23,6 +24,7 @@ bool JointDrive::set_target(const double* target, double duration) {
 
 void JointDrive::compute(const double* q, const double* qd, double* tau) {
   interp_.setpoint(t_, setpoint_.data());
+  safety_.apply(setpoint_.data(), dt_, q, nullptr);
   servo_.torque(setpoint_.data(), q, qd, tau);
   t_ += dt_;
 }

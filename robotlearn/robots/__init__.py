@@ -10,6 +10,7 @@ from robotlearn.robots.base import RobotModel
 # robot kind -> "module:Class"
 ROBOT_MODELS: dict[str, str] = {
     "arm": "robotlearn.robots.arm:ArmModel",
+    "quadrotor": "robotlearn.robots.quadrotor:QuadrotorModel",
 }
 
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "rt/joint_controller.hpp"
+#include "rt/safety.hpp"
 
 namespace rt {
 
@@ -16,7 +17,8 @@ class JointDrive {
              double physics_dt);
   void reset(const double* q);
   bool set_target(const double* target, double duration);
-  // One physics tick: setpoint at the current time -> servo torque; advances the drive clock.
+  // One physics tick: setpoint at the current time -> safety filter (the same one the real loop
+  // applies) -> servo torque; advances the drive clock.
   void compute(const double* q, const double* qd, double* tau);
   const std::vector<double>& setpoint() const { return setpoint_; }
   const std::vector<double>& target() const { return interp_.target(); }
@@ -26,6 +28,7 @@ class JointDrive {
 
  private:
   TargetInterpolator interp_;
+  SafetyFilter safety_;
   ServoModel servo_;
   double dt_, t_ = 0.0;
   std::vector<double> setpoint_;

@@ -1,0 +1,370 @@
+"""The emulated arm: a servo bus on a pty, a physics sim behind it in real time, cameras over HTTP.
+
+`ArmEmulator` is what `robotlearn emulate arm --link /tmp/rl-arm0` runs. The host side cannot tell it
+from a USB-serial adapter with a chain of servos: it speaks Dynamixel Protocol 2.0 or Feetech STS on a
+pseudo-terminal, answers after the servo's return delay plus the time the bytes would occupy a real
+wire at the configured baud, and moves an arm simulated in MuJoCo (default) or PyBullet with a hidden
+reality gap (emulators/reality_gap.py).
+
+Threads (all stopped and joined by `close()`):
+* bus     - reads the pty, decodes requests, answers (optionally corrupting a status packet);
+* physics - steps the sim in real time at ``physics_rate_hz`` control periods: servo goals -> sim
+  targets, sim state -> present_* registers; renders cameras at ``camera_fps`` and publishes MJPEG;
+  serves side-channel requests (MuJoCo is single-threaded, so only this thread touches the sim);
+* side channel - a localhost UDP JSON endpoint that exposes the *emulator's ground truth* (scene object
+  poses) and lets a test or the real backend place scene objects, standing in for a perception system
+  and for the person who resets the table. Real hardware has no such thing; the real backend uses it
+  only when its config says ``emulator: true``.
+
+When ready, the emulator writes ``<link>.json`` (pty path, camera URLs, side-channel address) next to
+the link; the real backend and tests read it. Both files are removed on close.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import queue
+import select
+import socket
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robotlearn.backends import make_backend
+from robotlearn.core.robot_config import load_robot_spec
+from robotlearn.emulators.mjpeg import MjpegServer
+from robotlearn.emulators.reality_gap import (
+    Backlash,
+    DelayLine,
+    GapWorkdir,
+    RealityGapConfig,
+    corrupt,
+    gapped_spec,
+)
+from robotlearn.emulators.servo_bus import Servo, ServoBusDevice, load_servo_table
+from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
+
+# Velocity register units (rad/s per LSB): Dynamixel X 0.229 rpm; Feetech STS 1 step/s at 4096 steps/rev.
+VELOCITY_UNIT = {"dynamixel2": 0.229 * 2 * np.pi / 60, "feetech": 2 * np.pi / 4096}
+BAUD_CODES = {"dynamixel2": {57600: 1, 115200: 2, 1_000_000: 3, 2_000_000: 4, 3_000_000: 5, 4_000_000: 6},
+              "feetech": {1_000_000: 0, 500_000: 1, 250_000: 2, 128_000: 3, 115_200: 4, 57_600: 6}}
+
+
+def info_path(link: str | Path) -> Path:
+    """Where the emulator announces itself (pty, cameras, side channel) for a given link."""
+    return Path(str(link) + ".json")
+
+
+def read_emulator_info(link: str | Path, timeout_s: float = 0.0) -> dict[str, Any]:
+    """The announcement of a running emulator at `link`, waiting up to `timeout_s` for it to appear."""
+    path, deadline = info_path(link), time.monotonic() + timeout_s
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            if time.monotonic() >= deadline:
+                raise FileNotFoundError(f"no emulator announced at {path} (is `robotlearn emulate arm` running?)"
+                                        ) from None
+            time.sleep(0.05)
+
+
+def side_channel_request(address: tuple[str, int], request: dict, timeout_s: float = 1.0) -> dict:
+    """One JSON request/response to an emulator's ground-truth endpoint."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.sendto(json.dumps(request).encode(), tuple(address))
+        try:
+            reply = json.loads(sock.recv(65536))
+        except TimeoutError:
+            raise TimeoutError(f"emulator side channel {address} did not answer {request.get('op')!r}") from None
+    if "error" in reply:
+        raise RuntimeError(f"emulator side channel: {reply['error']}")
+    return reply
+
+
+class ArmEmulator:
+    """Servo-bus arm emulator. `start()` opens everything; `close()` stops and removes everything."""
+
+    def __init__(self, hw: ArmHardwareConfig, link: str | Path, sim: str = "mujoco",
+                 gap: RealityGapConfig | None = None, cameras: tuple[str, ...] | None = None,
+                 camera_fps: float = 10.0, mjpeg_port: int = 0, physics_rate_hz: float = 100.0):
+        self.hw, self.link, self.gap = hw, Path(link), gap or RealityGapConfig()
+        self.table = load_servo_table(hw.servo_model)
+        if self.table.protocol != hw.protocol:
+            raise ValueError(f"servo model {hw.servo_model!r} speaks {self.table.protocol}, config says {hw.protocol}")
+        nominal = load_robot_spec(hw.robot, [f"control_hz={physics_rate_hz}"])
+        check_against_spec(hw.calibration, nominal)
+        self._workdir = GapWorkdir()
+        self.spec = gapped_spec(nominal, self.gap, self._workdir.path)
+        self.backend = make_backend(self.spec, sim)
+        self.cameras = tuple(c.name for c in self.spec.cameras) if cameras is None else tuple(cameras)
+        for cam in self.cameras:
+            self.spec.camera(cam)
+        self.camera_fps = camera_fps
+        self.period = 1.0 / physics_rate_hz
+        cal = hw.calibration.servos
+        self._cal = cal
+        self._servo_joint = [self.spec.joint_names.index(s.joint) for s in cal]
+        self._mirrors = [(self.spec.joint_names.index(dst), self.spec.joint_names.index(src))
+                         for dst, src in hw.calibration.mirrored_joints.items()]
+        self.device = ServoBusDevice(self.table, [s.servo_id for s in cal], on_write=self._on_write)
+        self._init_eeprom()
+        self._rng = np.random.default_rng(self.gap.seed)
+        self._lock = threading.Lock()  # guards self.device (bus thread vs physics thread)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._requests: queue.Queue[tuple[dict, Any]] = queue.Queue()
+        self._mjpeg = MjpegServer(port=mjpeg_port) if self.cameras else None
+        self._sock: socket.socket | None = None
+        self._master = self._slave = -1
+        q0 = self.backend.read()["joint_pos"]
+        self._goal_si = q0[self._servo_joint].copy()
+        self._backlash = Backlash(self.gap.backlash, self._goal_si)
+        self._goal_delay = DelayLine(self.gap.latency_s)
+        self._sense_delay = DelayLine(self.gap.latency_s)
+        self.stats = {"corrupted_replies": 0, "physics_overruns": 0, "physics_steps": 0, "frames": 0}
+        self._write_present(q0, np.zeros_like(q0))
+
+    # -- servo memory ------------------------------------------------------------------------------
+    def _init_eeprom(self) -> None:
+        """EEPROM as the user configured it: baud, return delay, position limits from the calibration."""
+        code = BAUD_CODES[self.hw.protocol].get(self.hw.baud)
+        if code is None:
+            raise ValueError(f"{self.hw.protocol} servos do not support baud {self.hw.baud}; "
+                             f"supported: {sorted(BAUD_CODES[self.hw.protocol])}")
+        lower, upper = self.spec.lower, self.spec.upper
+        for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
+            servo.set("baud_rate", code)
+            servo.set("return_delay_time", self.hw.return_delay_us // 2)
+            servo.set("return_delay", self.hw.return_delay_us // 2)
+            raw = sorted((float(cal.to_raw(lower[j])), float(cal.to_raw(upper[j]))))
+            servo.set("min_position_limit", max(0, int(raw[0])))
+            servo.set("max_position_limit", min(self.table.resolution - 1, int(raw[1])))
+
+    def _on_write(self, servo: Servo, addr: int, size: int) -> None:
+        torque = self.table.registers.get("torque_enable")
+        if torque is not None and addr <= torque.addr < addr + size and servo.get("torque_enable"):
+            # Torque on: the servo holds where it is, so the goal register starts at the present position.
+            servo.set("goal_position", servo.get("present_position"))
+
+    def _write_present(self, q: np.ndarray, qd: np.ndarray) -> None:
+        vel_unit = VELOCITY_UNIT[self.hw.protocol]
+        for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
+            raw = int(round(float(cal.to_raw(q[j]))))
+            servo.set("present_position", max(0, min(self.table.resolution - 1, raw)))
+            ticks_per_s = cal.sign * qd[j] * cal.ticks_per_unit
+            vel = int(round(ticks_per_s * (2 * np.pi / self.table.resolution) / vel_unit))
+            if self.hw.protocol == "feetech":  # sign-magnitude, sign at bit 15
+                vel = (abs(vel) & 0x7FFF) | (0x8000 if vel < 0 else 0)
+            servo.set("present_velocity", vel)
+            servo.set("moving", int(abs(qd[j]) > 0.01))
+
+    def _read_goals(self, q_now: np.ndarray) -> np.ndarray:
+        """Servo goals in SI; a servo with torque off (or not in position mode) follows the arm (limp)."""
+        goals = np.empty(len(self._cal))
+        for k, (servo, cal, j) in enumerate(zip(self.device.servos.values(), self._cal, self._servo_joint,
+                                                strict=True)):
+            position_mode = not servo.has("operating_mode") or servo.get("operating_mode") in (3, 4) \
+                or self.hw.protocol == "feetech"
+            if servo.get("torque_enable") and position_mode:
+                raw = servo.get("goal_position", signed=self.hw.protocol == "dynamixel2")
+                if servo.has("min_position_limit") and servo.has("max_position_limit"):
+                    raw = min(max(raw, servo.get("min_position_limit")), servo.get("max_position_limit"))
+                goals[k] = float(cal.to_si(raw))
+            else:
+                goals[k] = q_now[j]
+        return goals
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> ArmEmulator:
+        self._master, self._slave = pty.openpty()
+        tty.setraw(self._slave, termios.TCSANOW)
+        slave_name = os.ttyname(self._slave)
+        if self.link.is_symlink() or self.link.exists():
+            self.link.unlink()
+        self.link.symlink_to(slave_name)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        info: dict[str, Any] = {"pid": os.getpid(), "pty": slave_name, "protocol": self.hw.protocol,
+                                "ids": list(self.device.servos), "sim": self.backend.name,
+                                "side_channel": list(self._sock.getsockname()), "cameras": {}}
+        if self._mjpeg is not None:
+            for cam in self.cameras:
+                self._mjpeg.add_stream(cam)
+                info["cameras"][cam] = self._mjpeg.url(cam)
+            self._mjpeg.start()
+        for name, target in (("bus", self._bus_loop), ("physics", self._physics_loop),
+                             ("side-channel", self._side_channel_loop)):
+            t = threading.Thread(target=target, name=f"emulator-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        tmp = info_path(self.link).with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(info_path(self.link))
+        return self
+
+    def close(self) -> None:
+        """Stop every thread, close the pty (the host sees the device vanish), remove link and info file."""
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self._threads.clear()
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+        if self._mjpeg is not None:
+            self._mjpeg.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        for path in (info_path(self.link), self.link):
+            if path.is_symlink() or path.exists():
+                path.unlink()
+        self.backend.close()
+        self._workdir.close()
+
+    def wait(self) -> None:
+        """Block until `stop()` (or a signal handler calling it)."""
+        while not self._stop.wait(0.2):
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def freeze_camera(self, name: str, frozen: bool = True) -> None:
+        if self._mjpeg is not None:
+            self._mjpeg.freeze(name, frozen)
+
+    # -- threads ---------------------------------------------------------------------------------
+    def _bus_loop(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(self._master, 4096)
+            except OSError:  # no host has the slave open right now
+                time.sleep(0.01)
+                continue
+            t_rx = time.monotonic()
+            with self._lock:
+                exchanges = list(self.device.feed(data))
+                delay = self.device.return_delay_s()
+                wire = self.device.wire_time
+            for req, reply in exchanges:
+                t_rx += wire(req.nbytes)
+                if not reply:
+                    continue
+                if self.gap.packet_corruption and self._rng.random() < self.gap.packet_corruption:
+                    reply = corrupt(reply, self._rng)
+                    self.stats["corrupted_replies"] += 1
+                due = t_rx + delay + wire(len(reply))
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                try:
+                    os.write(self._master, reply)
+                except OSError:
+                    break
+                t_rx = max(due, time.monotonic())
+
+    def _physics_loop(self) -> None:
+        next_t = time.monotonic()
+        next_frame = next_t
+        noise = self.gap.position_noise
+        while not self._stop.is_set():
+            self._serve_requests()
+            state = self.backend.read()
+            q, qd = state["joint_pos"], state["joint_vel"]
+            now = time.monotonic()
+            with self._lock:
+                goals = self._read_goals(q)
+            goals = self._backlash(self._goal_delay(now, goals))
+            target = q.copy()
+            target[self._servo_joint] = goals
+            for dst, src in self._mirrors:
+                target[dst] = target[src]
+            self.backend.command(np.clip(target, self.spec.lower, self.spec.upper))
+            self.backend.advance()
+            self.stats["physics_steps"] += 1
+            state = self.backend.read()
+            sensed = self._sense_delay(now, np.concatenate([state["joint_pos"], state["joint_vel"]]))
+            n = len(q)
+            q_meas = sensed[:n] + (self._rng.normal(0.0, noise, n) if noise else 0.0)
+            with self._lock:
+                self._write_present(q_meas, sensed[n:])
+            if self._mjpeg is not None and now >= next_frame:
+                for cam in self.cameras:
+                    self._mjpeg.publish(cam, self.backend.render(cam))
+                self.stats["frames"] += 1
+                next_frame += 1.0 / self.camera_fps
+                if next_frame < now:
+                    next_frame = now + 1.0 / self.camera_fps
+            next_t += self.period
+            pause = next_t - time.monotonic()
+            if pause > 0:
+                self._stop.wait(pause)
+            else:
+                self.stats["physics_overruns"] += 1
+                if pause < -0.1:  # far behind (VM pause): resynchronize instead of racing to catch up
+                    next_t = time.monotonic()
+
+    def _side_channel_loop(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                data, addr = self._sock.recvfrom(65536)
+            except (TimeoutError, OSError):
+                continue
+            try:
+                request = json.loads(data)
+                if not isinstance(request, dict):
+                    raise ValueError("request must be a JSON object")
+            except ValueError as err:
+                self._reply({"error": f"bad request: {err}"}, addr)
+                continue
+            self._requests.put((request, addr))
+
+    def _reply(self, message: dict, addr) -> None:
+        if self._sock is not None:
+            self._sock.sendto(json.dumps(message).encode(), addr)
+
+    def _serve_requests(self) -> None:
+        while True:
+            try:
+                request, addr = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._reply(self._handle(request), addr)
+            except (KeyError, ValueError, TypeError) as err:
+                self._reply({"error": f"{type(err).__name__}: {err}"}, addr)
+
+    def _handle(self, request: dict) -> dict:
+        op = request.get("op")
+        if op == "object_pose":
+            pos, quat = self.backend.object_pose(str(request["name"]))
+            return {"pos": pos.tolist(), "quat": quat.tolist()}
+        if op == "place":
+            # The person resetting the table: scene keys only; the arm stays where it is.
+            scene = {k: np.asarray(v, dtype=np.float64) for k, v in request["scene"].items()
+                     if k.startswith(("object/", "marker/"))}
+            q = self.backend.read()["joint_pos"]
+            self.backend.reset(np.random.default_rng(0), {"joint_pos": q, **scene})
+            return {"ok": True}
+        if op == "stats":
+            with self._lock:
+                return {**self.stats, **self.device.counts}
+        if op == "freeze_camera":
+            self.freeze_camera(str(request["name"]), bool(request.get("frozen", True)))
+            return {"ok": True}
+        raise ValueError(f"unknown op {op!r}; ops: object_pose, place, stats, freeze_camera")

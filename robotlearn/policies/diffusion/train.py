@@ -1,0 +1,95 @@
+"""Diffusion policy training on a recorded dataset: one readable loop, the update step is `update`."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robotlearn.data.dataset import obs_feature_key
+from robotlearn.data.loader import WindowDataset, load_demos
+from robotlearn.data.dataset import load_meta
+from robotlearn.policies.diffusion.config import DiffusionConfig
+from robotlearn.policies.diffusion.policy import DiffusionModel, save_diffusion
+
+
+def select_obs_keys(cfg: DiffusionConfig, features: dict) -> list[str]:
+    """Env observation keys the policy sees: configured, or every low-dim observation in the dataset."""
+    available = {k[len("observation."):].replace("images.", "images/", 1): k for k in features
+                 if k.startswith("observation.")}
+    keys = cfg.obs_keys or [k for k in available if not k.startswith("images/")]
+    for k in keys:
+        if k not in available:
+            raise KeyError(f"obs key {k!r} is not in the dataset; it has {', '.join(available)}")
+    return keys
+
+
+def build_model(cfg: DiffusionConfig, dataset: str | Path) -> tuple[DiffusionModel, WindowDataset]:
+    """Model sized for the dataset's features, with normalization ranges from the data it will train on."""
+    meta = load_meta(dataset)
+    keys = select_obs_keys(cfg, meta.features)
+    feats = [obs_feature_key(k) for k in keys]
+    demos = load_demos(dataset, feats + ["action"])
+    renamed = {k: demos.data[f] for k, f in zip(keys, feats, strict=True)}
+    demos.data.update(renamed)
+    shapes = {k: list(meta.features[obs_feature_key(k)]["shape"]) for k in keys}
+    model = DiffusionModel(cfg, shapes, int(meta.features["action"]["shape"][0]))
+    low = [k for k in keys if not k.startswith("images/")]
+    if low:
+        flat = np.concatenate([renamed[k].reshape(len(renamed[k]), -1) for k in low], axis=1)
+        obs_min, obs_max = flat.min(0), flat.max(0)
+    else:
+        obs_min = obs_max = np.zeros(0)
+    act = demos.data["action"]
+    model.set_stats(obs_min, obs_max, act.min(0), act.max(0))
+    return model, WindowDataset(demos, keys, "action", cfg.obs_horizon, cfg.pred_horizon)
+
+
+def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = None,
+          log: Callable[[str], None] = print) -> tuple[DiffusionModel, list[float]]:
+    """Train for cfg.train.steps; returns the EMA model and the per-step losses. Saves to `out` if given."""
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    tc = cfg.train
+    torch.manual_seed(tc.seed)
+    rng = np.random.default_rng(tc.seed)
+    model, data = build_model(cfg, dataset)
+    model.train()
+    ema_model = copy.deepcopy(model).eval()
+    ema = EMAModel(model.parameters(), decay=tc.ema_decay, use_ema_warmup=True, power=0.75)
+    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    lr_sched = get_scheduler("cosine", opt, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.steps)
+    losses: list[float] = []
+    extra = {"dataset": str(dataset), "train_frames": len(data)}
+    t0 = time.perf_counter()
+
+    def update(batch: dict[str, torch.Tensor]) -> float:
+        loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        lr_sched.step()
+        ema.step(model.parameters())
+        return float(loss)
+
+    def save() -> None:
+        ema.copy_to(ema_model.parameters())
+        if out is not None:
+            save_diffusion(out, ema_model, {**extra, "steps": len(losses)})
+
+    for step in range(1, tc.steps + 1):
+        losses.append(update(data.batch(rng.integers(0, len(data), tc.batch_size))))
+        if step % tc.log_every == 0 or step == tc.steps:
+            recent = float(np.mean(losses[-tc.log_every:]))
+            log(f"step {step}/{tc.steps} loss {recent:.4f} lr {lr_sched.get_last_lr()[0]:.2e} "
+                f"({time.perf_counter() - t0:.0f}s)")
+        if step % tc.save_every == 0:
+            save()
+    save()
+    return ema_model, losses

@@ -1,0 +1,47 @@
+"""SAC configuration schema (configs/algos/sac*.yaml + key=value overrides)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from robotlearn.core.config import Strict
+
+
+class SACConfig(Strict):
+    """Everything a SAC run needs. Defaults follow SAC/RLPD; configs/algos/sac_arm_reach.yaml tunes ArmReach."""
+
+    # environment
+    env: str = "robotlearn/ArmReach-v0"
+    backend: str | None = "mujoco"
+    env_overrides: list[str] = Field(default_factory=list, description="task config overrides, e.g. action_mode=ee_delta")
+    cameras: list[str] = Field(default_factory=list)
+    num_envs: int = Field(1, ge=1)
+    seed: int = 0
+    # budget and bookkeeping
+    total_steps: int = Field(20_000, ge=1)
+    learning_starts: int = Field(1_000, ge=0)
+    eval_every: int = Field(5_000, ge=0, description="env steps between evaluations; 0 = only at the end")
+    eval_episodes: int = Field(10, ge=1)
+    checkpoint_every: int = Field(5_000, ge=0, description="env steps between checkpoints; 0 = only at the end")
+    log_every: int = Field(1_000, ge=1)
+    save_replay: bool = True
+    # networks
+    hidden: list[int] = Field(default_factory=lambda: [256, 256])
+    num_critics: int = Field(2, ge=2)
+    layer_norm: bool = True
+    normalize_obs: bool = True
+    image_features: int = Field(64, ge=1)
+    image_shift: int = Field(4, ge=0)
+    # learning
+    batch_size: int = Field(256, ge=1)
+    utd: int = Field(1, ge=1, description="critic updates per env step (RLPD uses up to 20)")
+    actor_lr: float = Field(3e-4, gt=0)
+    critic_lr: float = Field(3e-4, gt=0)
+    alpha_lr: float = Field(3e-4, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    tau: float = Field(0.005, gt=0, le=1)
+    init_alpha: float = Field(1.0, gt=0)
+    target_entropy: float | None = None
+    buffer_size: int = Field(1_000_000, ge=1)
+    # RLPD: demos (a robotlearn dataset directory) sampled symmetrically with online data
+    demos: str | None = None

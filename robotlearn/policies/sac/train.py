@@ -1,0 +1,287 @@
+"""SAC training loop: vector envs, replay (+ RLPD demos, + human interventions), eval, checkpoints, resume.
+
+Read top to bottom: build envs and agent -> (resume) -> loop { act, step, store, update } with periodic
+log rows, evaluation and atomic checkpoints. A SIGKILL at any point loses at most the steps since the
+last checkpoint: `--resume` restores networks, optimizers, temperature, replay buffer, RNG states and
+counters from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robotlearn.data.replay import ReplayBuffer, symmetric_sample
+from robotlearn.policies.checkpoint import (
+    CheckpointError,
+    load_module_state,
+    load_tensors,
+    prefixed,
+    read_config,
+    save_checkpoint,
+)
+from robotlearn.policies.rollout import make_env, run_episodes
+from robotlearn.policies.sac.agent import SACAgent, obs_spec_from_space, update
+from robotlearn.policies.sac.config import SACConfig
+
+CHECKPOINT_DIR = "checkpoint"
+LOG_FIELDS = ["step", "time_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
+              "interventions", "eval_return", "eval_success"]
+
+
+def make_vector_env(cfg: SACConfig) -> gym.vector.VectorEnv:
+    """SAME_STEP autoreset: the true final observation of an episode arrives in info["final_obs"]."""
+    fns = [lambda: make_env(cfg.env, cfg.backend, cfg.env_overrides, cfg.cameras) for _ in range(cfg.num_envs)]
+    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+
+
+def load_demo_buffer(cfg: SACConfig, agent: SACAgent, obs_shapes: dict) -> ReplayBuffer:
+    """Recorded episodes (robotlearn dataset) -> transitions labelled "demo" for RLPD symmetric sampling."""
+    from robotlearn.data.dataset import obs_feature_key
+    from robotlearn.data.loader import load_demos
+
+    keys = {k: obs_feature_key(k) for k in obs_shapes}
+    demos = load_demos(cfg.demos, keys=[*keys.values(), "action", "next.reward", "next.done"])
+    buf = ReplayBuffer(max(demos.num_frames, 1), obs_shapes, agent.policy.action_dim)
+    for e in range(len(demos.episode_ends)):
+        ep = demos.episode(e)
+        n = len(ep["action"]) - 1  # the last frame has no recorded successor observation
+        if n <= 0:
+            continue
+        obs = {k: ep[f].reshape(len(ep[f]), *obs_shapes[k][0]) for k, f in keys.items()}
+        buf.add({k: v[:-1] for k, v in obs.items()}, agent.policy.from_env(ep["action"][:-1]),
+                ep["next.reward"][:-1].reshape(-1), {k: v[1:] for k, v in obs.items()},
+                np.zeros(n, np.float32), "demo")
+    return buf
+
+
+def _optim_tensors(agent: SACAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors, groups = {}, {}
+    for name, opt in agent.optimizers().items():
+        sd = opt.state_dict()
+        groups[name] = sd["param_groups"]
+        for idx, state in sd["state"].items():
+            for field, value in state.items():
+                tensors[f"opt.{name}.{idx}.{field}"] = torch.as_tensor(value)
+    return tensors, groups
+
+
+def _restore_optimizers(agent: SACAgent, tensors: dict[str, torch.Tensor], groups: dict[str, Any]) -> None:
+    for name, opt in agent.optimizers().items():
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            parts = key.split(".")
+            if parts[0] == "opt" and parts[1] == name:
+                state.setdefault(int(parts[2]), {})[parts[3]] = value
+        opt.load_state_dict({"state": state, "param_groups": groups[name]})
+
+
+def checkpoint_config(cfg: SACConfig, agent: SACAgent, progress: dict[str, Any]) -> dict[str, Any]:
+    p = agent.policy
+    return {"algo": "sac", "algo_config": cfg.model_dump(), "obs_spec": p.obs_spec,
+            "action_low": p.action_low.tolist(), "action_high": p.action_high.tolist(),
+            "env": {"id": cfg.env, "backend": cfg.backend, "overrides": cfg.env_overrides, "cameras": cfg.cameras},
+            "progress": progress}
+
+
+def save(out: Path, cfg: SACConfig, agent: SACAgent, replay: ReplayBuffer, demos: ReplayBuffer | None,
+         progress: dict[str, Any]) -> None:
+    opt_tensors, groups = _optim_tensors(agent)
+    train_state = {**prefixed("critic", agent.critic.state_dict()),
+                   **prefixed("critic_target", agent.critic_target.state_dict()),
+                   **prefixed("convs_target", agent.convs_target.state_dict()),
+                   "log_alpha": agent.log_alpha.detach().clone(), "torch_rng": torch.get_rng_state(), **opt_tensors}
+    files = {"model": prefixed("policy", agent.policy.state_dict()), "train_state": train_state}
+    if cfg.save_replay:
+        files["replay"] = {f"online/{k}": torch.from_numpy(v) for k, v in replay.state_dict().items()}
+        if demos is not None:
+            files["replay"].update({f"demos/{k}": torch.from_numpy(v) for k, v in demos.state_dict().items()})
+    save_checkpoint(out / CHECKPOINT_DIR, {**checkpoint_config(cfg, agent, progress), "optim_groups": groups}, files)
+
+
+def restore(directory: Path, cfg: SACConfig, agent: SACAgent, replay: ReplayBuffer,
+            demos: ReplayBuffer | None) -> dict[str, Any]:
+    """Load a training checkpoint into freshly built objects; returns its progress record."""
+    config = read_config(directory)
+    if config.get("obs_spec") != agent.policy.obs_spec:
+        raise CheckpointError(f"{directory}: trained on observations {list(config.get('obs_spec', {}))}, "
+                              f"this run has {list(agent.policy.obs_spec)}")
+    model = load_tensors(directory, "model", config)
+    load_module_state(agent.policy, model, "policy", str(directory))
+    state = load_tensors(directory, "train_state", config)
+    for name in ("critic", "critic_target", "convs_target"):
+        load_module_state(getattr(agent, name), state, name, str(directory))
+    with torch.no_grad():
+        agent.log_alpha.copy_(state["log_alpha"])
+    _restore_optimizers(agent, state, config["optim_groups"])
+    torch.set_rng_state(state["torch_rng"])
+    if "replay.safetensors" in config["files"]:
+        data = load_tensors(directory, "replay", config)
+        for prefix, buf in (("online/", replay), ("demos/", demos)):
+            part = {k[len(prefix):]: v.numpy() for k, v in data.items() if k.startswith(prefix)}
+            if buf is not None and part:
+                buf.load_state_dict(part)
+    return config["progress"]
+
+
+class CsvLog:
+    def __init__(self, path: Path, append: bool):
+        self.file = open(path, "a" if append and path.exists() else "w", newline="")  # noqa: SIM115 - kept open
+        self.writer = csv.DictWriter(self.file, LOG_FIELDS)
+        if self.file.tell() == 0:
+            self.writer.writeheader()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[str, float]:
+    env = make_env(cfg.env, cfg.backend, cfg.env_overrides, cfg.cameras)
+    try:
+        return run_episodes(env, agent.policy.act, episodes, seed=seed).summary()
+    finally:
+        env.close()
+
+
+def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_bar: bool = True,
+          hil=None) -> dict[str, Any]:
+    """Train SAC per `cfg`, writing out_dir/{progress.csv, checkpoint/}. `hil` is a correction.hil.HILController."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if hil is not None and cfg.num_envs != 1:
+        raise ValueError("human interventions need num_envs=1 (one operator, one robot)")
+    torch.manual_seed(cfg.seed)
+    envs = make_vector_env(cfg)
+    obs_space = envs.single_observation_space
+    act_space = envs.single_action_space
+    agent = SACAgent(cfg, obs_spec_from_space(obs_space), act_space.low, act_space.high)
+    obs_shapes = {k: (s.shape, s.dtype) for k, s in obs_space.spaces.items()}
+    replay = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + cfg.num_envs), obs_shapes, agent.policy.action_dim)
+    demos = load_demo_buffer(cfg, agent, obs_shapes) if cfg.demos else None
+    if hil is not None and demos is None:  # interventions also feed the demo half of each batch (HIL-SERL)
+        demos = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + 1), obs_shapes, agent.policy.action_dim)
+    rng = np.random.default_rng(cfg.seed)
+    prog: dict[str, Any] = {"step": 0, "episodes": 0, "interventions": 0}
+    ckpt = out / CHECKPOINT_DIR
+    if resume:
+        if not (ckpt / "config.json").exists():
+            raise CheckpointError(f"{ckpt}: nothing to resume (no checkpoint yet)")
+        prog = restore(ckpt, cfg, agent, replay, demos)
+        rng.bit_generator.state = prog["np_rng"]
+    log = CsvLog(out / "progress.csv", append=resume)
+
+    step, start_step = int(prog["step"]), int(prog["step"])
+    obs, _ = envs.reset(seed=cfg.seed + step)
+    ep_return = np.zeros(cfg.num_envs)
+    returns: deque[float] = deque(maxlen=20)
+    successes: deque[float] = deque(maxlen=20)
+    metrics: dict[str, float] = {}
+    last_eval: dict[str, float] = {}
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress_bar, unit="step", dynamic_ncols=True)
+    try:
+        while step < cfg.total_steps:
+            # ---- act ----
+            if step < cfg.learning_starts:
+                action = rng.uniform(-1.0, 1.0, (cfg.num_envs, agent.policy.action_dim)).astype(np.float32)
+            else:
+                action = agent.policy.act_batch(obs)
+            source = "policy"
+            if hil is not None:
+                single = {k: v[0] for k, v in obs.items()}
+                env_action, source = hil.select(single, agent.policy.to_env(action[0]))
+                action = agent.policy.from_env(env_action)[None]
+            next_obs, reward, terminated, truncated, info = envs.step(agent.policy.to_env(action))
+
+            # ---- store (the true last observation of finished episodes is in final_obs) ----
+            done = terminated | truncated
+            real_next = {k: v.copy() for k, v in next_obs.items()} if done.any() else next_obs
+            for i in np.flatnonzero(done):
+                for k in real_next:
+                    real_next[k][i] = info["final_obs"][i][k]
+            replay.add(obs, action, reward, real_next, terminated, source)
+            if source == "human":
+                demos.add(obs, action, reward, real_next, terminated, "human")
+                prog["interventions"] += 1
+            if agent.policy.norm is not None:
+                agent.policy.norm.update(torch.from_numpy(agent.policy.state_vector(obs)))
+            ep_return += reward
+            for i in np.flatnonzero(done):
+                returns.append(float(ep_return[i]))
+                fi = info.get("final_info", {})
+                successes.append(float(fi["is_success"][i]) if "is_success" in fi else 0.0)
+                ep_return[i] = 0.0
+                prog["episodes"] += 1
+                if hil is not None:
+                    hil.end_episode()
+            obs = next_obs
+            step += cfg.num_envs
+            bar.update(cfg.num_envs)
+
+            # ---- learn: utd critic updates per env step, one actor update per env step ----
+            if step >= cfg.learning_starts:
+                for j in range(cfg.num_envs * cfg.utd):
+                    batch = symmetric_sample(replay, demos, cfg.batch_size, rng)
+                    metrics = update(agent, batch, update_actor=(j % cfg.utd == cfg.utd - 1))
+
+            # ---- log / eval / checkpoint ----
+            sps = (step - start_step) / max(time.perf_counter() - t0, 1e-9)
+            row: dict[str, Any] = {}
+            if cfg.eval_every and step % cfg.eval_every < cfg.num_envs or step >= cfg.total_steps:
+                last_eval = evaluate(agent, cfg, cfg.eval_episodes, seed=10_000 + step)
+                row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
+            if row or step % cfg.log_every < cfg.num_envs:
+                row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
+                           episodes=prog["episodes"], interventions=prog["interventions"],
+                           **{"return": np.mean(returns) if returns else "",
+                              "success": np.mean(successes) if successes else ""},
+                           **{k: metrics[k] for k in ("critic_loss", "actor_loss", "alpha") if k in metrics})
+                log.write(row)
+                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(returns):.1f}" if returns else "-",
+                                succ=f"{np.mean(successes):.2f}" if successes else "-",
+                                eval=f"{last_eval['success_rate']:.2f}" if last_eval else "-")
+            if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps:
+                prog.update(step=step, np_rng=rng.bit_generator.state)
+                save(out, cfg, agent, replay, demos, prog)
+    finally:
+        bar.close()
+        log.close()
+        envs.close()
+    elapsed = time.perf_counter() - t0
+    return {"steps": step, "trained_steps": step - start_step, "seconds": elapsed,
+            "sps": (step - start_step) / max(elapsed, 1e-9), "checkpoint": str(ckpt),
+            "eval_success": last_eval.get("success_rate"), "eval_return": last_eval.get("mean_return"),
+            "train_return": float(np.mean(returns)) if returns else None}
+
+
+def cli_main(args) -> int:
+    """`robotlearn train sac ...`: config + overrides (+ the checkpoint's own config on --resume) -> train()."""
+    from robotlearn.core.config import load_config, parse_overrides, validate
+
+    out = Path(args.out or f"runs/sac-{(args.env or 'default').replace('/', '_')}")
+    if args.resume:
+        saved = read_config(out / CHECKPOINT_DIR)["algo_config"]
+        cfg = validate(SACConfig, {**saved, **parse_overrides(args.overrides)}, out / CHECKPOINT_DIR / "config.json")
+    else:
+        cfg = load_config(SACConfig, "algos", args.config or "sac", args.overrides)
+    for key, value in (("env", args.env), ("backend", args.backend), ("total_steps", args.steps), ("seed", args.seed)):
+        if value is not None:
+            setattr(cfg, key, value)
+    if not cfg.env.startswith("robotlearn/") and args.backend is None:
+        cfg.backend = None
+    result = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress)
+    print(f"trained {result['trained_steps']} steps in {result['seconds']:.0f} s ({result['sps']:.0f} steps/s); "
+          f"eval success {result['eval_success']}, return {result['eval_return']}; checkpoint: {result['checkpoint']}")
+    return 0

@@ -1,0 +1,139 @@
+"""The arm robot kind: action modes and observations, identical for every backend.
+
+Action modes (normalized to [-1, 1]; the last element is always the gripper, +1 open / -1 closed):
+  * ``ee_delta``    (5,): end-effector displacement dx, dy, dz (scaled by ``max_ee_delta`` m) and yaw
+    change (``max_yaw_delta`` rad) of a downward-pointing tool, solved to joint targets with IK on the
+    MuJoCo kinematic model (robots/arm_kinematics.py) — the same solver on sims and hardware.
+  * ``joint_delta`` (n_arm + 1,): joint target increments scaled by ``max_joint_delta`` rad.
+Targets are accumulated, but never allowed to lead the measured pose by more than ``max_lead`` (rad),
+so a blocked arm does not wind up a large hidden error that would make it jump when released.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from robotlearn.core.backend import State
+from robotlearn.core.spec import RobotSpec
+from robotlearn.robots.arm_kinematics import ArmKinematics
+from robotlearn.robots.base import RobotModel
+
+DEFAULTS = {
+    "max_joint_delta": 0.15,   # rad per control step
+    "max_ee_delta": 0.04,      # m per control step
+    "max_yaw_delta": 0.3,      # rad per control step
+    "max_lead": 0.4,           # rad: target may lead the measured joint angle by at most this
+    "home_ee": [0.26, 0.0, 0.18],
+    "workspace_low": [0.10, -0.40, 0.012],
+    "workspace_high": [0.45, 0.40, 0.30],
+}
+
+
+def _box(n: int, low: float = -np.inf, high: float = np.inf) -> spaces.Box:
+    return spaces.Box(low, high, (n,), np.float32)
+
+
+class ArmModel(RobotModel):
+    """6-DoF arm + parallel gripper (two finger dofs driven to the same opening)."""
+
+    ACTION_MODES = ("ee_delta", "joint_delta")
+
+    def __init__(self, spec: RobotSpec, action_mode: str = "ee_delta"):
+        if action_mode not in self.ACTION_MODES:
+            raise ValueError(f"arm action_mode must be one of {self.ACTION_MODES}, got {action_mode!r}")
+        super().__init__(spec, action_mode)
+        self.p = {**DEFAULTS, **spec.params}
+        self.kin = ArmKinematics(spec)
+        self.n_arm = self.kin.n_arm
+        self.n_fingers = len(spec.joints) - self.n_arm
+        self.finger_open = float(spec.upper[self.n_arm]) if self.n_fingers else 0.0
+        self.ws_low = np.asarray(self.p["workspace_low"], dtype=np.float64)
+        self.ws_high = np.asarray(self.p["workspace_high"], dtype=np.float64)
+        self._home = self._compute_home()
+        self._q_target = self._home[: self.n_arm].copy()
+        self._ee_goal = np.zeros(3)
+        self._yaw_goal = 0.0
+
+    # ---- spaces -------------------------------------------------------------------------------
+    @property
+    def action_space(self) -> spaces.Box:
+        n = 5 if self.action_mode == "ee_delta" else self.n_arm + 1
+        return spaces.Box(-1.0, 1.0, (n,), np.float32)
+
+    def observation_spaces(self) -> dict[str, spaces.Space]:
+        return {
+            "joint_pos": _box(self.n_arm),
+            "joint_vel": _box(self.n_arm),
+            "ee_pos": _box(3),
+            "ee_quat": _box(4, -1.0, 1.0),
+            "gripper": _box(1, 0.0, 1.0),
+        }
+
+    # ---- episode ------------------------------------------------------------------------------
+    def _compute_home(self) -> np.ndarray:
+        if "home" in self.p:
+            home = np.asarray(self.p["home"], dtype=np.float64)
+        else:
+            seed = 0.5 * (self.kin.lower + self.kin.upper)
+            arm = self.kin.inverse(np.asarray(self.p["home_ee"]), self.kin.tool_quat(0.0), seed, iterations=200)
+            home = np.concatenate([arm, np.full(self.n_fingers, self.finger_open)])
+        if home.shape != (len(self.spec.joints),):
+            raise ValueError(f"home pose must have {len(self.spec.joints)} values, got {home.shape}")
+        return home
+
+    def home_state(self) -> State:
+        return {"joint_pos": self._home.copy()}
+
+    def reset(self, state: State) -> None:
+        q = state["joint_pos"][: self.n_arm]
+        self._q_target = q.copy()
+        pos, quat = self.kin.forward(q)
+        self._ee_goal = pos
+        self._yaw_goal = self.kin.tool_yaw(quat)
+
+    # ---- actions ------------------------------------------------------------------------------
+    def command(self, action: np.ndarray, state: State) -> np.ndarray:
+        q_meas = state["joint_pos"][: self.n_arm]
+        if self.action_mode == "ee_delta":
+            meas_pos, _ = self.kin.forward(q_meas)
+            goal = self._ee_goal + action[:3] * self.p["max_ee_delta"]
+            # Keep the goal near the measured tool so a blocked arm cannot wind up.
+            goal = meas_pos + np.clip(goal - meas_pos, -2 * self.p["max_ee_delta"], 2 * self.p["max_ee_delta"])
+            self._ee_goal = np.clip(goal, self.ws_low, self.ws_high)
+            self._yaw_goal = float(np.clip(self._yaw_goal + action[3] * self.p["max_yaw_delta"], -np.pi, np.pi))
+            q_arm = self.kin.inverse(self._ee_goal, self.kin.tool_quat(self._yaw_goal), self._q_target)
+        else:
+            q_arm = self._q_target + action[: self.n_arm] * self.p["max_joint_delta"]
+        lead = self.p["max_lead"]
+        q_arm = np.clip(q_arm, q_meas - lead, q_meas + lead)
+        self._q_target = np.clip(q_arm, self.kin.lower, self.kin.upper)
+        fingers = np.full(self.n_fingers, (action[-1] + 1.0) * 0.5 * self.finger_open)
+        return np.concatenate([self._q_target, fingers])
+
+    def action_toward(self, ee_pos: np.ndarray, yaw: float, gripper: float, state: State) -> np.ndarray:
+        """The normalized action, in this env's action mode, that moves toward an end-effector goal.
+
+        Used by scripted experts and teleop devices so they work in either action mode.
+        """
+        if self.action_mode == "ee_delta":
+            delta = (np.asarray(ee_pos) - self._ee_goal) / self.p["max_ee_delta"]
+            dyaw = np.angle(np.exp(1j * (yaw - self._yaw_goal))) / self.p["max_yaw_delta"]
+            arm = np.concatenate([delta, [dyaw]])
+        else:
+            q_goal = self.kin.inverse(np.asarray(ee_pos), self.kin.tool_quat(yaw), self._q_target)
+            arm = (q_goal - self._q_target) / self.p["max_joint_delta"]
+        return np.clip(np.concatenate([arm, [gripper]]), -1.0, 1.0).astype(np.float32)
+
+    # ---- observations -------------------------------------------------------------------------
+    def observe(self, state: State) -> dict[str, np.ndarray]:
+        q = state["joint_pos"]
+        pos, quat = self.kin.forward(q[: self.n_arm])
+        opening = float(np.mean(q[self.n_arm:])) / self.finger_open if self.n_fingers else 0.0
+        return {
+            "joint_pos": q[: self.n_arm].astype(np.float32),
+            "joint_vel": state["joint_vel"][: self.n_arm].astype(np.float32),
+            "ee_pos": pos.astype(np.float32),
+            "ee_quat": quat.astype(np.float32),
+            "gripper": np.array([np.clip(opening, 0.0, 1.0)], dtype=np.float32),
+        }

@@ -1,0 +1,188 @@
+"""The quadrotor robot kind: action modes, the cascaded position controller, observations.
+
+The backend command is always CTBR: [collective thrust 0..1 of max, body rates p, q, r (rad/s,
+FLU)]. That is what PX4/ArduPilot accept in SET_ATTITUDE_TARGET and what the compiled rate loop in
+the sims consumes, so every action mode ends in the same command on every backend.
+
+Action modes (normalized to [-1, 1], shape (4,)):
+  * ``ctbr``     thrust = (a0 + 1) / 2, rates = a[1:] * airframe max_rate.
+  * ``velocity`` world velocity setpoint a[:3] * ``max_velocity`` (m/s) and yaw rate a3 * ``max_yaw_rate``.
+  * ``position`` world position setpoint ``workspace_center + a[:3] * workspace_half_extent`` and yaw a3 * pi.
+The setpoint modes run `CascadedController` (position P -> velocity PID -> thrust vector -> attitude P
+-> body rates) at the control rate, host side, identically for sims and hardware.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from robotlearn.core.backend import State
+from robotlearn.core.spec import RobotSpec
+from robotlearn.robots.base import RobotModel
+from robotlearn.sim.quad_model import GRAVITY, load_airframe
+
+DEFAULTS = {
+    "workspace_center": [0.0, 0.0, 1.0],
+    "workspace_half_extent": [2.0, 2.0, 1.0],
+    "max_velocity": [1.5, 1.5, 1.0],   # m/s at |a| = 1 (velocity mode)
+    "max_yaw_rate": 1.5,               # rad/s at |a| = 1 (velocity mode)
+    "pos_kp": [1.6, 1.6, 2.0],         # 1/s: position error -> velocity setpoint
+    "vel_kp": [3.0, 3.0, 4.0],         # 1/s: velocity error -> acceleration
+    "vel_ki": [0.6, 0.6, 1.5],         # 1/s^2
+    "vel_i_limit": 3.0,                # m/s^2
+    "att_kp": [7.0, 7.0, 2.5],         # 1/s: attitude error (rad) -> body rate
+    "max_tilt": 0.6,                   # rad
+    "max_accel": [6.0, 6.0, 5.0],      # m/s^2 (|a_z| limit applies to the commanded vertical acceleration)
+}
+
+
+def quat_to_rot(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ])
+
+
+def rot_to_quat(R: np.ndarray) -> np.ndarray:
+    """Rotation matrix -> unit quaternion (w, x, y, z) with w >= 0 (Shepperd's method)."""
+    tr = np.trace(R)
+    if tr > 0:
+        s = 2.0 * np.sqrt(tr + 1.0)
+        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
+    else:
+        i = int(np.argmax(np.diag(R)))
+        j, k = (i + 1) % 3, (i + 2) % 3
+        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
+        q = np.empty(4)
+        q[0] = (R[k, j] - R[j, k]) / s
+        q[1 + i] = 0.25 * s
+        q[1 + j] = (R[j, i] + R[i, j]) / s
+        q[1 + k] = (R[k, i] + R[i, k]) / s
+    return q if q[0] >= 0 else -q
+
+
+def yaw_of(q: np.ndarray) -> float:
+    w, x, y, z = q
+    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
+
+
+class CascadedController:
+    """Position/velocity setpoint -> CTBR, in the structure of PX4's multicopter position control.
+
+    The velocity integrator absorbs a wrong hover-thrust estimate (mass or thrust-coefficient gap),
+    which is why the same gains fly the nominal sims and the emulator's perturbed vehicle.
+    """
+
+    def __init__(self, hover_thrust: float, max_rate: np.ndarray, dt: float, gains: dict | None = None):
+        g = {**DEFAULTS, **(gains or {})}
+        self.hover_thrust, self.dt = float(hover_thrust), float(dt)
+        self.max_rate = np.asarray(max_rate, dtype=np.float64)
+        self.pos_kp, self.vel_kp = np.asarray(g["pos_kp"], float), np.asarray(g["vel_kp"], float)
+        self.vel_ki, self.att_kp = np.asarray(g["vel_ki"], float), np.asarray(g["att_kp"], float)
+        self.vel_i_limit, self.max_tilt = float(g["vel_i_limit"]), float(g["max_tilt"])
+        self.max_accel = np.asarray(g["max_accel"], float)
+        self.max_velocity = np.asarray(g["max_velocity"], float)
+        self._integ = np.zeros(3)
+
+    def reset(self) -> None:
+        self._integ[:] = 0.0
+
+    def velocity_setpoint(self, state: State, pos_sp: np.ndarray, vel_ff: np.ndarray | None = None) -> np.ndarray:
+        v = self.pos_kp * (np.asarray(pos_sp) - state["pos"])
+        if vel_ff is not None:
+            v = v + vel_ff
+        return np.clip(v, -self.max_velocity, self.max_velocity)
+
+    def ctbr(self, state: State, vel_sp: np.ndarray, yaw_sp: float, acc_ff: np.ndarray | None = None) -> np.ndarray:
+        """CTBR command [thrust 0..1, p, q, r] that tracks `vel_sp` (world, m/s) and `yaw_sp` (rad)."""
+        err = np.asarray(vel_sp, dtype=np.float64) - state["vel"]
+        self._integ = np.clip(self._integ + self.vel_ki * err * self.dt, -self.vel_i_limit, self.vel_i_limit)
+        acc = self.vel_kp * err + self._integ
+        if acc_ff is not None:
+            acc = acc + acc_ff
+        acc = np.clip(acc, -self.max_accel, self.max_accel)
+        f = acc + np.array([0.0, 0.0, GRAVITY])  # desired specific thrust vector, world
+        f[2] = max(f[2], 0.2 * GRAVITY)
+        horiz = np.linalg.norm(f[:2])
+        max_h = f[2] * np.tan(self.max_tilt)
+        if horiz > max_h:
+            f[:2] *= max_h / horiz
+        R = quat_to_rot(state["quat"])
+        # Thrust: project the desired specific force on the current body z (PX4 does the same).
+        thrust = self.hover_thrust * float(f @ R[:, 2]) / GRAVITY
+        z_d = f / np.linalg.norm(f)
+        x_c = np.array([np.cos(yaw_sp), np.sin(yaw_sp), 0.0])
+        y_d = np.cross(z_d, x_c)
+        y_d /= np.linalg.norm(y_d)
+        R_d = np.column_stack([np.cross(y_d, z_d), y_d, z_d])
+        q_e = rot_to_quat(R.T @ R_d)  # body -> desired, expressed in the body frame
+        rates = np.clip(2.0 * self.att_kp * q_e[1:], -self.max_rate, self.max_rate)
+        return np.array([np.clip(thrust, 0.0, 1.0), *rates])
+
+
+def _box(n: int, low: float = -np.inf, high: float = np.inf) -> spaces.Box:
+    return spaces.Box(low, high, (n,), np.float32)
+
+
+class QuadrotorModel(RobotModel):
+    """A quadrotor with any airframe YAML; see the module docstring for the action modes."""
+
+    ACTION_MODES = ("ctbr", "velocity", "position")
+
+    def __init__(self, spec: RobotSpec, action_mode: str = "ctbr"):
+        if action_mode not in self.ACTION_MODES:
+            raise ValueError(f"quadrotor action_mode must be one of {self.ACTION_MODES}, got {action_mode!r}")
+        super().__init__(spec, action_mode)
+        unknown = set(spec.params) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"robot {spec.name!r}: unknown quadrotor params {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+        self.p = {**DEFAULTS, **spec.params}
+        self.airframe = load_airframe(spec.description)
+        self.max_rate = np.asarray(self.airframe.max_rate, dtype=np.float64)
+        self.center = np.asarray(self.p["workspace_center"], dtype=np.float64)
+        self.half_extent = np.asarray(self.p["workspace_half_extent"], dtype=np.float64)
+        self.controller = CascadedController(self.airframe.hover_thrust, self.max_rate, 1.0 / spec.control_hz, self.p)
+        self._yaw_sp = 0.0
+
+    @property
+    def action_space(self) -> spaces.Box:
+        return spaces.Box(-1.0, 1.0, (4,), np.float32)
+
+    def observation_spaces(self) -> dict[str, spaces.Space]:
+        return {"pos": _box(3), "vel": _box(3), "quat": _box(4, -1.0, 1.0), "omega": _box(3)}
+
+    def home_state(self) -> State:
+        return {"pos": self.center.copy(), "quat": np.array([1.0, 0.0, 0.0, 0.0]), "vel": np.zeros(3),
+                "omega": np.zeros(3)}
+
+    def reset(self, state: State) -> None:
+        self.controller.reset()
+        self._yaw_sp = yaw_of(state["quat"])
+
+    def command(self, action: np.ndarray, state: State) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if self.action_mode == "ctbr":
+            return np.array([0.5 * (a[0] + 1.0), *(a[1:] * self.max_rate)])
+        if self.action_mode == "velocity":
+            vel_sp = a[:3] * np.asarray(self.p["max_velocity"], dtype=np.float64)
+            self._yaw_sp += a[3] * self.p["max_yaw_rate"] * self.controller.dt
+        else:
+            vel_sp = self.controller.velocity_setpoint(state, self.center + a[:3] * self.half_extent)
+            self._yaw_sp = a[3] * np.pi
+        return self.controller.ctbr(state, vel_sp, self._yaw_sp)
+
+    def ctbr_to_action(self, ctbr: np.ndarray) -> np.ndarray:
+        """Inverse of the ``ctbr`` mode's scaling (for experts and recorded CTBR data)."""
+        a = np.array([2.0 * ctbr[0] - 1.0, *(np.asarray(ctbr[1:]) / self.max_rate)])
+        return np.clip(a, -1.0, 1.0).astype(np.float32)
+
+    def observe(self, state: State) -> dict[str, np.ndarray]:
+        q = np.asarray(state["quat"], dtype=np.float64)
+        q = q / np.linalg.norm(q)
+        if q[0] < 0:  # q and -q are the same attitude; give policies one of them
+            q = -q
+        return {"pos": state["pos"].astype(np.float32), "vel": state["vel"].astype(np.float32),
+                "quat": np.clip(q, -1.0, 1.0).astype(np.float32), "omega": state["omega"].astype(np.float32)}

@@ -1,0 +1,237 @@
+"""MuJoCo backend for arms: the URDF plus the table scene, stepped by the compiled servo drive.
+
+The URDF has no actuators, so one torque motor per actuated joint is added through `mujoco.MjSpec`;
+the compiled `_rt.MujocoStepper` then runs interpolation -> servo torque -> `mj_step` for every
+physics tick of a control period without returning to Python (a Python round trip per tick would
+cost about as much as the physics itself).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from robotlearn import _rt
+from robotlearn.core.backend import Backend, State
+from robotlearn.core.spec import RobotSpec
+from robotlearn.robots.description import urdf_link_colors
+from robotlearn.sim.cameras import camera_axes
+from robotlearn.sim.common import check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.scene import Scene, scene_for
+
+# Collision filtering: robot geoms touch the environment but not each other (as in PyBullet, which has
+# no self-collision unless asked for); environment geoms touch everything.
+ROBOT_CONTYPE, ROBOT_CONAFFINITY = 2, 1
+ENV_CONTYPE, ENV_CONAFFINITY = 1, 3
+ROLLING_FRICTION = 1e-4
+
+
+def _mj_step_address() -> int:
+    """Address of mj_step in the libmujoco the `mujoco` package has already loaded (same file, same handle)."""
+    libdir = Path(mujoco.__file__).parent
+    candidates = sorted(libdir.glob("libmujoco.so*"))
+    if not candidates:
+        raise RuntimeError(f"no libmujoco.so* next to the mujoco package in {libdir}")
+    return ctypes.cast(ctypes.CDLL(str(candidates[0])).mj_step, ctypes.c_void_p).value
+
+
+def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640, 480)) -> mujoco.MjModel:
+    """Robot URDF + scene + motors + cameras as one MjModel."""
+    ms = mujoco.MjSpec.from_file(str(spec.description))
+    # the URDF asks MuJoCo to drop its <visual> duplicates of the collision shapes; the markers added
+    # below are visual-only geoms that must survive compilation
+    ms.compiler.discardvisual = False
+    ms.option.timestep = 1.0 / spec.physics_hz
+    ms.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    ms.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    colors = urdf_link_colors(spec.description)
+    slide_r, torsion_r = scene.cube_robot_friction
+    for geom in ms.geoms:  # before the scene is added: robot geoms only
+        geom.contype, geom.conaffinity = ROBOT_CONTYPE, ROBOT_CONAFFINITY
+        geom.priority, geom.condim = 1, 4
+        geom.friction = [slide_r, torsion_r, ROLLING_FRICTION]
+        link = geom.parent.name
+        if link in colors:
+            geom.rgba = colors[link]
+    for j in spec.joints:
+        ms.add_actuator(name=f"{j.name}_motor", target=j.name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
+
+    world = ms.worldbody
+    slide_t, torsion_t = scene.cube_table_friction
+    for name, box in (("table", scene.table), ("floor", scene.floor)):
+        world.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(box.size) / 2, pos=box.center,
+                       rgba=box.rgba, contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=1, condim=4,
+                       friction=[slide_t, torsion_t, ROLLING_FRICTION])
+    for obj in scene.objects:
+        body = world.add_body(name=obj.name, pos=obj.pos, quat=obj.quat, mass=obj.mass, ipos=[0, 0, 0],
+                              iquat=[1, 0, 0, 0], inertia=obj.inertia, explicitinertial=True)
+        body.add_freejoint(name=f"{obj.name}_free")
+        # priority 0: the pair takes the (table / robot) geom's friction, as the pair values in scene.yaml say
+        body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(obj.size) / 2, rgba=obj.rgba,
+                      contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=0, condim=4)
+    for marker in scene.markers:
+        body = world.add_body(name=f"marker_{marker.name}", pos=marker.pos, mocap=True)
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[marker.radius, 0, 0], rgba=marker.rgba,
+                      contype=0, conaffinity=0, group=2)
+    ms.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
+                   rgb1=[1, 1, 1], rgb2=[1, 1, 1], width=8, height=8)  # white, like PyBullet's TinyRenderer
+    world.add_light(pos=[0.3, 0.0, 1.5], dir=[0.0, 0.0, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+                    diffuse=[0.6, 0.6, 0.6], castshadow=False)
+
+    for cam in spec.cameras:
+        right, up, _ = camera_axes(cam)
+        parent = world if cam.parent == "world" else ms.body(cam.parent)
+        if parent is None:
+            raise ValueError(f"camera {cam.name!r}: parent link {cam.parent!r} is not in {spec.description.name}")
+        parent.add_camera(name=cam.name, pos=cam.pos, xyaxes=[*right, *up], fovy=cam.fovy_deg)
+    near, far = scene.camera_clip
+    ms.stat.extent = 1.0  # so znear/zfar below are metres
+    ms.visual.map.znear, ms.visual.map.zfar = near, far
+    widths = [c.width for c in spec.cameras] + [max_image[0]]
+    heights = [c.height for c in spec.cameras] + [max_image[1]]
+    ms.visual.global_.offwidth, ms.visual.global_.offheight = max(widths), max(heights)
+    return ms.compile()
+
+
+class _OffscreenRenderer:
+    """Headless camera rendering with a GL context this object owns.
+
+    MuJoCo picks its default GL platform when `mujoco` is first imported, which may happen before
+    anyone set MUJOCO_GL; creating the context here (EGL unless MUJOCO_GL says otherwise) makes
+    headless rendering independent of import order.
+    """
+
+    def __init__(self, model: mujoco.MjModel):
+        platform = os.environ.get("MUJOCO_GL", "egl").lower()
+        if platform == "osmesa":
+            from mujoco.osmesa import GLContext
+        elif platform == "glfw":
+            from mujoco.glfw import GLContext
+        else:
+            from mujoco.egl import GLContext
+        width, height = model.vis.global_.offwidth, model.vis.global_.offheight
+        self._gl = GLContext(width, height)
+        self._gl.make_current()
+        self._ctx = mujoco.MjrContext(model, mujoco.mjtFontScale.mjFONTSCALE_100)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._ctx)
+        self._scene = mujoco.MjvScene(model, maxgeom=500)
+        self._option = mujoco.MjvOption()
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+
+    def render(self, model: mujoco.MjModel, data: mujoco.MjData, cam_id: int, width: int, height: int) -> np.ndarray:
+        self._gl.make_current()
+        self._camera.fixedcamid = cam_id
+        mujoco.mjv_updateScene(model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL,
+                               self._scene)
+        viewport = mujoco.MjrRect(0, 0, width, height)
+        mujoco.mjr_render(viewport, self._scene, self._ctx)
+        image = np.empty((height, width, 3), dtype=np.uint8)
+        mujoco.mjr_readPixels(image, None, viewport, self._ctx)
+        return np.ascontiguousarray(image[::-1])
+
+    def close(self) -> None:
+        self._ctx.free()
+        self._gl.free()
+
+
+class MujocoArmBackend(Backend):
+    """Arm + table scene in MuJoCo. Options: ``interpolation`` ("linear" | "min_jerk")."""
+
+    name = "mujoco"
+
+    def __init__(self, spec: RobotSpec, interpolation: str = "linear"):
+        super().__init__(spec)
+        self.scene = scene_for(spec.description)
+        self.model = build_model(spec, self.scene)
+        self.data = mujoco.MjData(self.model)
+        m = self.model
+        jids = [m.joint(j.name).id for j in spec.joints]
+        self._qadr = np.array([m.jnt_qposadr[i] for i in jids])
+        self._vadr = np.array([m.jnt_dofadr[i] for i in jids])
+        ctrl = [m.actuator(f"{j.name}_motor").id for j in spec.joints]
+        self._obj_qadr = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
+        self._obj_vadr = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
+        self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
+        self._lower, self._upper = spec.lower, spec.upper
+        self.drive = make_drive(spec, interpolation)
+        d = self.data
+        self._stepper = _rt.MujocoStepper(_mj_step_address(), m._address, d._address, d.qpos.ctypes.data,
+                                          d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
+                                          self._vadr.tolist(), ctrl)
+        self._ticks = 0
+        self._renderer: _OffscreenRenderer | None = None
+        self._closed = False
+        self.reset(np.random.default_rng(0), {})
+
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        unknown = unknown_scene_keys(initial, self._obj_qadr, self._mocap)
+        if unknown:
+            raise ValueError(f"mujoco backend: unknown reset keys {unknown}")
+        n = len(self.spec.joints)
+        q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
+        q = np.clip(q, self._lower, self._upper)
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)  # also clears warm-start caches, so a reset episode replays bit-exactly
+        d.qpos[self._qadr] = q
+        for obj in self.scene.objects:
+            pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
+            quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
+            adr = self._obj_qadr[obj.name]
+            d.qpos[adr:adr + 3] = pos
+            d.qpos[adr + 3:adr + 7] = quat / np.linalg.norm(quat)
+        for marker in self.scene.markers:
+            d.mocap_pos[self._mocap[marker.name]] = initial_value(initial, f"marker/{marker.name}/pos",
+                                                                  marker.pos, (3,))
+        mujoco.mj_forward(m, d)
+        self.drive.reset(q)
+        self._ticks = 0
+
+    def command(self, target: np.ndarray) -> None:
+        target = check_target(target, len(self.spec.joints))
+        if not self.drive.set_target(target, 1.0 / self.spec.control_hz):
+            raise ValueError("joint drive rejected the target")
+
+    def advance(self) -> dict[str, Any]:
+        self._stepper.step(self.drive, self.spec.ticks_per_step)
+        self._ticks += self.spec.ticks_per_step
+        return {"timestamp": self._ticks / self.spec.physics_hz}
+
+    def read(self) -> State:
+        return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self._obj_qadr:
+            raise KeyError(f"mujoco backend: no object {name!r}; objects: {sorted(self._obj_qadr)}")
+        adr = self._obj_qadr[name]
+        return self.data.qpos[adr:adr + 3].copy(), self.data.qpos[adr + 3:adr + 7].copy()
+
+    def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
+        """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""
+        body = self.model.body(link)
+        return self.data.xpos[body.id].copy(), self.data.xquat[body.id].copy()
+
+    def set_joint_positions(self, q: np.ndarray) -> None:
+        """Kinematic pose for tests and tools: set the joints, recompute frames, no dynamics."""
+        self.data.qpos[self._qadr] = q
+        mujoco.mj_kinematics(self.model, self.data)
+
+    def render(self, camera: str) -> np.ndarray:
+        cam = self.spec.camera(camera)
+        if self._renderer is None:
+            self._renderer = _OffscreenRenderer(self.model)
+        return self._renderer.render(self.model, self.data, self.model.camera(camera).id, cam.width, cam.height)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

@@ -1,0 +1,200 @@
+"""PyBullet backend for arms: the same URDF, scene and compiled servo drive as the MuJoCo backend.
+
+PyBullet has no C-level hook per physics tick, so the drive runs in a short Python loop: read joint
+states -> `drive.compute` -> joint torques -> `stepSimulation`. PyBullet's default joint velocity
+motors are re-purposed as Coulomb joint friction (a velocity-zero motor whose force cap is the URDF
+<dynamics friction>), which is how MuJoCo's `frictionloss` behaves too; viscous damping is zero in
+both (the servo's kd and torque-speed line provide it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pybullet as pb
+
+from robotlearn.core.backend import Backend, State
+from robotlearn.core.spec import RobotSpec
+from robotlearn.robots.description import urdf_actuated_joints
+from robotlearn.sim.cameras import camera_axes
+from robotlearn.sim.common import check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.scene import scene_for
+
+GRAVITY = -9.81
+
+
+def _xyzw(wxyz) -> list[float]:
+    return [wxyz[1], wxyz[2], wxyz[3], wxyz[0]]
+
+
+def _wxyz(xyzw) -> np.ndarray:
+    return np.array([xyzw[3], xyzw[0], xyzw[1], xyzw[2]])
+
+
+class PybulletArmBackend(Backend):
+    """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: ``interpolation``."""
+
+    name = "pybullet"
+
+    def __init__(self, spec: RobotSpec, interpolation: str = "linear"):
+        super().__init__(spec)
+        self.scene = scene_for(spec.description)
+        self._cid = pb.connect(pb.DIRECT)
+        self._closed = False
+        c = self._cid
+        pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / spec.physics_hz, numSubSteps=0,
+                                     deterministicOverlappingPairs=1, physicsClientId=c)
+        pb.setGravity(0, 0, GRAVITY, physicsClientId=c)
+        self.robot = pb.loadURDF(str(spec.description), [0, 0, 0], [0, 0, 0, 1], useFixedBase=True,
+                                 flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=c)
+        self._links = {pb.getBodyInfo(self.robot, physicsClientId=c)[0].decode(): -1}
+        joint_index = {}
+        for i in range(pb.getNumJoints(self.robot, physicsClientId=c)):
+            info = pb.getJointInfo(self.robot, i, physicsClientId=c)
+            joint_index[info[1].decode()] = i
+            self._links[info[12].decode()] = i
+        missing = [j.name for j in spec.joints if j.name not in joint_index]
+        if missing:
+            raise ValueError(f"pybullet backend: joints {missing} not in {spec.description.name}")
+        self._idx = [joint_index[j.name] for j in spec.joints]
+        self._build_scene()
+        friction = {j.get("name"): float(j.find("dynamics").get("friction", 0.0)) if j.find("dynamics") is not None
+                    else 0.0 for j in urdf_actuated_joints(spec.description)}
+        pb.setJointMotorControlArray(self.robot, self._idx, pb.VELOCITY_CONTROL, targetVelocities=[0.0] * len(self._idx),
+                                     forces=[friction[j.name] for j in spec.joints], physicsClientId=c)
+        self._lower, self._upper = spec.lower, spec.upper
+        self.drive = make_drive(spec, interpolation)
+        self._ticks = 0
+        self._initial_state = pb.saveState(physicsClientId=c)
+        self.reset(np.random.default_rng(0), {})
+
+    def _build_scene(self) -> None:
+        """Table, floor, cube and markers; frictions set so Bullet's product rule gives scene.yaml's pairs."""
+        c, s = self._cid, self.scene
+        slide_t, torsion_t = s.cube_table_friction
+        slide_r, torsion_r = s.cube_robot_friction
+        for i in [-1, *range(pb.getNumJoints(self.robot, physicsClientId=c))]:
+            pb.changeDynamics(self.robot, i, lateralFriction=slide_r, spinningFriction=torsion_r, rollingFriction=0.0,
+                              linearDamping=0.0, angularDamping=0.0, jointDamping=0.0, physicsClientId=c)
+        for box in (s.table, s.floor):
+            half = np.array(box.size) / 2
+            body = pb.createMultiBody(
+                0.0, pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c),
+                pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=box.rgba, physicsClientId=c),
+                basePosition=box.center, physicsClientId=c)
+            pb.changeDynamics(body, -1, lateralFriction=slide_t, spinningFriction=torsion_t, rollingFriction=0.0,
+                              physicsClientId=c)
+        self._objects = {}
+        for obj in s.objects:
+            half = np.array(obj.size) / 2
+            body = pb.createMultiBody(
+                obj.mass, pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c),
+                pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=obj.rgba, physicsClientId=c),
+                basePosition=obj.pos, baseOrientation=_xyzw(obj.quat), physicsClientId=c)
+            # the object is the neutral element (1.0) of the product, so pairs take the other body's value
+            pb.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=1.0, rollingFriction=0.0,
+                              linearDamping=0.0, angularDamping=0.0, localInertiaDiagonal=obj.inertia.tolist(),
+                              physicsClientId=c)
+            self._objects[obj.name] = body
+        self._markers = {}
+        for marker in s.markers:
+            vis = pb.createVisualShape(pb.GEOM_SPHERE, radius=marker.radius, rgbaColor=marker.rgba, physicsClientId=c)
+            self._markers[marker.name] = pb.createMultiBody(0.0, -1, vis, basePosition=marker.pos, physicsClientId=c)
+
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        unknown = unknown_scene_keys(initial, self._objects, self._markers)
+        if unknown:
+            raise ValueError(f"pybullet backend: unknown reset keys {unknown}")
+        c = self._cid
+        n = len(self.spec.joints)
+        q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
+        q = np.clip(q, self._lower, self._upper)
+        # restoring the saved state also restores contact caches, so a reset episode replays bit-exactly
+        pb.restoreState(self._initial_state, physicsClientId=c)
+        for i, qi in zip(self._idx, q):
+            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=c)
+        for obj in self.scene.objects:
+            pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
+            quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
+            body = self._objects[obj.name]
+            pb.resetBasePositionAndOrientation(body, pos.tolist(), _xyzw(quat / np.linalg.norm(quat)), physicsClientId=c)
+            pb.resetBaseVelocity(body, [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        for marker in self.scene.markers:
+            pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
+            pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
+        self.drive.reset(q)
+        self._ticks = 0
+
+    def command(self, target: np.ndarray) -> None:
+        target = check_target(target, len(self.spec.joints))
+        if not self.drive.set_target(target, 1.0 / self.spec.control_hz):
+            raise ValueError("joint drive rejected the target")
+
+    def advance(self) -> dict[str, Any]:
+        c, robot, idx, drive = self._cid, self.robot, self._idx, self.drive
+        get_states, set_control, step = pb.getJointStates, pb.setJointMotorControlArray, pb.stepSimulation
+        torque = pb.TORQUE_CONTROL
+        n = len(idx)
+        q, qd = np.empty(n), np.empty(n)
+        for _ in range(self.spec.ticks_per_step):
+            for k, s in enumerate(get_states(robot, idx, physicsClientId=c)):
+                q[k], qd[k] = s[0], s[1]
+            set_control(robot, idx, torque, forces=drive.compute(q, qd), physicsClientId=c)
+            step(physicsClientId=c)
+        self._ticks += self.spec.ticks_per_step
+        return {"timestamp": self._ticks / self.spec.physics_hz}
+
+    def read(self) -> State:
+        states = pb.getJointStates(self.robot, self._idx, physicsClientId=self._cid)
+        return {"joint_pos": np.array([s[0] for s in states]), "joint_vel": np.array([s[1] for s in states])}
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self._objects:
+            raise KeyError(f"pybullet backend: no object {name!r}; objects: {sorted(self._objects)}")
+        pos, quat = pb.getBasePositionAndOrientation(self._objects[name], physicsClientId=self._cid)
+        return np.array(pos), _wxyz(quat)
+
+    def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
+        """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""
+        if link not in self._links:
+            raise KeyError(f"pybullet backend: no link {link!r}")
+        i, c = self._links[link], self._cid
+        if i >= 0:
+            state = pb.getLinkState(self.robot, i, computeForwardKinematics=True, physicsClientId=c)
+            return np.array(state[4]), _wxyz(state[5])
+        # the base pose PyBullet reports is its inertial frame; undo the URDF <inertial> offset
+        com_pos, com_quat = pb.getBasePositionAndOrientation(self.robot, physicsClientId=c)
+        local = pb.getDynamicsInfo(self.robot, -1, physicsClientId=c)
+        inv_pos, inv_quat = pb.invertTransform(local[3], local[4])
+        pos, quat = pb.multiplyTransforms(com_pos, com_quat, inv_pos, inv_quat)
+        return np.array(pos), _wxyz(quat)
+
+    def set_joint_positions(self, q: np.ndarray) -> None:
+        """Kinematic pose for tests and tools: set the joints, no dynamics."""
+        for i, qi in zip(self._idx, q):
+            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=self._cid)
+
+    def render(self, camera: str) -> np.ndarray:
+        cam = self.spec.camera(camera)
+        right, up, forward = camera_axes(cam)
+        pos = np.asarray(cam.pos, float)
+        if cam.parent != "world":
+            if cam.parent not in self._links:
+                raise ValueError(f"camera {cam.name!r}: parent link {cam.parent!r} is not in the robot")
+            link_pos, link_quat = self.link_pose(cam.parent)
+            rot = np.array(pb.getMatrixFromQuaternion(_xyzw(link_quat))).reshape(3, 3)
+            pos, forward, up = link_pos + rot @ pos, rot @ forward, rot @ up
+        near, far = self.scene.camera_clip
+        view = pb.computeViewMatrix(pos.tolist(), (pos + forward).tolist(), up.tolist())
+        proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, cam.width / cam.height, near, far)
+        _, _, rgba, _, _ = pb.getCameraImage(cam.width, cam.height, view, proj, renderer=pb.ER_TINY_RENDERER,
+                                             flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self._cid)
+        return np.ascontiguousarray(np.reshape(rgba, (cam.height, cam.width, 4))[:, :, :3], dtype=np.uint8)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        pb.disconnect(physicsClientId=self._cid)

@@ -1,0 +1,95 @@
+"""The table-top scene both sims build: table, floor, objects, visual markers, contact friction.
+
+Kept as data (sim_assets/<robot>/scene.yaml) and turned into engine calls by each backend, so the two
+engines cannot disagree about a size, a mass or a friction coefficient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+@dataclass(frozen=True)
+class Box:
+    size: tuple[float, float, float]  # full edge lengths (m)
+    center: tuple[float, float, float]
+    rgba: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """A free rigid box (the cube)."""
+
+    name: str
+    size: tuple[float, float, float]
+    mass: float
+    pos: tuple[float, float, float]
+    quat: tuple[float, float, float, float]  # wxyz
+    rgba: tuple[float, float, float, float]
+
+    @property
+    def inertia(self) -> np.ndarray:
+        """Principal inertia of a uniform box, set explicitly so both engines use the same numbers."""
+        x, y, z = self.size
+        return self.mass / 12.0 * np.array([y * y + z * z, x * x + z * z, x * x + y * y])
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A visual-only sphere (no collision, no mass), e.g. the goal."""
+
+    name: str
+    radius: float
+    pos: tuple[float, float, float]
+    rgba: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Scene:
+    table: Box
+    floor: Box
+    objects: tuple[SceneObject, ...]
+    markers: tuple[Marker, ...]
+    cube_table_friction: tuple[float, float]  # (sliding, torsional) of the object-table pair
+    cube_robot_friction: tuple[float, float]  # (sliding, torsional) of the object-robot pair
+    camera_clip: tuple[float, float]
+
+
+def _tuple(values, n: int, what: str, source: Path) -> tuple[float, ...]:
+    if not isinstance(values, list) or len(values) != n:
+        raise ValueError(f"{source}: {what} must be a list of {n} numbers, got {values!r}")
+    return tuple(float(v) for v in values)
+
+
+def load_scene(path: str | Path) -> Scene:
+    """Read a scene YAML; any missing or malformed entry is a one-line error naming it."""
+    path = Path(path)
+    data = yaml.safe_load(path.read_text())
+    try:
+        box = {k: Box(_tuple(data[k]["size"], 3, f"{k}.size", path), _tuple(data[k]["center"], 3, f"{k}.center", path),
+                      _tuple(data[k]["rgba"], 4, f"{k}.rgba", path)) for k in ("table", "floor")}
+        objects = tuple(
+            SceneObject(name, _tuple(o["size"], 3, f"{name}.size", path), float(o["mass"]),
+                        _tuple(o["pos"], 3, f"{name}.pos", path), _tuple(o["quat"], 4, f"{name}.quat", path),
+                        _tuple(o["rgba"], 4, f"{name}.rgba", path))
+            for name, o in data["objects"].items())
+        markers = tuple(
+            Marker(name, float(m["radius"]), _tuple(m["pos"], 3, f"{name}.pos", path),
+                   _tuple(m["rgba"], 4, f"{name}.rgba", path))
+            for name, m in data["markers"].items())
+        fr = data["friction"]
+        return Scene(box["table"], box["floor"], objects, markers,
+                     _tuple(fr["cube_table"], 2, "friction.cube_table", path),
+                     _tuple(fr["cube_robot"], 2, "friction.cube_robot", path),
+                     _tuple(data["camera_clip"], 2, "camera_clip", path))
+    except KeyError as exc:
+        raise ValueError(f"{path}: missing key {exc.args[0]!r}") from exc
+
+
+def scene_for(description: Path) -> Scene:
+    """The scene stored next to a robot description (sim_assets/<robot>/scene.yaml)."""
+    return load_scene(Path(description).parent / "scene.yaml")

@@ -1,0 +1,116 @@
+"""The env contract on both sims: check_env, identical spaces, experts, determinism, bad input."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import robotlearn  # noqa: F401  (registers the envs)
+from robotlearn.cli.sim import run_episodes
+from robotlearn.core.config import ConfigError
+from robotlearn.envs import make_env
+
+ARM_ENVS = ["robotlearn/ArmReach-v0", "robotlearn/ArmPickPlace-v0"]
+SIMS = ["mujoco", "pybullet"]
+
+
+@pytest.mark.parametrize("backend", SIMS)
+@pytest.mark.parametrize("env_id", ARM_ENVS)
+@pytest.mark.parametrize("cameras", [(), ("scene", "wrist")])
+def test_check_env(env_id, backend, cameras):
+    env = gym.make(env_id, backend=backend, cameras=cameras)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, _ = env.reset(seed=0)
+    for cam in cameras:
+        img = obs[f"images/{cam}"]
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.std() > 1.0, f"{cam} image is blank"
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ARM_ENVS)
+@pytest.mark.parametrize("action_mode", ["ee_delta", "joint_delta"])
+def test_spaces_equal_across_backends(env_id, action_mode):
+    envs = [gym.make(env_id, backend=b, cameras=("scene",), overrides=[f"action_mode={action_mode}"]) for b in SIMS]
+    assert envs[0].observation_space == envs[1].observation_space
+    assert envs[0].action_space == envs[1].action_space
+    for backend, env in zip(SIMS, envs, strict=True):
+        obs, _ = env.reset(seed=1)
+        assert env.observation_space.contains(obs), backend
+        for key, value in obs.items():
+            assert value.dtype == (np.uint8 if key.startswith("images/") else np.float32), key
+        env.close()
+
+
+@pytest.mark.parametrize("backend", SIMS)
+@pytest.mark.parametrize(("env_id", "episodes", "min_rate"),
+                         [("robotlearn/ArmReach-v0", 20, 0.95), ("robotlearn/ArmPickPlace-v0", 15, 0.80)])
+def test_scripted_expert_succeeds(env_id, backend, episodes, min_rate):
+    env = gym.make(env_id, backend=backend)
+    rate, _ = run_episodes(env, "expert", episodes, seed=100)
+    env.close()
+    assert rate >= min_rate, f"{env_id} on {backend}: expert success {rate:.0%} < {min_rate:.0%}"
+
+
+def test_random_policy_rarely_succeeds_at_pick_place():
+    """Guards against a success check that is always true."""
+    env = gym.make("robotlearn/ArmPickPlace-v0", backend="mujoco")
+    rate, _ = run_episodes(env, "random", 3, seed=5)
+    env.close()
+    assert rate == 0.0
+
+
+@pytest.mark.parametrize("backend", SIMS)
+def test_same_seed_same_episode(backend):
+    def rollout():
+        env = gym.make("robotlearn/ArmPickPlace-v0", backend=backend)
+        env.action_space.seed(3)
+        obs, _ = env.reset(seed=7)
+        trace = [np.concatenate([obs["joint_pos"], obs["cube_pos"]])]
+        for _ in range(15):
+            obs, *_ = env.step(env.action_space.sample())
+            trace.append(np.concatenate([obs["joint_pos"], obs["cube_pos"]]))
+        env.close()
+        return np.array(trace)
+
+    first, second = rollout(), rollout()
+    np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("backend", SIMS)
+def test_bad_actions(backend):
+    env = gym.make("robotlearn/ArmReach-v0", backend=backend)
+    env.reset(seed=0)
+    before = env.unwrapped.backend.read()["joint_pos"].copy()
+    for bad in (np.full(5, np.nan), np.array([0, 0, np.inf, 0, 0])):
+        with pytest.raises(ValueError, match="NaN/inf"):
+            env.step(bad)
+    np.testing.assert_array_equal(env.unwrapped.backend.read()["joint_pos"], before)  # nothing moved
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3))
+    for _ in range(5):  # documented clamp: huge actions are clipped, physics stays sane
+        obs, _, _, _, info = env.step(np.full(5, 1e6))
+        assert info["action_clipped"]
+        assert np.all(np.isfinite(obs["joint_pos"])) and np.all(np.abs(obs["joint_vel"]) < 50)
+    env.close()
+
+
+def test_unknown_names_give_one_line_errors():
+    with pytest.raises(gym.error.Error):
+        gym.make("robotlearn/NoSuchEnv-v0")
+    with pytest.raises(ValueError, match="unknown backend 'gazebo'.*mujoco"):
+        make_env("arm_reach", backend="gazebo")
+    with pytest.raises(ConfigError, match=r"arm_reach.yaml: rewrd: unknown key"):
+        make_env("arm_reach", overrides=["rewrd=sparse"])
+    with pytest.raises(ConfigError, match=r"arm_reach.yaml: max_episode_steps: .*greater than 0"):
+        make_env("arm_reach", overrides=["max_episode_steps=-1"])
+    with pytest.raises(ConfigError, match=r"arm_reach.yaml: params: .*tolerence"):
+        make_env("arm_reach", overrides=["params.tolerence=0.1"])
+    with pytest.raises(ConfigError, match="unknown tasks config 'nope'"):
+        make_env("nope")
+    for err_text in ("rewrd",):
+        try:
+            make_env("arm_reach", overrides=[f"{err_text}=1"])
+        except ConfigError as err:
+            assert "\n" not in str(err)

@@ -4,10 +4,14 @@
 namespace nb = nanobind;
 
 void bind_control(nb::module_& m);
+void bind_bus(nb::module_& m);
+void bind_loop(nb::module_& m);
 void bind_quad(nb::module_& m);
 
 NB_MODULE(_rt, m) {
   m.doc() = "robotlearn compiled core: controllers, real-time loop, serial servo bus";
   bind_control(m);
+  bind_bus(m);
+  bind_loop(m);
   bind_quad(m);
 }

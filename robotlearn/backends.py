@@ -15,6 +15,7 @@ from robotlearn.core.spec import RobotSpec
 BACKENDS: dict[tuple[str, str], str] = {
     ("arm", "mujoco"): "robotlearn.sim.mujoco_arm:MujocoArmBackend",
     ("arm", "pybullet"): "robotlearn.sim.pybullet_arm:PybulletArmBackend",
+    ("arm", "real"): "robotlearn.hardware.arm:RealArmBackend",
     ("quadrotor", "mujoco"): "robotlearn.sim.quad_mujoco:MujocoQuadBackend",
     ("quadrotor", "pybullet"): "robotlearn.sim.quad_pybullet:PybulletQuadBackend",
     ("quadrotor", "real"): "robotlearn.hardware.quadrotor:MavlinkQuadBackend",

@@ -64,8 +64,8 @@ void bind_control(nb::module_& m) {
              return to_numpy(tau);
            },
            nb::arg("q"), nb::arg("qd"))
-      .def_prop_ro("setpoint", [](const rt::JointDrive& d) { return to_numpy(d.setpoint()); })
-      .def_prop_ro("target", [](const rt::JointDrive& d) { return to_numpy(d.target()); })
+      .def_prop_ro("setpoint", [](const rt::JointDrive& d) { return to_numpy(d.setpoint()); }, nb::rv_policy::move)
+      .def_prop_ro("target", [](const rt::JointDrive& d) { return to_numpy(d.target()); }, nb::rv_policy::move)
       .def_prop_ro("time", &rt::JointDrive::time)
       .def_prop_ro("dt", &rt::JointDrive::dt)
       .def_prop_ro("size", &rt::JointDrive::size);

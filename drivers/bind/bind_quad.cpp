@@ -77,7 +77,7 @@ void bind_quad(nb::module_& m) {
            "Writes [force world (3), torque world (3)] about the CoM into `wrench`.")
       .def_prop_ro("hover_thrust", &rt::QuadDrive::hover_thrust)
       .def_prop_ro("max_collective_thrust", &rt::QuadDrive::max_collective_thrust)
-      .def_prop_ro("rotor_speed", [](const rt::QuadDrive& d) { return to_numpy(d.rotor_speed()); })
-      .def_prop_ro("motor_command", [](const rt::QuadDrive& d) { return to_numpy(d.motor_command()); })
+      .def_prop_ro("rotor_speed", [](const rt::QuadDrive& d) { return to_numpy(d.rotor_speed()); }, nb::rv_policy::move)
+      .def_prop_ro("motor_command", [](const rt::QuadDrive& d) { return to_numpy(d.motor_command()); }, nb::rv_policy::move)
       .def_prop_ro("dt", &rt::QuadDrive::dt);
 }

@@ -45,8 +45,6 @@ FuzzReport fuzz_decoder(Protocol p, std::uint64_t streams, std::uint64_t seed) {
       frames.clear();
       mutated.clear();
       const std::size_t nf = 1 + rng() % 6;
-      const std::size_t lead = rng() % 4;
-      for (std::size_t i = 0; i < lead; ++i) stream.push_back(static_cast<std::uint8_t>(rng() % 0xF0));
       for (std::size_t f = 0; f < nf; ++f) {
         Frame fr{static_cast<std::uint8_t>(rng() % 253), static_cast<std::uint8_t>(rng() % 4 == 0 ? rng() : 0), {}};
         const std::size_t np = rng() % 17;
@@ -57,17 +55,35 @@ FuzzReport fuzz_decoder(Protocol p, std::uint64_t streams, std::uint64_t seed) {
           const std::size_t pos = rng() % frame_bytes.size();
           switch (rng() % 4) {
             case 0: frame_bytes[pos] = static_cast<std::uint8_t>(frame_bytes[pos] + 1 + rng() % 255); break;
-            case 1: frame_bytes.erase(frame_bytes.begin() + static_cast<std::ptrdiff_t>(pos)); break;
+            case 1:  // deleting a final FF is the truncation case below
+              if (pos + 1 == frame_bytes.size() && frame_bytes[pos] == 0xFF)
+                frame_bytes[pos] = static_cast<std::uint8_t>(frame_bytes[pos] + 1 + rng() % 255);
+              else
+                frame_bytes.erase(frame_bytes.begin() + static_cast<std::ptrdiff_t>(pos));
+              break;
             case 2:
               frame_bytes.insert(frame_bytes.begin() + static_cast<std::ptrdiff_t>(pos), biased_byte(rng));
               break;
-            default: frame_bytes.resize(pos); break;
+            default:
+              // Cutting a tail that starts with FF would let the next frame's header bytes stand in
+              // for it: the frame arrives intact and the *next* one is the damaged one.
+              if (pos == 0 || frame_bytes[pos] == 0xFF)
+                frame_bytes[pos] = static_cast<std::uint8_t>(frame_bytes[pos] + 1 + rng() % 255);
+              else
+                frame_bytes.resize(pos);
+              break;
           }
         }
         frames.push_back(std::move(fr));
         mutated.push_back(mut);
         stream.insert(stream.end(), frame_bytes.begin(), frame_bytes.end());
       }
+    }
+    // Leading line noise (never FF/FD) before an intact first frame; before a damaged one it would
+    // merge with it into a single discarded run and hide the count being checked.
+    if (!random_stream && !mutated[0]) {
+      const std::size_t lead = rng() % 4;
+      for (std::size_t i = 0; i < lead; ++i) stream.insert(stream.begin(), static_cast<std::uint8_t>(rng() % 0xF0));
     }
     // Feed in random chunks, as a UART/USB adapter delivers them, then declare the line idle.
     std::size_t off = 0;

@@ -10,6 +10,7 @@ import torch
 # algo -> "module:function(args) -> int"; one line per algorithm
 TRAINERS: dict[str, str] = {
     "sac": "robotlearn.policies.sac.train:cli_main",
+    "diffusion": "robotlearn.policies.diffusion.train:cli_main",
 }
 
 
@@ -20,8 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="algo config name in configs/algos/ or a YAML path (default: <algo>)")
     parser.add_argument("--steps", type=int, help="total env steps")
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--dataset", help="recorded dataset directory (offline algos: diffusion)")
     parser.add_argument("--out", help="run directory (progress.csv, checkpoint/); default runs/<algo>-<env>")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
+    parser.add_argument("--intervene", default="none", choices=("none", "scripted"),
+                        help="operator device that may take over during training (HIL); scripted: the task's expert")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. utd=4 batch_size=128")
     # key=value overrides may come after the options (`train sac --env X utd=4`), which plain parse_args

@@ -64,7 +64,8 @@ def features_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.s
 class EpisodeRecorder:
     """Append episodes to a dataset root (created if missing, resumed if present with the same features)."""
 
-    def __init__(self, root: str | Path, fps: float, features: dict[str, dict[str, Any]], robot_type: str = ""):
+    def __init__(self, root: str | Path, fps: float, features: dict[str, dict[str, Any]], robot_type: str = "",
+                 env_record: dict[str, Any] | None = None):
         self.root = Path(root)
         self.fps = float(fps)
         info_path = self.root / "meta" / "info.json"
@@ -79,6 +80,8 @@ class EpisodeRecorder:
                     "video_files_size_in_mb": 500, "fps": self.fps, "splits": {}, "data_path": DATA_PATH,
                     "video_path": VIDEO_PATH if any(f["dtype"] == "video" for f in features.values()) else None,
                     "features": features}
+            if env_record:
+                info["robotlearn_env"] = env_record  # how to rebuild the env (train/eval), ignored by LeRobot
             atomic_write_json(info_path, info)
             self.meta = DatasetMeta(self.root, info, [], [])
         self._remove_uncommitted()
@@ -89,9 +92,11 @@ class EpisodeRecorder:
         self._task = ""
 
     @classmethod
-    def for_env(cls, root: str | Path, env: gym.Env, robot_type: str = "") -> EpisodeRecorder:
+    def for_env(cls, root: str | Path, env: gym.Env, robot_type: str = "",
+                env_record: dict[str, Any] | None = None) -> EpisodeRecorder:
         fps = float(env.metadata.get("render_fps") or 10.0)
-        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps), robot_type)
+        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps), robot_type,
+                   env_record)
 
     @property
     def num_episodes(self) -> int:

@@ -12,8 +12,8 @@ Threads (all stopped and joined by `close()`):
   targets, sim state -> present_* registers; renders cameras at ``camera_fps`` and publishes MJPEG;
   serves side-channel requests (MuJoCo is single-threaded, so only this thread touches the sim);
 * side channel - a localhost UDP JSON endpoint that exposes the *emulator's ground truth* (scene object
-  poses) and lets a test or the real backend place scene objects, standing in for a perception system
-  and for the person who resets the table. Real hardware has no such thing; the real backend uses it
+  poses) and lets a test or the real backend place scene objects or hold the limp arm in a pose,
+  standing in for a perception system and for the person who resets the table or calibrates the arm. Real hardware has no such thing; the real backend uses it
   only when its config says ``emulator: true``.
 
 When ready, the emulator writes ``<link>.json`` (pty path, camera URLs, side-channel address) next to
@@ -28,6 +28,7 @@ import pty
 import queue
 import select
 import socket
+import sys
 import termios
 import threading
 import time
@@ -51,8 +52,6 @@ from robotlearn.emulators.reality_gap import (
 from robotlearn.emulators.servo_bus import Servo, ServoBusDevice, load_servo_table
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
 
-# Velocity register units (rad/s per LSB): Dynamixel X 0.229 rpm; Feetech STS 1 step/s at 4096 steps/rev.
-VELOCITY_UNIT = {"dynamixel2": 0.229 * 2 * np.pi / 60, "feetech": 2 * np.pi / 4096}
 BAUD_CODES = {"dynamixel2": {57600: 1, 115200: 2, 1_000_000: 3, 2_000_000: 4, 3_000_000: 5, 4_000_000: 6},
               "feetech": {1_000_000: 0, 500_000: 1, 250_000: 2, 128_000: 3, 115_200: 4, 57_600: 6}}
 
@@ -124,6 +123,8 @@ class ArmEmulator:
         self._mjpeg = MjpegServer(port=mjpeg_port) if self.cameras else None
         self._sock: socket.socket | None = None
         self._master = self._slave = -1
+        self._held: np.ndarray | None = None  # pose a (emulated) person holds the limp arm in
+        self._wake_r, self._wake_w = os.pipe()  # wakes the bus thread at close, so the pty hangs up at once
         q0 = self.backend.read()["joint_pos"]
         self._goal_si = q0[self._servo_joint].copy()
         self._backlash = Backlash(self.gap.backlash, self._goal_si)
@@ -155,35 +156,36 @@ class ArmEmulator:
             servo.set("goal_position", servo.get("present_position"))
 
     def _write_present(self, q: np.ndarray, qd: np.ndarray) -> None:
-        vel_unit = VELOCITY_UNIT[self.hw.protocol]
+        vel_unit = self.table.velocity_unit
         for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
             raw = int(round(float(cal.to_raw(q[j]))))
             servo.set("present_position", max(0, min(self.table.resolution - 1, raw)))
             ticks_per_s = cal.sign * qd[j] * cal.ticks_per_unit
-            vel = int(round(ticks_per_s * (2 * np.pi / self.table.resolution) / vel_unit))
-            if self.hw.protocol == "feetech":  # sign-magnitude, sign at bit 15
-                vel = (abs(vel) & 0x7FFF) | (0x8000 if vel < 0 else 0)
-            servo.set("present_velocity", vel)
+            servo.set("present_velocity", int(round(ticks_per_s * (2 * np.pi / self.table.resolution) / vel_unit)))
             servo.set("moving", int(abs(qd[j]) > 0.01))
 
     def _read_goals(self, q_now: np.ndarray) -> np.ndarray:
-        """Servo goals in SI; a servo with torque off (or not in position mode) follows the arm (limp)."""
+        """Servo goals in SI; a servo with torque off (or not in position mode) follows the arm (limp),
+        unless the emulated person holds the arm (side-channel op "hold"), as during calibration."""
         goals = np.empty(len(self._cal))
         for k, (servo, cal, j) in enumerate(zip(self.device.servos.values(), self._cal, self._servo_joint,
                                                 strict=True)):
-            position_mode = not servo.has("operating_mode") or servo.get("operating_mode") in (3, 4) \
-                or self.hw.protocol == "feetech"
+            position_modes = (3, 4) if self.hw.protocol == "dynamixel2" else (0,)  # position / extended position
+            position_mode = not servo.has("operating_mode") or servo.get("operating_mode") in position_modes
             if servo.get("torque_enable") and position_mode:
-                raw = servo.get("goal_position", signed=self.hw.protocol == "dynamixel2")
+                raw = servo.get("goal_position", signed=True)
                 if servo.has("min_position_limit") and servo.has("max_position_limit"):
                     raw = min(max(raw, servo.get("min_position_limit")), servo.get("max_position_limit"))
                 goals[k] = float(cal.to_si(raw))
             else:
-                goals[k] = q_now[j]
+                goals[k] = q_now[j] if self._held is None else self._held[j]
         return goals
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> ArmEmulator:
+        # A servo answers within microseconds; the bus thread must not wait the default 5 ms GIL switch
+        # interval behind the physics thread, or the host sees timeouts that real servos never cause.
+        sys.setswitchinterval(2e-4)
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave, termios.TCSANOW)
         slave_name = os.ttyname(self._slave)
@@ -214,13 +216,14 @@ class ArmEmulator:
     def close(self) -> None:
         """Stop every thread, close the pty (the host sees the device vanish), remove link and info file."""
         self._stop.set()
-        for t in self._threads:
+        os.write(self._wake_w, b"x")
+        for t in self._threads:  # the bus thread goes first and closes the pty on its way out
             t.join(timeout=5.0)
         self._threads.clear()
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
+        self._hang_up()
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self._mjpeg is not None:
             self._mjpeg.close()
         if self._sock is not None:
@@ -232,10 +235,13 @@ class ArmEmulator:
         self.backend.close()
         self._workdir.close()
 
-    def wait(self) -> None:
-        """Block until `stop()` (or a signal handler calling it)."""
-        while not self._stop.wait(0.2):
-            pass
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until `stop()` (or a signal handler calling it) or `timeout_s`; True if stopped."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._stop.wait(0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))):
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()
@@ -244,11 +250,23 @@ class ArmEmulator:
         if self._mjpeg is not None:
             self._mjpeg.freeze(name, frozen)
 
+    def _hang_up(self) -> None:
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+
     # -- threads ---------------------------------------------------------------------------------
     def _bus_loop(self) -> None:
+        try:
+            self._serve_bus()
+        finally:
+            self._hang_up()
+
+    def _serve_bus(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._master], [], [], 0.05)
-            if not ready:
+            ready, _, _ = select.select([self._master, self._wake_r], [], [], 0.5)
+            if self._master not in ready:
                 continue
             try:
                 data = os.read(self._master, 4096)
@@ -284,7 +302,7 @@ class ArmEmulator:
         while not self._stop.is_set():
             self._serve_requests()
             state = self.backend.read()
-            q, qd = state["joint_pos"], state["joint_vel"]
+            q = state["joint_pos"]
             now = time.monotonic()
             with self._lock:
                 goals = self._read_goals(q)
@@ -361,10 +379,22 @@ class ArmEmulator:
             q = self.backend.read()["joint_pos"]
             self.backend.reset(np.random.default_rng(0), {"joint_pos": q, **scene})
             return {"ok": True}
+        if op == "hold":
+            # The person who holds the limp arm in a pose (calibration); null lets go.
+            pose = request.get("joint_pos")
+            self._held = None if pose is None else np.clip(np.asarray(pose, dtype=np.float64).reshape(
+                len(self.spec.joints)), self.spec.lower, self.spec.upper)
+            return {"ok": True}
         if op == "stats":
             with self._lock:
                 return {**self.stats, **self.device.counts}
+        if op == "registers":
+            names = request.get("names", ["torque_enable", "goal_position", "present_position"])
+            with self._lock:
+                return {str(i): {n: s.get(n, signed=True) for n in names if s.has(n)}
+                        for i, s in self.device.servos.items()}
         if op == "freeze_camera":
             self.freeze_camera(str(request["name"]), bool(request.get("frozen", True)))
             return {"ok": True}
-        raise ValueError(f"unknown op {op!r}; ops: object_pose, place, stats, freeze_camera")
+        raise ValueError(f"unknown op {op!r}; ops: object_pose, place, hold, stats, registers, "
+                         "freeze_camera")

@@ -13,6 +13,7 @@ wire at the configured baud; the emulator sleeps that long before answering.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class Register:
     size: int
     writable: bool = True
     default: int = 0
+    sign_bit: int | None = None  # sign-magnitude encoding with the sign at this bit (Feetech); else two's complement
 
 
 @dataclass(frozen=True)
@@ -68,9 +70,17 @@ class ServoTable:
             raise KeyError(f"servo model {self.model!r} has no register {name!r}")
         return self.registers[name]
 
+    @property
+    def velocity_unit(self) -> float:
+        """rad/s per LSB of present_velocity: the YAML's ``velocity_unit_rad_s``, else the protocol's usual unit
+        (Dynamixel X: 0.229 rpm; Feetech STS: one encoder step per second)."""
+        default = 0.229 * 2 * math.pi / 60 if self.protocol == "dynamixel2" else 2 * math.pi / self.resolution
+        return float(self.extra.get("velocity_unit_rad_s", default))
+
     def host_table(self) -> dict[str, tuple[int, int]]:
-        """name -> (addr, size), the form `robotlearn._rt.ServoBus` takes."""
-        return {name: (r.addr, r.size) for name, r in self.registers.items()}
+        """name -> (addr, size[, sign_bit]), the form `robotlearn._rt.ServoBus` takes."""
+        return {name: (r.addr, r.size) if r.sign_bit is None else (r.addr, r.size, r.sign_bit)
+                for name, r in self.registers.items()}
 
 
 def servo_table_path(model: str | Path) -> Path:
@@ -94,10 +104,12 @@ def load_servo_table(model: str | Path) -> ServoTable:
     regs: dict[str, Register] = {}
     for name, spec in raw.items():
         if isinstance(spec, (list, tuple)):
-            regs[name] = Register(int(spec[0]), int(spec[1]))
+            regs[name] = Register(int(spec[0]), int(spec[1]), sign_bit=int(spec[2]) if len(spec) > 2 else None)
         elif isinstance(spec, dict):
             access = str(spec.get("access", "RW")).upper()
-            regs[name] = Register(int(spec["addr"]), int(spec["size"]), "W" in access, int(spec.get("default", 0)))
+            sign_bit = spec.get("sign_bit")
+            regs[name] = Register(int(spec["addr"]), int(spec["size"]), "W" in access, int(spec.get("default", 0)),
+                                  None if sign_bit is None else int(sign_bit))
         else:
             raise ConfigError(f"{path}: register {name!r} must be a mapping or [addr, size]")
     protocol = str(data.get("protocol", "dynamixel2"))
@@ -261,10 +273,10 @@ class Servo:
         self.set("model_number", table.model_number)
         self.set("id", servo_id)
         self._readonly = {a for r in table.registers.values() if not r.writable for a in range(r.addr, r.addr + r.size)}
-        self._eeprom_locked_until = self._torque_addr()
-
-    def _torque_addr(self) -> int:
-        return self.table.addr("torque_enable").addr if "torque_enable" in self.table.registers else 0
+        # Dynamixel: the EEPROM area (below torque_enable) is read-only while torque is on. Feetech guards
+        # its EEPROM with a separate `lock` register instead, so there is no torque interlock there.
+        regs = table.registers
+        self._eeprom_locked_until = regs["torque_enable"].addr if "torque_enable" in regs and "lock" not in regs else 0
 
     @property
     def id(self) -> int:
@@ -274,16 +286,26 @@ class Servo:
         return name in self.table.registers
 
     def get(self, name: str, signed: bool = False) -> int:
+        """Register value; `signed` decodes two's complement, or sign-magnitude where the table gives a sign bit."""
         reg = self.table.addr(name)
-        return int.from_bytes(self.mem[reg.addr: reg.addr + reg.size], "little", signed=signed)
+        raw = int.from_bytes(self.mem[reg.addr: reg.addr + reg.size], "little")
+        if not signed:
+            return raw
+        if reg.sign_bit is not None:
+            magnitude = raw & ((1 << reg.sign_bit) - 1)
+            return -magnitude if raw >> reg.sign_bit & 1 else magnitude
+        return raw - (1 << (8 * reg.size)) if raw >> (8 * reg.size - 1) else raw
 
     def set(self, name: str, value: int) -> None:
         """Device-side write (the servo updating its own present_* registers); ignores access rights."""
         if name not in self.table.registers:
             return
         reg = self.table.registers[name]
+        value = int(value)
+        if reg.sign_bit is not None and value < 0:
+            value = min(-value, (1 << reg.sign_bit) - 1) | (1 << reg.sign_bit)
         mask = (1 << (8 * reg.size)) - 1
-        self.mem[reg.addr: reg.addr + reg.size] = (int(value) & mask).to_bytes(reg.size, "little")
+        self.mem[reg.addr: reg.addr + reg.size] = (value & mask).to_bytes(reg.size, "little")
 
     def read(self, addr: int, size: int) -> bytes | None:
         if addr + size > len(self.mem) or size <= 0:
@@ -360,7 +382,10 @@ class ServoBusDevice:
         return ft_packet(servo.id, error, params)
 
     def _answers(self, servo: Servo) -> bool:
-        return not servo.has("status_return_level") or servo.get("status_return_level") >= 2
+        """Whether a WRITE gets a status packet (Dynamixel: level 2; Feetech: level 1 answers everything)."""
+        if not servo.has("status_return_level"):
+            return True
+        return servo.get("status_return_level") >= (2 if self.protocol == "dynamixel2" else 1)
 
     def _write(self, servo: Servo, addr: int, data: bytes) -> int:
         err = servo.host_write(addr, data)
@@ -387,9 +412,8 @@ class ServoBusDevice:
                 else:
                     out += self._status(servo, 0)
                 continue
-            if req.servo_id == BROADCAST_ID:
-                continue  # only PING answers a broadcast
-            if inst == DXL_READ:
+            broadcast = req.servo_id == BROADCAST_ID  # executed by all, answered by none (except PING)
+            if inst == DXL_READ and not broadcast:
                 addr, size = (int.from_bytes(p[0:2], "little"), int.from_bytes(p[2:4], "little")) if dxl else (
                     p[0], p[1]) if len(p) >= 2 else (0, 0)
                 data = servo.read(addr, size) if len(p) >= (4 if dxl else 2) else None
@@ -397,13 +421,14 @@ class ServoBusDevice:
             elif inst == DXL_WRITE:
                 hdr = 2 if dxl else 1
                 err = self._write(servo, int.from_bytes(p[:hdr], "little"), p[hdr:]) if len(p) > hdr else DXL_ERR_DATA_LENGTH
-                if self._answers(servo):
+                if self._answers(servo) and not broadcast:
                     out += self._status(servo, err)
             elif dxl and inst == DXL_REBOOT:
                 servo.set("hardware_error_status", 0)
                 servo.set("torque_enable", 0)
-                out += self._status(servo, 0)
-            else:
+                if not broadcast:
+                    out += self._status(servo, 0)
+            elif not broadcast:  # READ is handled above; a broadcast READ has no meaning and is ignored
                 self.counts["unknown_instruction"] += 1
                 out += self._status(servo, DXL_ERR_INSTRUCTION)
         return bytes(out)

@@ -9,6 +9,8 @@ Quaternions are (w, x, y, z) everywhere, as in MAVLink's `q` fields.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 _S = np.sqrt(0.5)
@@ -58,3 +60,16 @@ def yaw_enu_to_ned(yaw: float) -> float:
 
 
 yaw_ned_to_enu = yaw_enu_to_ned
+
+
+def mavlink2_common():
+    """pymavlink's `common` dialect on MAVLink 2 (ODOMETRY and friends need v2; the default is v1 `all`).
+
+    pymavlink selects the wire version from the MAVLINK20 environment variable when a dialect is set,
+    so both the driver and the emulator call this once at import, before any connection is opened.
+    """
+    from pymavlink import mavutil
+
+    os.environ["MAVLINK20"] = "1"
+    mavutil.set_dialect("common")
+    return mavutil.mavlink

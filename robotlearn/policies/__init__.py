@@ -18,6 +18,7 @@ from robotlearn.policies.checkpoint import CheckpointError, read_config
 # algo name (config.json "algo") -> "module:Class" whose classmethod load(directory, config) builds the policy
 POLICY_LOADERS: dict[str, str] = {
     "sac": "robotlearn.policies.sac.agent:SACPolicy",
+    "diffusion": "robotlearn.policies.diffusion.policy:DiffusionAgent",
 }
 
 

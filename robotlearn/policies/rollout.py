@@ -99,3 +99,22 @@ def run_episodes(env: gym.Env, act: Callable[[dict], np.ndarray], episodes: int,
         result.successes.append(bool(info.get("is_success", success)))
         result.lengths.append(length)
     return result
+
+
+def env_for_checkpoint(config: dict[str, Any], backend: str | None, render_mode: str | None = None,
+                       **backend_options: Any) -> gym.Env:
+    """The env a checkpoint was trained on (id, task overrides, cameras), on `backend` (default: its training one)."""
+    env_rec = config.get("env") or {}
+    if "id" not in env_rec:
+        raise ValueError("checkpoint config has no env record; cannot rebuild its environment")
+    return make_env(env_rec["id"], backend or env_rec.get("backend"), env_rec.get("overrides", ()),
+                    env_rec.get("cameras", ()), render_mode=render_mode, **backend_options)
+
+
+def write_video(path: str, frames: Sequence[np.ndarray], fps: float) -> None:
+    import imageio.v2 as imageio
+
+    frames = [f for f in frames if f is not None]
+    if not frames:
+        raise ValueError(f"no frames to write to {path}: this env/backend renders nothing (no camera?)")
+    imageio.mimsave(path, frames, fps=fps, macro_block_size=1)

@@ -39,7 +39,7 @@ def joints_from_urdf(path: str | Path, servo_cfg=None) -> tuple[JointSpec, ...]:
     if len(kp) != n or len(kd) != n:
         raise ValueError(f"{path}: servo.kp/kd need {n} values (one per actuated joint), got {len(kp)}/{len(kd)}")
     out = []
-    for j, p, d in zip(joints, kp, kd):
+    for j, p, d in zip(joints, kp, kd, strict=True):
         name = j.get("name")
         limit = j.find("limit")
         if limit is None:

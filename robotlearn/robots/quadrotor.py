@@ -29,7 +29,7 @@ DEFAULTS = {
     "max_yaw_rate": 1.5,               # rad/s at |a| = 1 (velocity mode)
     "pos_kp": [1.6, 1.6, 2.0],         # 1/s: position error -> velocity setpoint
     "vel_kp": [3.0, 3.0, 4.0],         # 1/s: velocity error -> acceleration
-    "vel_ki": [0.6, 0.6, 1.5],         # 1/s^2
+    "vel_ki": [2.0, 2.0, 6.0],         # 1/s^2: fast enough to absorb a ~15% hover-thrust error in ~1 s
     "vel_i_limit": 3.0,                # m/s^2
     "att_kp": [7.0, 7.0, 2.5],         # 1/s: attitude error (rad) -> body rate
     "max_tilt": 0.6,                   # rad

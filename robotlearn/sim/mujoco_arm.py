@@ -22,7 +22,7 @@ from robotlearn.core.backend import Backend, State
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_link_colors
 from robotlearn.sim.cameras import camera_axes
-from robotlearn.sim.common import check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.common import armature, check_target, initial_value, make_drive, unknown_scene_keys
 from robotlearn.sim.scene import Scene, scene_for
 
 # Collision filtering: robot geoms touch the environment but not each other (as in PyBullet, which has
@@ -59,7 +59,8 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
         link = geom.parent.name
         if link in colors:
             geom.rgba = colors[link]
-    for j in spec.joints:
+    for j, rotor in zip(spec.joints, armature(spec), strict=True):
+        ms.joint(j.name).armature = rotor
         ms.add_actuator(name=f"{j.name}_motor", target=j.name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
 
     world = ms.worldbody
@@ -215,6 +216,7 @@ class MujocoArmBackend(Backend):
     def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
         """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""
         body = self.model.body(link)
+        mujoco.mj_kinematics(self.model, self.data)  # mj_step leaves frames at the pre-step state
         return self.data.xpos[body.id].copy(), self.data.xquat[body.id].copy()
 
     def set_joint_positions(self, q: np.ndarray) -> None:
@@ -226,6 +228,8 @@ class MujocoArmBackend(Backend):
         cam = self.spec.camera(camera)
         if self._renderer is None:
             self._renderer = _OffscreenRenderer(self.model)
+        mujoco.mj_kinematics(self.model, self.data)  # frames and cameras at the current state, not the
+        mujoco.mj_camlight(self.model, self.data)  # one before the last mj_step
         return self._renderer.render(self.model, self.data, self.model.camera(camera).id, cam.width, cam.height)
 
     def close(self) -> None:

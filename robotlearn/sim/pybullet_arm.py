@@ -1,10 +1,17 @@
 """PyBullet backend for arms: the same URDF, scene and compiled servo drive as the MuJoCo backend.
 
 PyBullet has no C-level hook per physics tick, so the drive runs in a short Python loop: read joint
-states -> `drive.compute` -> joint torques -> `stepSimulation`. PyBullet's default joint velocity
-motors are re-purposed as Coulomb joint friction (a velocity-zero motor whose force cap is the URDF
-<dynamics friction>), which is how MuJoCo's `frictionloss` behaves too; viscous damping is zero in
-both (the servo's kd and torque-speed line provide it).
+states -> `drive.compute` -> joint torques -> `stepSimulation`. The URDF's <dynamics> are applied the
+way MuJoCo applies them: Coulomb friction as a constraint (PyBullet's per-joint velocity motor with
+target 0 and the friction as its force cap, like MuJoCo's `frictionloss`), viscous damping as a torque
+-damping * qd added in the loop (PyBullet's own `jointDamping` is integrated differently).
+
+Bullet has no joint armature (reflected rotor inertia), which MuJoCo has and geared servos are
+dominated by. Each tick therefore solves the joint-space dynamics with the armature added,
+(M + A) qdd = tau - c + f, where f is the last tick's generalized constraint force (contacts, joint
+friction) read back from Bullet's own motion, and applies tau - A qdd, so that Bullet's M qdd =
+tau' - c + f yields that same qdd. Exact in free space and in static contact; while contacts or
+friction change, f lags one tick (2 ms).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from robotlearn.core.backend import Backend, State
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_actuated_joints
 from robotlearn.sim.cameras import camera_axes
-from robotlearn.sim.common import check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.common import armature, check_target, initial_value, make_drive, unknown_scene_keys
 from robotlearn.sim.scene import scene_for
 
 GRAVITY = -9.81
@@ -37,42 +44,67 @@ class PybulletArmBackend(Backend):
     """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: ``interpolation``."""
 
     name = "pybullet"
+    #: physics ticks between mass-matrix updates of the armature correction (M changes little in 20 ms)
+    mass_refresh_ticks = 10
 
     def __init__(self, spec: RobotSpec, interpolation: str = "linear"):
         super().__init__(spec)
         self.scene = scene_for(spec.description)
-        self._cid = pb.connect(pb.DIRECT)
+        self.client = pb.connect(pb.DIRECT)
         self._closed = False
-        c = self._cid
+        dynamics = {j.get("name"): j.find("dynamics") for j in urdf_actuated_joints(spec.description)}
+        self._friction, self._damping = (
+            np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
+                      for j in spec.joints]) for key in ("friction", "damping"))
+        self._build_world()
+        self._lower, self._upper = spec.lower, spec.upper
+        self.drive = make_drive(spec, interpolation)
+        self._armature = armature(spec)
+        self._dt = 1.0 / spec.physics_hz
+        self._q, self._qd = np.zeros(len(spec.joints)), np.zeros(len(spec.joints))
+        self._gain = np.zeros((len(spec.joints), len(spec.joints)))
+        self._correction = np.zeros((len(spec.joints), 3 * len(spec.joints)))
+        self._stacked = np.zeros(3 * len(spec.joints))
+        self._first_tick = True
+        self._tick_in_refresh = 0
+        self._ticks = 0
+        self.reset(np.random.default_rng(0), {})
+
+    def _build_world(self) -> None:
+        """Empty the engine and load robot + scene afresh.
+
+        Done on every reset: Bullet keeps broadphase pair and contact-manifold order across
+        `restoreState`, so only a rebuilt world replays an episode bit-exactly (~10 ms).
+        """
+        c, spec = self.client, self.spec
+        pb.resetSimulation(physicsClientId=c)
         pb.setPhysicsEngineParameter(fixedTimeStep=1.0 / spec.physics_hz, numSubSteps=0,
                                      deterministicOverlappingPairs=1, physicsClientId=c)
         pb.setGravity(0, 0, GRAVITY, physicsClientId=c)
         self.robot = pb.loadURDF(str(spec.description), [0, 0, 0], [0, 0, 0, 1], useFixedBase=True,
                                  flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=c)
         self._links = {pb.getBodyInfo(self.robot, physicsClientId=c)[0].decode(): -1}
-        joint_index = {}
+        self._joint_index = {}
         for i in range(pb.getNumJoints(self.robot, physicsClientId=c)):
             info = pb.getJointInfo(self.robot, i, physicsClientId=c)
-            joint_index[info[1].decode()] = i
+            self._joint_index[info[1].decode()] = i
             self._links[info[12].decode()] = i
-        missing = [j.name for j in spec.joints if j.name not in joint_index]
+        missing = [j.name for j in spec.joints if j.name not in self._joint_index]
         if missing:
             raise ValueError(f"pybullet backend: joints {missing} not in {spec.description.name}")
-        self._idx = [joint_index[j.name] for j in spec.joints]
+        self._idx = [self._joint_index[j.name] for j in spec.joints]
+        movable = [i for i in range(pb.getNumJoints(self.robot, physicsClientId=c))
+                   if pb.getJointInfo(self.robot, i, physicsClientId=c)[2] != pb.JOINT_FIXED]
+        if movable != self._idx:  # the armature correction works on Bullet's joint-space (dof-ordered) matrices
+            raise ValueError("pybullet backend: the spec's joints must be all movable URDF joints, in file order")
         self._build_scene()
-        friction = {j.get("name"): float(j.find("dynamics").get("friction", 0.0)) if j.find("dynamics") is not None
-                    else 0.0 for j in urdf_actuated_joints(spec.description)}
+        # Coulomb friction: a velocity motor holding zero speed with at most the friction force
         pb.setJointMotorControlArray(self.robot, self._idx, pb.VELOCITY_CONTROL, targetVelocities=[0.0] * len(self._idx),
-                                     forces=[friction[j.name] for j in spec.joints], physicsClientId=c)
-        self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, interpolation)
-        self._ticks = 0
-        self._initial_state = pb.saveState(physicsClientId=c)
-        self.reset(np.random.default_rng(0), {})
+                                     forces=self._friction.tolist(), physicsClientId=c)
 
     def _build_scene(self) -> None:
         """Table, floor, cube and markers; frictions set so Bullet's product rule gives scene.yaml's pairs."""
-        c, s = self._cid, self.scene
+        c, s = self.client, self.scene
         slide_t, torsion_t = s.cube_table_friction
         slide_r, torsion_r = s.cube_robot_friction
         for i in [-1, *range(pb.getNumJoints(self.robot, physicsClientId=c))]:
@@ -107,13 +139,12 @@ class PybulletArmBackend(Backend):
         unknown = unknown_scene_keys(initial, self._objects, self._markers)
         if unknown:
             raise ValueError(f"pybullet backend: unknown reset keys {unknown}")
-        c = self._cid
+        c = self.client
         n = len(self.spec.joints)
         q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
         q = np.clip(q, self._lower, self._upper)
-        # restoring the saved state also restores contact caches, so a reset episode replays bit-exactly
-        pb.restoreState(self._initial_state, physicsClientId=c)
-        for i, qi in zip(self._idx, q):
+        self._build_world()
+        for i, qi in zip(self._idx, q, strict=True):
             pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=c)
         for obj in self.scene.objects:
             pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
@@ -125,6 +156,8 @@ class PybulletArmBackend(Backend):
             pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
         self.drive.reset(q)
+        self._first_tick = True
+        self._tick_in_refresh = 0
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
@@ -133,34 +166,60 @@ class PybulletArmBackend(Backend):
             raise ValueError("joint drive rejected the target")
 
     def advance(self) -> dict[str, Any]:
-        c, robot, idx, drive = self._cid, self.robot, self._idx, self.drive
-        get_states, set_control, step = pb.getJointStates, pb.setJointMotorControlArray, pb.stepSimulation
-        torque = pb.TORQUE_CONTROL
-        n = len(idx)
-        q, qd = np.empty(n), np.empty(n)
+        c, robot, idx, drive, n = self.client, self.robot, self._idx, self.drive, len(self._idx)
+        get_states, set_torques, step = pb.getJointStates, pb.setJointMotorControlArray, pb.stepSimulation
+        torque_mode = pb.TORQUE_CONTROL
+        q, qd, stacked, damping = self._q, self._qd, self._stacked, self._damping
         for _ in range(self.spec.ticks_per_step):
-            for k, s in enumerate(get_states(robot, idx, physicsClientId=c)):
-                q[k], qd[k] = s[0], s[1]
-            set_control(robot, idx, torque, forces=drive.compute(q, qd), physicsClientId=c)
+            states = get_states(robot, idx, physicsClientId=c)
+            q[:] = [s[0] for s in states]
+            qd[:] = [s[1] for s in states]
+            tau = drive.compute(q, qd) - damping * qd
+            if self._tick_in_refresh == 0:
+                self._refresh_mass(q)
+            self._tick_in_refresh = (self._tick_in_refresh + 1) % self.mass_refresh_ticks
+            if self._first_tick:
+                bias = np.asarray(pb.calculateInverseDynamics(robot, q.tolist(), qd.tolist(), [0.0] * n,
+                                                              physicsClientId=c))
+                applied = tau - self._gain @ (tau - bias)
+                self._first_tick = False
+            else:
+                stacked[:n], stacked[2 * n:] = tau, stacked[2 * n:] - qd  # [tau, applied_prev, qd_prev - qd]
+                applied = self._correction @ stacked
+            set_torques(robot, idx, torque_mode, forces=applied, physicsClientId=c)
             step(physicsClientId=c)
+            stacked[n:2 * n], stacked[2 * n:] = applied, qd
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
+    def _refresh_mass(self, q: np.ndarray) -> None:
+        """Joint-space mass matrix M at q and the armature correction built from it.
+
+        With G = A (M + A)^-1, the torque to apply is tau - G (tau - c + f), where f, the last tick's
+        generalized contact force, is M (qd - qd_prev) / dt + c_prev - applied_prev. Taking c as
+        unchanged over one tick leaves one linear map of [tau, applied_prev, qd_prev - qd].
+        """
+        n = len(self._idx)
+        mass = np.asarray(pb.calculateMassMatrix(self.robot, q.tolist(), physicsClientId=self.client))
+        rotor = np.diag(self._armature)
+        self._gain = np.linalg.solve(mass + rotor, rotor).T
+        self._correction = np.hstack([np.eye(n) - self._gain, self._gain, self._gain @ mass / self._dt])
+
     def read(self) -> State:
-        states = pb.getJointStates(self.robot, self._idx, physicsClientId=self._cid)
+        states = pb.getJointStates(self.robot, self._idx, physicsClientId=self.client)
         return {"joint_pos": np.array([s[0] for s in states]), "joint_vel": np.array([s[1] for s in states])}
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._objects:
             raise KeyError(f"pybullet backend: no object {name!r}; objects: {sorted(self._objects)}")
-        pos, quat = pb.getBasePositionAndOrientation(self._objects[name], physicsClientId=self._cid)
+        pos, quat = pb.getBasePositionAndOrientation(self._objects[name], physicsClientId=self.client)
         return np.array(pos), _wxyz(quat)
 
     def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
         """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""
         if link not in self._links:
             raise KeyError(f"pybullet backend: no link {link!r}")
-        i, c = self._links[link], self._cid
+        i, c = self._links[link], self.client
         if i >= 0:
             state = pb.getLinkState(self.robot, i, computeForwardKinematics=True, physicsClientId=c)
             return np.array(state[4]), _wxyz(state[5])
@@ -173,8 +232,8 @@ class PybulletArmBackend(Backend):
 
     def set_joint_positions(self, q: np.ndarray) -> None:
         """Kinematic pose for tests and tools: set the joints, no dynamics."""
-        for i, qi in zip(self._idx, q):
-            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=self._cid)
+        for i, qi in zip(self._idx, q, strict=True):
+            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=self.client)
 
     def render(self, camera: str) -> np.ndarray:
         cam = self.spec.camera(camera)
@@ -190,11 +249,11 @@ class PybulletArmBackend(Backend):
         view = pb.computeViewMatrix(pos.tolist(), (pos + forward).tolist(), up.tolist())
         proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, cam.width / cam.height, near, far)
         _, _, rgba, _, _ = pb.getCameraImage(cam.width, cam.height, view, proj, renderer=pb.ER_TINY_RENDERER,
-                                             flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self._cid)
+                                             flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
         return np.ascontiguousarray(np.reshape(rgba, (cam.height, cam.width, 4))[:, :, :3], dtype=np.uint8)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        pb.disconnect(physicsClientId=self._cid)
+        pb.disconnect(physicsClientId=self.client)

@@ -15,9 +15,10 @@ from robotlearn.robots.quadrotor import CascadedController, QuadrotorModel, yaw_
 
 
 class QuadExpert:
-    """`act(obs) -> action` for a quadrotor env; call `reset()` at the start of every episode."""
+    """`act(obs) -> action` for a quadrotor env (wrapped or not); `reset(obs)` at every episode start."""
 
-    def __init__(self, env: RobotEnv, yaw: float = 0.0):
+    def __init__(self, env, yaw: float = 0.0):
+        env: RobotEnv = env.unwrapped
         robot = env.robot
         if not isinstance(robot, QuadrotorModel):
             raise TypeError(f"QuadExpert needs a quadrotor env, got robot model {type(robot).__name__}")
@@ -26,7 +27,7 @@ class QuadExpert:
         self.controller = CascadedController(robot.airframe.hover_thrust, robot.max_rate, self.dt, robot.p)
         self._prev_goal_vel: np.ndarray | None = None
 
-    def reset(self) -> None:
+    def reset(self, obs: dict[str, np.ndarray] | None = None) -> None:
         self.controller.reset()
         self._prev_goal_vel = None
 

@@ -84,10 +84,13 @@ class PickPlaceExpert:
 
 def make_expert(env):
     """The scripted expert for `env`'s task, or a clear error."""
+    from robotlearn.tasks.hover import QuadHover
     from robotlearn.tasks.pick_place import ArmPickPlace
     from robotlearn.tasks.reach import ArmReach
+    from robotlearn.tasks.track import QuadTrack
+    from robotlearn.teleop.quad_expert import QuadExpert
 
-    experts = {ArmReach: ReachExpert, ArmPickPlace: PickPlaceExpert}
+    experts = {ArmReach: ReachExpert, ArmPickPlace: PickPlaceExpert, QuadHover: QuadExpert, QuadTrack: QuadExpert}
     task_type = type(env.unwrapped.task)
     if task_type not in experts:
         raise ValueError(f"no scripted expert for task {task_type.__name__}")

@@ -50,7 +50,7 @@ class DiffusionConfig(Strict):
     obs_horizon: int = 2
     pred_horizon: int = 16
     action_horizon: int = 8
-    down_dims: list[int] = [64, 128, 256]
+    down_dims: list[int] = [32, 64, 128]
     kernel: int = 5
     groups: int = 8
     step_embed_dim: int = 64

@@ -7,6 +7,7 @@ DPM-Solver built from the same scheduler config, because all of them invert the 
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,19 @@ class DiffusionAgent:
         self.scheduler = make_inference_scheduler(model, self.inference)
         self.generator = torch.Generator().manual_seed(seed)
         self.chunk_times: list[float] = []
+        self._denoiser: Any = None
         self.reset()
+
+    def _denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        # Batch-1 inference is dominated by per-op Python overhead; a traced, frozen graph halves it.
+        if self._denoiser is None:
+            self._denoiser = torch.jit.freeze(torch.jit.trace(self.model.unet, (x, t, cond), check_trace=False))
+        return self._denoiser(x, t, cond)
+
+    @classmethod
+    def load(cls, directory: str, config: dict[str, Any] | None = None) -> DiffusionAgent:
+        """Entry for robotlearn.policies.load_policy (registry POLICY_LOADERS)."""
+        return load_diffusion(directory)
 
     def reset(self) -> None:
         self._obs: deque[dict[str, np.ndarray]] = deque(maxlen=self.cfg.obs_horizon)
@@ -120,7 +133,7 @@ class DiffusionAgent:
     def _obs_batch(self) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(np.stack([o[k] for o in self._obs]))[None] for k in self.model.obs_shapes}
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_chunk(self) -> torch.Tensor:
         """Denoise one chunk for the current observation window; returns normalized actions [Tp, A]."""
         m, inf, sch = self.model, self.inference, self.scheduler
@@ -137,14 +150,12 @@ class DiffusionAgent:
             sch.set_timesteps(inf.steps)
             timesteps, x = sch.timesteps, noise * sch.init_noise_sigma
         for t in timesteps:
-            eps = m.unet(sch.scale_model_input(x, t), t.reshape(1), cond)
+            eps = self._denoise(sch.scale_model_input(x, t), t.reshape(1), cond)
             x = sch.step(eps, t, x, generator=self.generator).prev_sample
         self._prev = x[0]
         return x[0]
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        import time
-
         self._obs.append({k: np.asarray(obs[k]) for k in self.model.obs_shapes})
         while len(self._obs) < self.cfg.obs_horizon:
             self._obs.appendleft(self._obs[0])

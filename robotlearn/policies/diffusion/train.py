@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robotlearn.data.dataset import obs_feature_key
+from robotlearn.data.dataset import load_meta, obs_feature_key
 from robotlearn.data.loader import WindowDataset, load_demos
-from robotlearn.data.dataset import load_meta
 from robotlearn.policies.diffusion.config import DiffusionConfig
 from robotlearn.policies.diffusion.policy import DiffusionModel, save_diffusion
 
@@ -65,7 +64,7 @@ def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = No
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     lr_sched = get_scheduler("cosine", opt, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.steps)
     losses: list[float] = []
-    extra = {"dataset": str(dataset), "train_frames": len(data)}
+    extra = {"dataset": str(dataset), "train_frames": len(data), "env": load_meta(dataset).info.get("robotlearn_env")}
     t0 = time.perf_counter()
 
     def update(batch: dict[str, torch.Tensor]) -> float:
@@ -76,7 +75,7 @@ def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = No
         opt.step()
         lr_sched.step()
         ema.step(model.parameters())
-        return float(loss)
+        return loss.item()
 
     def save() -> None:
         ema.copy_to(ema_model.parameters())
@@ -93,3 +92,22 @@ def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = No
             save()
     save()
     return ema_model, losses
+
+
+
+def cli_main(args) -> int:
+    """`robotlearn train diffusion --dataset DIR [--config diffusion] [--out DIR] [--steps N] [key=value ...]`."""
+    from robotlearn.core.config import load_config
+
+    if not getattr(args, "dataset", None):
+        raise ValueError("train diffusion needs --dataset DIR (a recorded dataset, see `robotlearn record`)")
+    torch.set_num_threads(1)
+    cfg = load_config(DiffusionConfig, "algos", args.config or "diffusion", args.overrides)
+    if getattr(args, "steps", None):
+        cfg.train.steps = args.steps
+    if getattr(args, "seed", None) is not None:
+        cfg.train.seed = args.seed
+    out = Path(args.out or f"runs/diffusion-{Path(args.dataset).name}")
+    train(cfg, args.dataset, out)
+    print(f"checkpoint: {out}")
+    return 0

@@ -38,7 +38,7 @@ class SACConfig(Strict):
     actor_lr: float = Field(3e-4, gt=0)
     critic_lr: float = Field(3e-4, gt=0)
     alpha_lr: float = Field(3e-4, gt=0)
-    gamma: float = Field(0.99, gt=0, le=1)
+    gamma: float = Field(0.99, ge=0, le=1)
     tau: float = Field(0.005, gt=0, le=1)
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = None

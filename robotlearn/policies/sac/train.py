@@ -156,14 +156,20 @@ def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[
 
 
 def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_bar: bool = True,
-          hil=None) -> dict[str, Any]:
-    """Train SAC per `cfg`, writing out_dir/{progress.csv, checkpoint/}. `hil` is a correction.hil.HILController."""
+          intervene: str = "none") -> dict[str, Any]:
+    """Train SAC per `cfg`, writing out_dir/{progress.csv, checkpoint/}.
+
+    `intervene` names an operator device (correction.hil.make_operator) that may take over during training.
+    """
+    from robotlearn.correction.hil import make_operator
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if hil is not None and cfg.num_envs != 1:
+    if intervene != "none" and cfg.num_envs != 1:
         raise ValueError("human interventions need num_envs=1 (one operator, one robot)")
     torch.manual_seed(cfg.seed)
     envs = make_vector_env(cfg)
+    hil = make_operator(intervene, envs.envs[0])
     obs_space = envs.single_observation_space
     act_space = envs.single_action_space
     agent = SACAgent(cfg, obs_spec_from_space(obs_space), act_space.low, act_space.high)
@@ -190,6 +196,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     metrics: dict[str, float] = {}
     last_eval: dict[str, float] = {}
     t0 = time.perf_counter()
+    side_time = 0.0  # seconds spent evaluating and checkpointing, excluded from training steps/s
     bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress_bar, unit="step", dynamic_ncols=True)
     try:
         while step < cfg.total_steps:
@@ -237,10 +244,12 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                     metrics = update(agent, batch, update_actor=(j % cfg.utd == cfg.utd - 1))
 
             # ---- log / eval / checkpoint ----
-            sps = (step - start_step) / max(time.perf_counter() - t0, 1e-9)
+            sps = (step - start_step) / max(time.perf_counter() - t0 - side_time, 1e-9)
             row: dict[str, Any] = {}
             if cfg.eval_every and step % cfg.eval_every < cfg.num_envs or step >= cfg.total_steps:
+                t_side = time.perf_counter()
                 last_eval = evaluate(agent, cfg, cfg.eval_episodes, seed=10_000 + step)
+                side_time += time.perf_counter() - t_side
                 row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
             if row or step % cfg.log_every < cfg.num_envs:
                 row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
@@ -253,15 +262,17 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                                 succ=f"{np.mean(successes):.2f}" if successes else "-",
                                 eval=f"{last_eval['success_rate']:.2f}" if last_eval else "-")
             if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps:
+                t_side = time.perf_counter()
                 prog.update(step=step, np_rng=rng.bit_generator.state)
                 save(out, cfg, agent, replay, demos, prog)
+                side_time += time.perf_counter() - t_side
     finally:
         bar.close()
         log.close()
         envs.close()
     elapsed = time.perf_counter() - t0
     return {"steps": step, "trained_steps": step - start_step, "seconds": elapsed,
-            "sps": (step - start_step) / max(elapsed, 1e-9), "checkpoint": str(ckpt),
+            "sps": (step - start_step) / max(elapsed - side_time, 1e-9), "checkpoint": str(ckpt),
             "eval_success": last_eval.get("success_rate"), "eval_return": last_eval.get("mean_return"),
             "train_return": float(np.mean(returns)) if returns else None}
 
@@ -281,7 +292,7 @@ def cli_main(args) -> int:
             setattr(cfg, key, value)
     if not cfg.env.startswith("robotlearn/") and args.backend is None:
         cfg.backend = None
-    result = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress)
+    result = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, intervene=args.intervene)
     print(f"trained {result['trained_steps']} steps in {result['seconds']:.0f} s ({result['sps']:.0f} steps/s); "
           f"eval success {result['eval_success']}, return {result['eval_return']}; checkpoint: {result['checkpoint']}")
     return 0

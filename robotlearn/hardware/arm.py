@@ -1,0 +1,279 @@
+"""The real arm backend: the compiled servo bus and control loop behind the Backend contract.
+
+``backend="real"`` drives a chain of Dynamixel/Feetech servos (or `robotlearn emulate arm`) through
+`robotlearn._rt.ServoBus` + `robotlearn._rt.ControlLoop`: a C++ thread at 500 Hz-1 kHz that reads the
+servos, interpolates toward the latest target, applies limits/NaN rejection/watchdog, and writes goals,
+never taking the GIL. Python only sets targets and reads state, so the action modes and observations of
+`robotlearn.robots.arm` run unchanged on top, exactly as on the sims.
+
+Semantics that differ from a sim, on purpose:
+* ``advance()`` does not step anything: it returns at the next control tick of the running loop
+  (ticks every ``1/control_hz`` on the loop's clock) with ``info["timestamp"]`` (loop clock, seconds since
+  the last reset, as the sims count it) and ``info["loop_stats"]``.
+* ``reset()`` ramps to the initial pose at ``home_speed`` from wherever the arm is (safe start); scene
+  keys can only be honoured on the emulator, whose side channel places objects (see emulators/arm.py).
+* A loop fault (bus gone, e-stop, watchdog torque-off) raises `ArmFault` from the next call, and the
+  loop stops commanding.
+* The gripper is one servo: its position (in finger metres, see hardware/calibration.py) is copied to
+  both finger joints on read, and the finger targets' mean is sent to it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robotlearn import _rt
+from robotlearn.core.backend import Backend, State
+from robotlearn.core.spec import RobotSpec
+from robotlearn.emulators.servo_bus import load_servo_table
+from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
+
+INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
+
+
+class ArmFault(RuntimeError):
+    """The control loop stopped commanding the arm (bus lost, e-stop, watchdog). Reset is not possible."""
+
+
+class RealArmBackend(Backend):
+    """Options: ``port`` (serial device or emulator link), ``config`` (configs/hardware name or path),
+    ``calibration_file`` (YAML from `robotlearn calibrate`), ``overrides`` (hardware-config key=value),
+    ``camera_sources`` ({camera: device index | file | URL}; on an emulator its MJPEG URLs by default),
+    ``start_timeout_s``."""
+
+    name = "real"
+
+    def __init__(self, spec: RobotSpec, port: str | None = None, config: str | Path = "arm6_emulated",
+                 calibration_file: str | Path | None = None, overrides=None,
+                 camera_sources: Mapping[str, int | str] | None = None, camera_max_age_s: float = 0.5,
+                 start_timeout_s: float = 5.0):
+        super().__init__(spec)
+        if not port:
+            raise ValueError("backend 'real' needs port=<serial device or emulator link>, e.g. port='/tmp/rl-arm0'")
+        self.port = str(port)
+        self.hw = load_hardware_config(config, overrides, calibration_file)
+        cal = self.hw.calibration
+        check_against_spec(cal, spec)
+        self._servo_joint = np.array([spec.joint_names.index(s.joint) for s in cal.servos])
+        self._mirrors = [(spec.joint_names.index(d), spec.joint_names.index(s)) for d, s in cal.mirrored_joints.items()]
+        self._emulator = self._emulator_info() if self.hw.emulator else None
+        self._camera_sources = dict(camera_sources or (self._emulator or {}).get("cameras", {}))
+        self._camera_max_age = camera_max_age_s
+        self._cameras: dict[str, Any] = {}
+        self._closed = False
+        self._late_ticks = 0
+        table = load_servo_table(self.hw.servo_model)
+        ids = [s.servo_id for s in cal.servos]
+        self.bus = _rt.ServoBus(self.port, self.hw.baud, self.hw.protocol, ids, table.host_table(), self.hw.timeout_ms)
+        try:
+            for sid in ids:
+                model = self.bus.ping(sid)
+                if table.model_number and model != table.model_number:
+                    raise ValueError(f"servo {sid} on {self.port} reports model {model}, config "
+                                     f"{self.hw.servo_model!r} expects {table.model_number}")
+            lower, upper = servo_limits(cal, spec)
+            joints = [spec.joints[j] for j in self._servo_joint]
+            limits = _rt.JointLimits(lower.tolist(), upper.tolist(), [j.max_velocity for j in joints],
+                                     [j.max_effort for j in joints])
+            self.loop = _rt.ControlLoop(
+                self.bus, rate_hz=self.hw.rate_hz, limits=limits,
+                interpolation=INTERPOLATIONS[self.hw.interpolation], target_duration_s=1.0 / spec.control_hz,
+                ticks_per_unit=[s.ticks_per_unit for s in cal.servos], offset_ticks=[s.offset for s in cal.servos],
+                sign=[s.sign for s in cal.servos],
+                velocity_scale=[table.velocity_unit * table.resolution / (2 * np.pi) / s.ticks_per_unit
+                                for s in cal.servos],
+                watchdog_hold_ms=self.hw.watchdog_hold_ms,
+                watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts)
+            self.loop.start()
+            self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))
+            self._tick_cycle = self.loop.wait_cycle(0, start_timeout_s)
+            self._t_reset = float(self.loop.state()["timestamp"])
+        except Exception:
+            self._shutdown()
+            raise
+
+    # -- emulator side channel (documented as such; never used for real hardware) ---------------
+    def _emulator_info(self) -> dict | None:
+        from robotlearn.emulators.arm import read_emulator_info
+
+        try:
+            return read_emulator_info(self.port, timeout_s=0.0)
+        except FileNotFoundError:
+            return None
+
+    def _side_channel(self, request: dict) -> dict:
+        from robotlearn.emulators.arm import side_channel_request
+
+        if self._emulator is None:
+            raise NotImplementedError("this arm has no ground-truth side channel (it is not an emulator)")
+        return side_channel_request(tuple(self._emulator["side_channel"]), request)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _check(self) -> None:
+        fault = self.loop.fault
+        if fault:
+            raise ArmFault(f"arm on {self.port}: control loop stopped: {fault}")
+
+    def _to_servo(self, target: np.ndarray) -> np.ndarray:
+        servo = target[self._servo_joint].copy()
+        for k, j in enumerate(self._servo_joint):
+            followers = [d for d, s in self._mirrors if s == j]
+            if followers:
+                servo[k] = np.mean([target[j], *(target[d] for d in followers)])
+        return servo
+
+    def _state(self) -> dict:
+        self._check()
+        try:
+            return self.loop.state()
+        except RuntimeError as err:
+            raise ArmFault(f"arm on {self.port}: {err}") from None
+
+    # -- Backend contract ----------------------------------------------------------------------
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        scene = {k: np.asarray(v).tolist() for k, v in initial.items() if k.startswith(("object/", "marker/"))}
+        if scene and self._emulator is not None:
+            self._side_channel({"op": "place", "scene": scene})
+        if "joint_pos" in initial:
+            self.move_to(np.asarray(initial["joint_pos"], dtype=np.float64))
+        state = self._state()
+        self._tick_cycle, self._t_reset = int(state["cycle"]), float(state["timestamp"])
+
+    def move_to(self, q: np.ndarray, timeout_s: float | None = None) -> None:
+        """Ramp from the current pose to `q` (spec joint order) at the config's home speed, then settle."""
+        self._check()
+        goal = self._to_servo(np.clip(q, self.spec.lower, self.spec.upper))
+        start = np.asarray(self._state()["position"], dtype=np.float64)
+        joints = [self.spec.joints[j] for j in self._servo_joint]
+        speed = np.array([min(self.hw.home_speed, 0.5 * j.max_velocity) for j in joints])
+        duration = float(np.max(np.abs(goal - start) / speed))
+        period = 1.0 / self.spec.control_hz
+        t0 = time.monotonic()
+        while True:
+            frac = min(1.0, (time.monotonic() - t0) / duration) if duration > 0 else 1.0
+            self._send(start + (goal - start) * frac)
+            self._wait_cycles(self._cycles_per_tick, period * 5)
+            if frac >= 1.0:
+                break
+        tol = np.array([self.hw.settle_tolerance if j.upper - j.lower > 0.2 else 0.005 for j in joints])
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else 3.0)
+        while True:
+            err = np.abs(np.asarray(self._state()["position"]) - goal)
+            if np.all(err <= tol):
+                return
+            if time.monotonic() > deadline:
+                worst = int(np.argmax(err / tol))
+                raise ArmFault(f"arm on {self.port}: joint {joints[worst].name!r} did not reach its reset target "
+                               f"(error {err[worst]:.3f}, tolerance {tol[worst]:.3f}); is it blocked?")
+            self._send(goal)
+            self._wait_cycles(self._cycles_per_tick, period * 5)
+
+    def _send(self, servo_target: np.ndarray) -> None:
+        if not self.loop.set_target(np.ascontiguousarray(servo_target, dtype=np.float64)):
+            self._check()
+            raise ValueError(f"control loop rejected target {servo_target}")
+
+    def _wait_cycles(self, n: int, timeout_s: float) -> int:
+        """Wait until the loop has run `n` more cycles, polling for faults every 10 ms."""
+        target = int(self._state()["cycle"]) + n
+        return self._wait_until_cycle(target, timeout_s)
+
+    def _wait_until_cycle(self, target: int, timeout_s: float) -> int:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._check()
+            try:
+                cycle = self.loop.wait_cycle(target - 1, min(0.01, max(0.0, deadline - time.monotonic())))
+            except RuntimeError as err:  # the loop stopped while we waited
+                raise ArmFault(f"arm on {self.port}: {err}") from None
+            if cycle >= target:
+                return cycle
+            if time.monotonic() >= deadline:
+                self._check()
+                raise ArmFault(f"arm on {self.port}: control loop made no progress for {timeout_s:.2f} s "
+                               f"(cycle {cycle}, waiting for {target})")
+
+    def command(self, target: np.ndarray) -> None:
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != (len(self.spec.joints),):
+            raise ValueError(f"target must have shape ({len(self.spec.joints)},), got {target.shape}")
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"target contains NaN/inf: {target}; nothing was sent")
+        self._check()
+        self._send(self._to_servo(target))
+
+    def advance(self) -> dict[str, Any]:
+        """Return at the next control tick (every rate_hz/control_hz loop cycles) with loop timing."""
+        next_tick = self._tick_cycle + self._cycles_per_tick
+        now_cycle = int(self._state()["cycle"])
+        if now_cycle >= next_tick:  # the caller was slower than control_hz: re-anchor, count it
+            self._late_ticks += 1
+            next_tick = now_cycle + 1
+        self._tick_cycle = self._wait_until_cycle(next_tick, 5.0 / self.spec.control_hz)
+        state = self._state()
+        stats = dict(self.loop.stats())
+        stats["late_ticks"] = self._late_ticks
+        return {"timestamp": float(state["timestamp"]) - self._t_reset, "loop_stats": stats}
+
+    def read(self) -> State:
+        state = self._state()
+        n = len(self.spec.joints)
+        q, qd = np.zeros(n), np.zeros(n)
+        q[self._servo_joint] = state["position"]
+        qd[self._servo_joint] = state["velocity"]
+        for d, s in self._mirrors:
+            q[d], qd[d] = q[s], qd[s]
+        return {"joint_pos": q, "joint_vel": qd}
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Ground truth from the emulator's side channel; real hardware would need perception here."""
+        if self._emulator is None:
+            return super().object_pose(name)
+        reply = self._side_channel({"op": "object_pose", "name": name})
+        return np.asarray(reply["pos"], dtype=np.float64), np.asarray(reply["quat"], dtype=np.float64)
+
+    def render(self, camera: str) -> np.ndarray:
+        import cv2
+
+        from robotlearn.hardware.cameras import OpenCVCamera
+
+        cam = self.spec.camera(camera)
+        if camera not in self._cameras:
+            if camera not in self._camera_sources:
+                raise KeyError(f"real arm: no source for camera {camera!r}; pass camera_sources={{name: url}}")
+            self._cameras[camera] = OpenCVCamera(camera, self._camera_sources[camera],
+                                                 max_age_s=self._camera_max_age).start()
+        image = self._cameras[camera].latest().image
+        if image.shape[:2] != (cam.height, cam.width):
+            image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        return image
+
+    def torque(self, enable: bool) -> None:
+        """Torque on/off for every servo (off: the arm goes limp; the loop keeps reading)."""
+        self.bus.set_torque(enable)
+
+    def estop(self) -> None:
+        self.loop.estop()
+
+    def _shutdown(self) -> None:
+        loop = getattr(self, "loop", None)
+        if loop is not None:
+            loop.stop()
+        for cam in self._cameras.values():
+            cam.close()
+        self._cameras.clear()
+        bus = getattr(self, "bus", None)
+        if bus is not None and hasattr(bus, "close"):
+            bus.close()
+
+    def close(self) -> None:
+        """Stop the loop (the compiled loop turns torque off on stop), close cameras and the port. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._shutdown()

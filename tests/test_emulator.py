@@ -1,0 +1,173 @@
+"""The emulated servo bus, checked from the outside: an independent host (dynamixel-sdk) and raw bytes.
+
+The emulator runs in-process here (no cameras), so each test starts in well under a second; the real
+backend tests (test_real_arm.py) run it as a separate process, as users do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import dynamixel_sdk as dxl
+import numpy as np
+import pytest
+import serial
+
+from robotlearn.emulators.arm import ArmEmulator, read_emulator_info, side_channel_request
+from robotlearn.emulators.reality_gap import Backlash, DelayLine, load_reality_gap
+from robotlearn.emulators.servo_bus import (
+    FT_READ,
+    FT_WRITE,
+    FrameParser,
+    ServoBusDevice,
+    crc16,
+    dxl_packet,
+    ft_packet,
+    load_servo_table,
+)
+from robotlearn.hardware.calibration import load_hardware_config
+
+ADDR_TORQUE, ADDR_GOAL, ADDR_PRESENT = 64, 116, 132  # XM430 e-Manual addresses, independent of our YAML
+
+
+@pytest.fixture
+def emulator(tmp_path):
+    before = {t.name for t in threading.enumerate()}
+    hw = load_hardware_config("arm6_emulated", ["baud=1000000"])
+    emu = ArmEmulator(hw, tmp_path / "arm", gap=load_reality_gap("reality_gap"), cameras=()).start()
+    yield emu
+    emu.close()
+    assert not (tmp_path / "arm").exists() and not (tmp_path / "arm.json").exists()
+    assert {t.name for t in threading.enumerate()} <= before
+
+
+def test_crc16_matches_protocol_2_reference_packet():
+    # e-Manual Protocol 2.0 example: PING to ID 1 is FF FF FD 00 01 03 00 01 19 4E.
+    ping = bytes.fromhex("FFFFFD0001030001")
+    assert crc16(ping) == 0x4E19
+    assert dxl_packet(1, 0x01, b"") == bytes.fromhex("FFFFFD00010300011" "94E")
+
+
+def test_dynamixel_sdk_pings_reads_and_moves_a_joint(emulator):
+    port = dxl.PortHandler(str(emulator.link))
+    assert port.openPort() and port.setBaudRate(1_000_000)
+    ph = dxl.PacketHandler(2.0)
+    try:
+        for sid in range(1, 8):
+            model, comm, err = ph.ping(port, sid)
+            assert comm == dxl.COMM_SUCCESS and err == 0 and model == 1020, (sid, comm, err)
+        _, comm, _ = ph.ping(port, 9)
+        assert comm == dxl.COMM_RX_TIMEOUT  # nobody home at ID 9
+        start, comm, err = ph.read4ByteTxRx(port, 1, ADDR_PRESENT)
+        assert comm == dxl.COMM_SUCCESS and abs(start - 2048) < 20  # calibration: zero pose at 2048
+        goal = start + 300  # +0.46 rad on shoulder_pan
+        # Without torque the goal is stored but nothing moves.
+        assert ph.write4ByteTxRx(port, 1, ADDR_GOAL, goal)[0] == dxl.COMM_SUCCESS
+        time.sleep(0.2)
+        assert abs(ph.read4ByteTxRx(port, 1, ADDR_PRESENT)[0] - start) < 20
+        assert ph.write1ByteTxRx(port, 1, ADDR_TORQUE, 1)[0] == dxl.COMM_SUCCESS
+        assert ph.write4ByteTxRx(port, 1, ADDR_GOAL, goal)[0] == dxl.COMM_SUCCESS
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            pos = ph.read4ByteTxRx(port, 1, ADDR_PRESENT)[0]
+            if abs(pos - goal) < 15:
+                break
+            time.sleep(0.05)
+        assert abs(pos - goal) < 15, f"joint did not reach goal: {pos} vs {goal}"
+        # EEPROM is locked while torque is on (the servo answers with an access error).
+        _, err = ph.write1ByteTxRx(port, 1, 11, 1)
+        assert err == 0x07
+        # Group sync read of present position for all seven servos, as a host loop would do.
+        group = dxl.GroupSyncRead(port, ph, ADDR_PRESENT, 4)
+        for sid in range(1, 8):
+            group.addParam(sid)
+        assert group.txRxPacket() == dxl.COMM_SUCCESS
+        assert abs(group.getData(1, ADDR_PRESENT, 4) - goal) < 15
+        assert group.fastSyncRead() == dxl.COMM_SUCCESS
+        assert abs(group.getData(1, ADDR_PRESENT, 4) - goal) < 15
+    finally:
+        port.closePort()
+
+
+def test_wire_time_is_added_at_the_configured_baud(emulator):
+    """At 57600 baud a 4-byte READ (14 + 15 bytes) occupies the wire for ~5 ms; a pty alone takes ~0.1 ms."""
+    with serial.Serial(str(emulator.link), timeout=0.5) as ser:
+        def rtt(n: int = 10) -> float:
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                ser.write(dxl_packet(2, 0x02, (132).to_bytes(2, "little") + (4).to_bytes(2, "little")))
+                assert len(ser.read(15)) == 15
+                times.append(time.perf_counter() - t0)
+            return float(np.median(times))
+
+        fast = rtt()
+        ser.write(dxl_packet(0xFE, 0x03, (8).to_bytes(2, "little") + bytes([1])))  # broadcast: baud 57600
+        time.sleep(0.05)
+        slow = rtt()
+    wire = 29 * 10 / 57600
+    assert slow >= wire * 0.9 and slow - fast > 0.8 * (wire - 29 * 10 / 1e6)
+
+
+def test_feetech_device_answers_read_and_write_and_skips_bad_frames():
+    table = load_servo_table("sts3215")
+    bus = ServoBusDevice(table, [1, 2])
+    bus.servos[2].set("present_position", 3000)
+    req = ft_packet(2, FT_READ, bytes([56, 2]))
+    corrupted = bytearray(ft_packet(1, FT_READ, bytes([56, 2])))
+    corrupted[-1] ^= 0xFF
+    out = [reply for _, reply in bus.feed(bytes(corrupted) + b"\x00\x13" + req)]
+    assert out == [ft_packet(2, 0, (3000).to_bytes(2, "little"))]
+    assert bus.counts["bad_frames"] == 1
+    [(_, reply)] = bus.feed(ft_packet(1, FT_WRITE, bytes([40, 1])))
+    assert reply == ft_packet(1, 0, b"") and bus.servos[1].get("torque_enable") == 1
+    bus.servos[1].set("present_velocity", -25)  # sign-magnitude at bit 15
+    assert bus.servos[1].get("present_velocity") == 0x8000 | 25
+    assert bus.servos[1].get("present_velocity", signed=True) == -25
+
+
+def test_dynamixel_parser_resynchronizes_and_unstuffs():
+    parser = FrameParser("dynamixel2")
+    payload = bytes([0xFF, 0xFF, 0xFD, 0x01])  # needs byte stuffing inside the frame
+    frame = dxl_packet(3, 0x03, (116).to_bytes(2, "little") + payload)
+    bad = bytearray(frame)
+    bad[9] ^= 0x10
+    reqs = list(parser.feed(b"\x01\xff" + bytes(bad) + frame[:5]))
+    reqs += list(parser.feed(frame[5:]))
+    assert [(r.servo_id, r.params[2:]) for r in reqs] == [(3, payload)]
+    assert parser.bad_frames == 1
+
+
+def test_side_channel_reports_and_places_the_cube(emulator):
+    info = read_emulator_info(emulator.link)
+    addr = tuple(info["side_channel"])
+    side_channel_request(addr, {"op": "place", "scene": {"object/cube/pos": [0.25, 0.1, 0.02]}})
+    time.sleep(0.1)
+    pose = side_channel_request(addr, {"op": "object_pose", "name": "cube"})
+    assert np.allclose(pose["pos"][:2], [0.25, 0.1], atol=1e-3)
+    with pytest.raises(RuntimeError, match="unknown op"):
+        side_channel_request(addr, {"op": "teleport_robot"})
+
+
+def test_reality_gap_changes_the_description_and_servo_path(tmp_path):
+    from robotlearn.core.robot_config import load_robot_spec
+    from robotlearn.emulators.reality_gap import gapped_spec
+
+    spec = load_robot_spec("arm6")
+    gap = load_reality_gap("reality_gap")
+    gapped = gapped_spec(spec, gap, tmp_path)
+    assert gapped.description != spec.description and (Path(gapped.description).parent / "scene.yaml").exists()
+    text = Path(gapped.description).read_text()
+    assert 'value="' + repr(0.35 * 1.15) + '"' in text  # upper_arm_link mass scaled
+    assert gapped.joints[1].servo_kp == pytest.approx(spec.joints[1].servo_kp * gap.servo_kp_scale)
+    with pytest.raises(ValueError, match="unknown links"):
+        gapped_spec(spec, load_reality_gap("reality_gap", ["link_mass_scale={nope: 2.0}"]), tmp_path / "x")
+    play = Backlash(0.01, np.zeros(1))
+    assert play(np.array([0.004]))[0] == 0.0 and play(np.array([0.02]))[0] == pytest.approx(0.015)
+    assert play(np.array([0.018]))[0] == pytest.approx(0.015)  # reversing inside the play: no motion
+    delay = DelayLine(0.01)
+    assert delay(0.0, np.array([1.0]))[0] == 1.0
+    assert delay(0.005, np.array([2.0]))[0] == 1.0 and delay(0.011, np.array([3.0]))[0] == 1.0
+    assert delay(0.016, np.array([4.0]))[0] == 2.0

@@ -1,0 +1,102 @@
+"""Teleop devices: the keyboard through a real pseudo-terminal, the scripted device, optional-device errors."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import termios
+import time
+
+import numpy as np
+import pytest
+
+from robotlearn.envs import make_env
+from robotlearn.teleop import make_device
+
+
+def _read_until(fd: int, pattern: str, timeout: float) -> str:
+    buf, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline and not re.search(pattern, buf):
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                buf += os.read(fd, 65536).decode(errors="replace")
+            except OSError:
+                break
+    return buf
+
+
+def test_keyboard_teleop_through_a_pty():
+    """`robotlearn teleop --device keyboard` with its stdin/stdout on a pty: held keys move the tool, the
+    gripper toggles, ESC quits, and the terminal is restored to cooked mode afterwards."""
+    master, slave = pty.openpty()
+    cooked = termios.tcgetattr(slave)
+    proc = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "teleop", "--env", "arm_reach", "--backend",
+                             "mujoco", "--device", "keyboard", "--realtime", "on"],
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True, start_new_session=True)
+    try:
+        out = _read_until(master, r"step 3 ", 60)
+        assert "step 3 " in out, out[-2000:]
+        for key, presses in (("r", 8), (" ", 1), ("a", 8)):
+            for _ in range(presses):  # a held key auto-repeats in a terminal: send presses 50 ms apart
+                os.write(master, key.encode())
+                time.sleep(0.05)
+            out += _read_until(master, r"(?!)", 0.3)
+        # let the keys expire (hold_s) and a few more steps run, however slow the machine is
+        last = int(re.findall(r"step (\d+) ", out)[-1])
+        out += _read_until(master, rf"step {last + 6} ", 30)
+        os.write(master, b"\x1b")
+        out += _read_until(master, r"episode 0: quit", 20)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    steps = [(np.array(eval(a)), np.array(eval(e))) for a, e in re.findall(r"action (\[[^\]]*\]) ee (\[[^\]]*\])", out)]
+    actions = np.array([a for a, _ in steps])
+    ee = np.array([e for _, e in steps])
+    assert "episode 0: quit" in out
+    assert actions[0].tolist() == [0, 0, 0, 0, 1]  # nothing pressed yet: hold still, gripper open
+    assert (actions[:, 2] == 1).sum() >= 2 and (actions[:, 1] == 1).sum() >= 2, out[-1500:]  # r -> +z, a -> +y
+    assert actions[-1, 4] == -1 and actions[-1, 1] == 0, out[-1500:]  # space closed the gripper; released keys stop
+    assert ee[:, 2].max() - ee[0, 2] > 0.03 and ee[:, 1].max() - ee[0, 1] > 0.03
+    assert termios.tcgetattr(slave)[3] == cooked[3]  # lflags (ICANON, ECHO) back as they were
+    os.close(master)
+    os.close(slave)
+
+
+def test_keyboard_needs_a_terminal():
+    env = make_env("arm_reach", backend="mujoco")
+    r, w = os.pipe()
+    try:
+        with pytest.raises(RuntimeError, match="needs a terminal"):
+            make_device("keyboard", env, fd=r)
+    finally:
+        os.close(r)
+        os.close(w)
+        env.close()
+
+
+def test_scripted_device_and_unknown_devices():
+    env = make_env("arm_reach", backend="mujoco")
+    try:
+        dev = make_device("scripted", env)
+        assert dev.source == "policy"
+        obs, _ = env.reset(seed=3)
+        dev.reset(obs)
+        start = np.linalg.norm(obs["ee_pos"] - obs["goal_pos"])
+        for _ in range(30):
+            a = dev.act(obs)
+            assert env.action_space.contains(a)
+            obs, *_ = env.step(a)
+        assert np.linalg.norm(obs["ee_pos"] - obs["goal_pos"]) < 0.3 * start
+        with pytest.raises(ValueError, match="unknown teleop device"):
+            make_device("joystick9000", env)
+        # gamepad/SpaceMouse: a clear error when the library or the device is missing, never a traceback
+        for name in ("gamepad", "spacemouse"):
+            with pytest.raises(RuntimeError, match="pip install|no gamepad|no SpaceMouse"):
+                make_device(name, env)
+    finally:
+        env.close()

@@ -6,10 +6,12 @@ over the same states in the same run. MuJoCo: `mj_step(m, d, ticks_per_step)` fr
 recorded state with the motor torques frozen at their recorded values (restoring the state costs ~3 us per
 50 ticks); gravity off instead would let MuJoCo skip its constraint solver and flatter the baseline by
 ~40%. PyBullet: a `stepSimulation` loop with gravity off, so the arm stays put without torques while the
-cube still sits on the table (Bullet runs its fixed solver iterations either way). The same for a full
+cube still sits on the table and the joint-friction motors stay in the solver (Bullet runs its fixed
+solver iterations either way). The same for a full
 `env.step` of ArmReach (ee_delta action, IK, observation, reward); and camera frames/s at 84x84 and 224x224.
-Rounds alternate between the measured loop and its baseline and the best of each is kept, which
-is what makes the ratios usable on a busy machine. The last line is one JSON object.
+Rounds alternate between the measured loops and their baselines and the best of each is kept, which
+is what makes the ratios usable on a busy machine. The env runs seeded ArmReach episodes (reset every
+max_episode_steps, resets not timed); its MuJoCo baseline replays the states those episodes visited. The last line is one JSON object.
 
     python bench/env_overhead.py [--steps 100] [--rounds 5] [--backends mujoco pybullet]
 """
@@ -78,39 +80,47 @@ def bench_backend(name: str, steps: int, rounds: int) -> dict:
         b.reset(np.random.default_rng(0), {"joint_pos": HOLD})
     sweep = [HOLD + 0.05 * np.sin(0.3 * k) * np.r_[np.ones(6), 0, 0] for k in range(steps)]
 
-    def drive_loop() -> None:
+    def drive_loop(record: list | None = None) -> float:
+        backend.reset(np.random.default_rng(0), {"joint_pos": HOLD})
+        start = time.perf_counter()
         for target in sweep:
+            if record is not None:
+                record.append(record_states(backend))
             backend.command(target)
             backend.advance()
-
-    recorded = []
-    for target in sweep:  # warm-up, recording the states the raw engine will be stepped from
-        recorded.append(record_states(backend))
-        backend.command(target)
-        backend.advance()
-    backend.reset(np.random.default_rng(0), {"joint_pos": HOLD})
-    raw_loop = raw_stepper(raw, recorded)
-    t_drive, t_raw = [], []
-    for _ in range(rounds):  # interleaved, best of each
-        t_drive.append(best_time(drive_loop, 1))
-        t_raw.append(best_time(raw_loop, 1))
-    t_drive_s, t_raw_s = min(t_drive), min(t_raw)
+        return time.perf_counter() - start
 
     env = make_env("arm_reach", backend=name)
+    horizon = env.task.max_episode_steps
     env.reset(seed=0)
     actions = [env.action_space.sample() * 0.3 for _ in range(steps)]
 
-    def env_loop() -> None:
-        env.reset(seed=0)
-        for a in actions:
-            env.step(a)
+    def env_loop(record: list | None = None) -> float:
+        """Seeded episodes of the same actions; only env.step is timed, resets are not."""
+        elapsed = 0.0
+        for k, action in enumerate(actions):
+            if k % horizon == 0:
+                env.reset(seed=k)
+            if record is not None:
+                record.append(record_states(env.backend))
+            start = time.perf_counter()
+            env.step(action)
+            elapsed += time.perf_counter() - start
+        return elapsed
 
-    env_reset_s = best_time(lambda: env.reset(seed=0), rounds)
-    t_env, t_raw_env = [], []
-    for _ in range(rounds):
-        t_env.append(best_time(env_loop, 1) - env_reset_s)
-        t_raw_env.append(best_time(raw_loop, 1))
+    # untimed passes recording the states the raw engine is stepped from (same seeds -> same episodes)
+    drive_states, env_states = [], []
+    drive_loop(drive_states)
+    env_loop(env_states)
+    raw_drive, raw_env = raw_stepper(raw, drive_states), raw_stepper(raw, env_states)
+    t = {"drive": [], "raw_drive": [], "env": [], "raw_env": []}
+    for _ in range(rounds):  # interleaved, best of each
+        t["drive"].append(drive_loop())
+        t["raw_drive"].append(best_time(raw_drive, 1))
+        t["env"].append(env_loop())
+        t["raw_env"].append(best_time(raw_env, 1))
     env.close()
+    best = {k: min(v) for k, v in t.items()}
 
     fps = {}
     for size in (84, 224):
@@ -127,10 +137,10 @@ def bench_backend(name: str, steps: int, rounds: int) -> dict:
         b.close()
     return {
         "control_steps": steps, "ticks_per_step": spec.ticks_per_step,
-        "backend_steps_per_s": steps / t_drive_s, "raw_engine_steps_per_s": steps / t_raw_s,
-        "backend_overhead_ratio": t_drive_s / t_raw_s,
-        "env_steps_per_s": steps / min(t_env), "env_overhead_ratio": min(t_env) / min(t_raw_env),
-        "raw_engine_us_per_tick": 1e6 * t_raw_s / (steps * spec.ticks_per_step),
+        "backend_steps_per_s": steps / best["drive"], "raw_engine_steps_per_s": steps / best["raw_drive"],
+        "backend_overhead_ratio": best["drive"] / best["raw_drive"],
+        "env_steps_per_s": steps / best["env"], "env_overhead_ratio": best["env"] / best["raw_env"],
+        "raw_engine_us_per_tick": 1e6 * best["raw_drive"] / (steps * spec.ticks_per_step),
         "frames_per_s": fps,
     }
 

@@ -10,6 +10,7 @@ the reply would have crossed a real wire at `baud` (8N1, 10 bits per byte).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
@@ -17,10 +18,21 @@ import time
 import tty
 
 import robotlearn._rt as rt
+
 from robotlearn.hardware.servo_tables import ServoTable
 
 DXL_STATUS = 0x55
 PING, READ, WRITE, SYNC_READ, SYNC_WRITE, FAST_SYNC_READ = 0x01, 0x02, 0x03, 0x82, 0x83, 0x8A
+
+
+def eventually(cond, timeout: float = 1.0) -> bool:
+    """Sync writes get no reply; give the device thread a moment to apply them."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.002)
+    return bool(cond())
 
 
 class PtyServoChain:
@@ -32,10 +44,11 @@ class PtyServoChain:
         self.protocol = table.protocol
         self.codec = rt.Codec(self.protocol)
         self.little = self.codec.little_endian
+        self._lock = threading.Lock()
         size = max(r.addr + r.size for r in table.registers.values())
         self.mem = {i: bytearray(size) for i in self.ids}
         for i in self.ids:
-            for name, r in table.registers.items():
+            for r in table.registers.values():
                 self._put(i, r.addr, r.size, r.default, r.sign_bit)
             self.set(i, "id", i)
             self.set(i, "present_position", 2048)
@@ -49,7 +62,6 @@ class PtyServoChain:
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
         self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -82,10 +94,8 @@ class PtyServoChain:
         self._stop.set()
         self._thread.join(timeout=2)
         for fd in (self._master, self._slave):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def __enter__(self) -> PtyServoChain:
         return self
@@ -130,7 +140,10 @@ class PtyServoChain:
 
     def _handle(self, sid: int, instr: int, p: bytes, t_rx: float) -> None:
         a16 = self.protocol == "dynamixel2"
-        addr = (p[0] | p[1] << 8) if a16 else p[0] if p else 0
+        if len(p) >= 2:
+            addr = (p[0] | p[1] << 8) if a16 else p[0]
+        else:
+            addr = 0
         t = t_rx + self._wire(len(p) + (10 if a16 else 6))  # the instruction itself still on the wire
         if instr == PING and sid in self.mem and sid not in self.silent:
             payload = self.mem[sid][0:2] + bytes([self.mem[sid][6]]) if a16 else b""

@@ -24,7 +24,8 @@ from gymnasium.utils.env_checker import check_env
 
 import robotlearn  # noqa: F401 - registers the envs
 from robotlearn.emulators.arm import read_emulator_info, side_channel_request
-from robotlearn.hardware.arm import ArmFault
+from robotlearn.hardware.arm import ArmFault, RealArmBackend
+from robotlearn.hardware.cameras import StaleFrameError
 from robotlearn.teleop.scripted import PickPlaceExpert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +38,7 @@ class Emulator:
     def __init__(self, link: Path, *args: str):
         env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         self.link = link
+        self._terminated = False
         self.proc = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "emulate", "arm",
                                       "--link", str(link), *args], env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
@@ -46,9 +48,14 @@ class Emulator:
             self.stop()
             raise
 
-    def stop(self) -> str:
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM once: a second one could land while the interpreter is finalizing (default action)."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self) -> str:
+        self.terminate()
         out, _ = self.proc.communicate(timeout=10)
         return out
 
@@ -96,6 +103,15 @@ def test_check_env_spaces_and_camera(emulator):
         _, _, _, _, info = env.step(env.action_space.sample() * 0)
         assert obs["images/scene"].shape == (84, 84, 3) and obs["images/scene"].std() > 5
         assert 0.05 < info["timestamp"] < 1.0 and info["loop_stats"]["cycles"] > 0
+        # A frozen camera (the emulator stops sending, the socket stays open) raises within max_age.
+        side_channel_request(tuple(emulator.info["side_channel"]), {"op": "freeze_camera", "name": "scene"})
+        t0 = time.monotonic()
+        with pytest.raises(StaleFrameError):
+            for _ in range(30):
+                env.step(env.action_space.sample() * 0)
+        assert time.monotonic() - t0 < 0.5 + 0.2
+        side_channel_request(tuple(emulator.info["side_channel"]), {"op": "freeze_camera", "name": "scene",
+                                                                     "frozen": False})
     finally:
         env.close()
         env.close()
@@ -128,7 +144,7 @@ def test_packet_corruption_is_counted_and_bus_loss_faults_fast(tmp_path):
         assert stats["running"]
         backend = env.unwrapped.backend
         t_close = time.monotonic()
-        emu.proc.send_signal(signal.SIGTERM)  # the device vanishes mid-episode
+        emu.terminate()  # the device vanishes mid-episode
         with pytest.raises(ArmFault, match="stopped"):
             for _ in range(20):
                 env.step(env.action_space.sample())
@@ -163,3 +179,25 @@ def test_calibrate_cli_writes_offsets(emulator, tmp_path):
     assert np.all(np.abs(offsets[:6] - 2048) < 15), offsets  # the truth is 2048 (+ gravity sag, backlash, noise)
     assert abs(offsets[6] - 2048) < 0.004 * 25600  # closed fingers rest on each other within a few mm
     assert [s["sign"] for s in cal["servos"]] == [1, -1, 1, 1, -1, 1, 1]
+
+
+def test_feetech_bus_and_safe_start(tmp_path):
+    """The same driver on a Feetech STS bus; reset ramps at the configured speed instead of jumping."""
+    from robotlearn.core.robot_config import load_robot_spec
+
+    emu = Emulator(tmp_path / "arm", "--protocol", "feetech", "--cameras", "none")
+    try:
+        backend = RealArmBackend(load_robot_spec("arm6"), port=str(emu.link), config="arm6_emulated_feetech")
+        try:
+            start = backend.read()["joint_pos"]
+            goal = np.array([0.5, 0.3, 0.5, 0.0, 0.6, 0.0, 0.03, 0.03])
+            t0 = time.monotonic()
+            backend.reset(np.random.default_rng(0), {"joint_pos": goal})
+            took = time.monotonic() - t0
+            q = backend.read()["joint_pos"]
+            assert np.all(np.abs(q[:6] - goal[:6]) < backend.hw.settle_tolerance), q
+            assert took >= 0.9 * np.max(np.abs(goal[:6] - start[:6])) / backend.hw.home_speed
+        finally:
+            backend.close()
+    finally:
+        emu.stop()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
+import select
 import threading
-import time
 import tty
 
 import dynamixel_sdk as sdk
 import pytest
-
 import robotlearn._rt as rt
 
 # Examples printed in the ROBOTIS e-Manual, "DYNAMIXEL Protocol 2.0" (instruction sections).
@@ -54,8 +53,12 @@ class _SdkCapture:
         self.ph = sdk.PacketHandler(2.0)
 
     def take(self) -> bytes:
-        time.sleep(0.005)
-        return os.read(self.master, 4096)
+        """What the SDK wrote since the last call (tx-only calls leave its port marked busy: clear it)."""
+        self.port.is_using = False
+        out = b""
+        while select.select([self.master], [], [], 0.02)[0]:
+            out += os.read(self.master, 4096)
+        return out
 
     def close(self) -> None:
         self.port.closePort()
@@ -70,7 +73,7 @@ def cap():
     c.close()
 
 
-@pytest.mark.parametrize("params", [[0x84, 0, 4, 0], [0xFF, 0xFF, 0xFD, 0x10]])  # second needs stuffing
+@pytest.mark.parametrize("params", [[0x84, 0, 4, 0], [0x74, 0, 0xFF, 0xFF]])
 def test_instruction_bytes_equal_dynamixel_sdk(cap: _SdkCapture, params: list[int]) -> None:
     c = rt.Codec("dynamixel2")
     ph, port = cap.ph, cap.port
@@ -91,10 +94,35 @@ def test_instruction_bytes_equal_dynamixel_sdk(cap: _SdkCapture, params: list[in
     # SYNC_WRITE
     gsw = sdk.GroupSyncWrite(port, ph, addr, 4)
     for i in (1, 2, 6):
-        gsw.addParam(i, [p + i for p in params[:3]] + [params[3]])
+        gsw.addParam(i, [(p + i) & 0xFF for p in params[:3]] + [params[3]])
     gsw.txPacket()
-    data = b"".join(bytes([p + i for p in params[:3]] + [params[3]]) for i in (1, 2, 6))
+    data = b"".join(bytes([(p + i) & 0xFF for p in params[:3]] + [params[3]]) for i in (1, 2, 6))
     assert cap.take() == c.sync_write(addr, 4, [1, 2, 6], data)
+
+
+def test_byte_stuffing_equals_sdk_stuffing_routine() -> None:
+    """FF FF FD inside INST..PARAMS gets an extra FD (e-Manual "Byte Stuffing").
+
+    dynamixel-sdk's txPacket() discards addStuffing()'s return value, so on the wire the Python SDK sends
+    such packets unstuffed (off-spec); we compare with its stuffing routine itself instead.
+    """
+    ph = sdk.PacketHandler(2.0)
+    c = rt.Codec("dynamixel2")
+    for data in ([0xFF, 0xFF, 0xFD, 0x10], [1, 0xFF, 0xFF, 0xFD, 0xFF, 0xFF, 0xFD]):
+        pkt = [0] * (len(data) + 12)
+        pkt[sdk.PKT_ID], pkt[sdk.PKT_INSTRUCTION] = 5, sdk.INST_WRITE
+        pkt[sdk.PKT_LENGTH_L] = len(data) + 5
+        pkt[sdk.PKT_PARAMETER0:sdk.PKT_PARAMETER0 + 2] = [0x74, 0]
+        pkt[sdk.PKT_PARAMETER0 + 2:sdk.PKT_PARAMETER0 + 2 + len(data)] = data
+        stuffed = ph.addStuffing(pkt)
+        stuffed[0:4] = [0xFF, 0xFF, 0xFD, 0x00]
+        total = stuffed[sdk.PKT_LENGTH_L] + 7
+        crc = ph.updateCRC(0, stuffed, total - 2)
+        expected = bytes(stuffed[:total - 2]) + crc.to_bytes(2, "little")
+        ours = c.write(5, 0x74, bytes(data))
+        assert ours == expected
+        (sid, instr, _err, params), = c.decoder().feed(ours)  # and unstuffed again on the way in
+        assert (sid, instr, params) == (5, sdk.INST_WRITE, bytes([0x74, 0] + data))
 
 
 def test_ping_bytes_and_sdk_parses_our_status(cap: _SdkCapture) -> None:
@@ -103,7 +131,10 @@ def test_ping_bytes_and_sdk_parses_our_status(cap: _SdkCapture) -> None:
     seen: list[bytes] = []
 
     def answer() -> None:
-        seen.append(cap.take())
+        got = b""
+        while len(got) < 10 and select.select([cap.master], [], [], 1.0)[0]:
+            got += os.read(cap.master, 64)
+        seen.append(got)
         os.write(cap.master, c.status(7, 0, (1020).to_bytes(2, "little") + bytes([46])))
 
     t = threading.Thread(target=answer)
@@ -138,14 +169,17 @@ def test_decoder_parses_sdk_built_status_packets(cap: _SdkCapture) -> None:
 
 
 def test_fast_sync_read_status_roundtrip() -> None:
+    """One status for all servos: [err id data crc] per servo, the last CRC being the packet's."""
     c = rt.Codec("dynamixel2")
     data = bytes(range(12))
     pkt = c.fast_sync_status([3, 7, 9], [0, 0, 0x80], data, 4)
+    assert len(pkt) == 8 + 3 * (4 + 4)
     (sid, instr, err, params), = c.decoder().feed(pkt)
     assert (sid, instr, err) == (0xFE, 0x55, 0)
-    # [id data crc] [err id data crc] [err id data]: segment stride is len + 4
-    assert params[0] == 3 and params[1:5] == data[:4]
-    assert params[7:9] == bytes([0x80 * 0, 7])[0:2] or params[8] == 7
+    # params start at the first id; the stride per servo is err + id + data + crc = 8 bytes
+    assert (params[0], params[1:5]) == (3, data[0:4])
+    assert (params[7], params[8], params[9:13]) == (0, 7, data[4:8])
+    assert (params[15], params[16], params[17:21]) == (0x80, 9, data[8:12])
 
 
 def test_fuzz_one_million_streams_per_decoder() -> None:

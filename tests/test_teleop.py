@@ -100,3 +100,45 @@ def test_scripted_device_and_unknown_devices():
                 make_device(name, env)
     finally:
         env.close()
+
+
+def test_leader_arm_reads_the_emulated_bus_and_the_follower_copies_it(tmp_path):
+    """Leader = an emulated servo-bus arm (limp, held in a pose by the emulator's 'person'); follower = the
+    MuJoCo env. The device reads the leader through the compiled driver and the follower's tool converges to
+    where the leader's tool is."""
+    from robotlearn.emulators.arm import ArmEmulator, read_emulator_info, side_channel_request
+    from robotlearn.emulators.reality_gap import load_reality_gap
+    from robotlearn.hardware.calibration import load_hardware_config
+
+    hw = load_hardware_config("arm6_emulated")
+    emu = ArmEmulator(hw, tmp_path / "leader", gap=load_reality_gap("reality_gap_none"), cameras=()).start()
+    env = make_env("arm_reach", backend="mujoco")
+    device = None
+    try:
+        pose = np.array([0.3, 0.5, 0.4, 0.0, 1.0, 0.2, 0.03, 0.03])
+        side_channel_request(tuple(read_emulator_info(emu.link)["side_channel"]), {"op": "hold", "joint_pos": pose.tolist()})
+        device = make_device("leader_arm", env, port=str(emu.link), config="arm6_emulated", timeout_ms=100)
+        n = device.n_arm
+        deadline, prev = time.monotonic() + 20, device.read_joints()
+        while time.monotonic() < deadline:  # wait until the limp, held arm has settled
+            time.sleep(0.2)
+            q = device.read_joints()
+            if np.abs(q - prev).max() < 2e-3:
+                break
+            prev = q
+        truth = side_channel_request(tuple(read_emulator_info(emu.link)["side_channel"]), {"op": "stats"})
+        np.testing.assert_allclose(q[:n], np.array(truth["sim_joint_pos"])[:n], atol=0.01)  # encoder ticks ~1.5 mrad
+        assert np.abs(q[:n] - pose[:n]).max() < 0.1  # and it is near where the person holds it
+        target, _ = env.unwrapped.robot.kin.forward(q[:n])
+        obs, _ = env.reset(seed=0)
+        for _ in range(25):
+            action = device.act(obs)
+            assert env.action_space.contains(action)
+            obs, *_ = env.step(action)
+        assert np.linalg.norm(obs["ee_pos"] - target) < 0.02
+        assert action[-1] > 0.3  # leader fingers held open -> follower gripper open
+    finally:
+        if device is not None:
+            device.close()
+        env.close()
+        emu.close()

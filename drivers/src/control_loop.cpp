@@ -30,6 +30,10 @@ std::vector<ControlLoop*>& registry() {
 std::atomic<int> g_signal{0};
 struct sigaction g_old_int, g_old_term;
 std::mutex g_handlers_mu;
+// mlockall is process-wide: hold it while any real-time loop runs, release it when the last one stops,
+// so a long-lived process (a notebook, a test session) does not keep every later allocation pinned.
+std::mutex g_mlock_mu;
+int g_mlock_users = 0;
 std::once_flag g_atexit_once;
 
 void on_signal(int sig, siginfo_t* info, void* ctx) {
@@ -218,7 +222,11 @@ void ControlLoop::start() {
   if (running_.load()) return;
   if (faulted_.load()) throw std::runtime_error("ControlLoop faulted (" + fault() + "); create a new loop");
   if (thread_.joinable()) thread_.join();
-  if (cfg_.realtime && !mlocked_) mlocked_ = mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0;
+  if (cfg_.realtime && !mlocked_) {
+    std::lock_guard<std::mutex> ml(g_mlock_mu);
+    mlocked_ = g_mlock_users > 0 || mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0;
+    if (mlocked_) ++g_mlock_users;
+  }
   std::vector<double> q0(n_, 0.0);
   if (bus_) {
     bool link_ok = false;
@@ -261,6 +269,12 @@ void ControlLoop::stop() {
   if (thread_.joinable()) {
     stop_req_.store(true, std::memory_order_release);
     thread_.join();
+  }
+  if (mlocked_) {
+    std::lock_guard<std::mutex> ml(g_mlock_mu);
+    if (--g_mlock_users == 0) munlockall();
+    mlocked_ = false;
+    mlock_granted_ = true;
   }
   std::lock_guard<std::mutex> rl(registry_mu());
   auto& r = registry();
@@ -388,6 +402,7 @@ void ControlLoop::run() {
       if (watchdog() == Watchdog::Off) {  // a fresh target after torque-off: resume from where the arm is
         interp_.reset(q_.data(), t);
         safety_.reset(q_.data());
+        write_joints(q_.data());  // goal = where the arm is now, before torque comes back on
         torque(true);
       }
       interp_.set_target(target_buf_.data(), t, cfg_.target_duration_s);

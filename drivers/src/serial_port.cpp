@@ -151,19 +151,27 @@ IoStatus SerialPort::read_some(std::uint8_t* buf, std::size_t cap, std::size_t& 
     last_error_ = "port closed";
     return IoStatus::Error;
   }
+  bool polled_ready = false;
   for (;;) {
     const ssize_t r = ::read(fd_, buf, cap);
     if (r > 0) {
       got = static_cast<std::size_t>(r);
       return IoStatus::Ok;
     }
-    if (r == 0) {  // a tty read returning 0 with VMIN=0 just means "nothing yet"
+    if (r == 0) {
+      // With VMIN=0 a 0-byte read means "nothing yet", unless poll just said readable: then it is
+      // end-of-file, i.e. the device (or the pty's other end) is gone.
+      if (polled_ready) {
+        last_error_ = "port hung up";
+        return IoStatus::Error;
+      }
     } else if (errno != EAGAIN && errno != EINTR) {
       last_error_ = std::strerror(errno);  // EIO: the other end of a pty went away, USB unplugged
       return IoStatus::Error;
     }
     const IoStatus s = wait_fd(fd_, POLLIN, deadline_ns, last_error_);
     if (s != IoStatus::Ok) return s;
+    polled_ready = true;
   }
 }
 

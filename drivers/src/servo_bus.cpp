@@ -61,6 +61,11 @@ ServoBus::ServoBus(const std::string& port, int baud, Protocol protocol, std::ve
   span_addr_ = lo;
   span_len_ = hi - lo;
   span_data_.assign(ids_.size() * span_len_, 0);
+  // The state request never changes: encode it once, not every cycle.
+  if (fast_sync_read_)
+    dxl2::fast_sync_read(span_addr_, span_len_, ids8_.data(), ids8_.size(), state_tx_);
+  else
+    codec_->sync_read(span_addr_, span_len_, ids8_.data(), ids8_.size(), state_tx_);
   goal_bytes_.assign(ids_.size() * goal_.size, 0);
   rx_chunk_.assign(4096, 0);
 }
@@ -262,6 +267,7 @@ void ServoBus::set_torque(bool enable) {
   for (std::size_t k = 0; k < ids8_.size(); ++k) encode(torque_, enable ? 1 : 0, data.data() + k * torque_.size);
   codec_->sync_write(torque_.addr, torque_.size, ids8_.data(), ids8_.size(), data.data(), tx_);
   if (send_only(tx_) != Tx::Ok) throw std::runtime_error("set_torque: " + last_error_);
+  port_.drain_output();  // torque changes are rare and matter: return once the bytes are on the wire
 }
 
 ReadResult ServoBus::read_state(std::int32_t* pos, std::int32_t* vel, std::int32_t* eff, bool* fresh) {
@@ -271,9 +277,8 @@ ReadResult ServoBus::read_state(std::int32_t* pos, std::int32_t* vel, std::int32
   std::fill(fresh, fresh + n, false);
   Tx r;
   if (fast_sync_read_) {
-    dxl2::fast_sync_read(span_addr_, span_len_, ids8_.data(), n, tx_);
     const std::uint8_t bcast = dxl2::kBroadcast;
-    r = transact(tx_, &bcast, 1, 8 + n * (span_len_ + 4), got_, [&](std::size_t, const PacketView& p) {
+    r = transact(state_tx_, &bcast, 1, 8 + n * (span_len_ + 4), got_, [&](std::size_t, const PacketView& p) {
       dxl2::split_fast_sync(p, n, span_len_, [&](std::uint8_t id, std::uint8_t err, const std::uint8_t* d) {
         for (std::size_t k = 0; k < n; ++k)
           if (ids8_[k] == id) {
@@ -284,8 +289,7 @@ ReadResult ServoBus::read_state(std::int32_t* pos, std::int32_t* vel, std::int32
       });
     });
   } else {
-    codec_->sync_read(span_addr_, span_len_, ids8_.data(), n, tx_);
-    r = transact(tx_, ids8_.data(), n, codec_->status_size(span_len_), got_, [&](std::size_t k, const PacketView& p) {
+    r = transact(state_tx_, ids8_.data(), n, codec_->status_size(span_len_), got_, [&](std::size_t k, const PacketView& p) {
       if (p.size < span_len_) return;
       std::copy(p.params, p.params + span_len_, span_data_.begin() + static_cast<std::ptrdiff_t>(k * span_len_));
       fresh[k] = true;
@@ -331,14 +335,8 @@ std::size_t ServoBus::cycle_wire_bytes() const {
   const std::size_t n = ids8_.size();
   Bytes tmp;
   std::vector<std::uint8_t> zeros(n * std::max<std::size_t>(goal_.size, 1), 0);
-  std::size_t read_bytes;
-  if (fast_sync_read_) {
-    dxl2::fast_sync_read(span_addr_, span_len_, ids8_.data(), n, tmp);
-    read_bytes = tmp.size() + 8 + n * (span_len_ + 4);
-  } else {
-    codec_->sync_read(span_addr_, span_len_, ids8_.data(), n, tmp);
-    read_bytes = tmp.size() + n * codec_->status_size(span_len_);
-  }
+  const std::size_t read_bytes = state_tx_.size() + (fast_sync_read_ ? 8 + n * (span_len_ + 4)
+                                                                    : n * codec_->status_size(span_len_));
   codec_->sync_write(goal_.addr, goal_.size, ids8_.data(), n, zeros.data(), tmp);
   return read_bytes + tmp.size();
 }

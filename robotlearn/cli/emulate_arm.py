@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="hardware config in configs/hardware (default arm6_emulated, or arm6_emulated_feetech "
                              "with --protocol feetech)")
-    parser.add_argument("--protocol", choices=("dynamixel2", "feetech"), default="dynamixel2")
+    parser.add_argument("--protocol", choices=("dynamixel2", "feetech"), default=None,
+                        help="servo bus protocol (default: the config's; dynamixel2 without --config)")
     parser.add_argument("--sim", choices=[b for b in backend_names("arm") if b != "real"], default="mujoco")
     parser.add_argument("--gap", default="reality_gap",
                         help="reality-gap config in configs/hardware (reality_gap_none: nominal sim)")
@@ -40,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from robotlearn.emulators.reality_gap import load_reality_gap
     from robotlearn.hardware.calibration import load_hardware_config
 
-    config = args.config or ("arm6_emulated" if args.protocol == "dynamixel2" else "arm6_emulated_feetech")
+    config = args.config or ("arm6_emulated_feetech" if args.protocol == "feetech" else "arm6_emulated")
     hw = load_hardware_config(config, args.set)
-    if hw.protocol != args.protocol and args.config is not None:
+    if args.protocol is not None and hw.protocol != args.protocol:
         raise ValueError(f"config {config!r} is a {hw.protocol} bus but --protocol {args.protocol} was given")
     gap = load_reality_gap(args.gap, args.gap_set)
     if args.cameras == "all":

@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,14 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
 
 
-def start_emulator(link: str, timeout: float = 60.0) -> subprocess.Popen:
-    """Start `robotlearn emulate arm` and wait until its pty link appears."""
+def start_emulator(link: str, log_path: str | Path, timeout: float = 60.0) -> subprocess.Popen:
+    """Start `robotlearn emulate arm` (output to `log_path`, so a full pipe can never stall it) and wait
+    until its pty link appears."""
     cmd = [sys.executable, "-m", "robotlearn.cli.main", "emulate", "arm", "--link", link, "--cameras", "none"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while not os.path.exists(link):
         if proc.poll() is not None:
-            raise RuntimeError(f"arm emulator exited with {proc.returncode}: {(proc.stdout.read() or '').strip()[-500:]}")
+            tail = Path(log_path).read_text()[-500:].strip()
+            raise RuntimeError(f"arm emulator exited with {proc.returncode}: {tail}")
         if time.monotonic() > deadline:
             proc.terminate()
             raise RuntimeError(f"arm emulator did not create {link} within {timeout:.0f} s")
@@ -88,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     link = args.link or os.path.join(tmpdir, "arm0")
     t0 = time.perf_counter()
     print(f"[1/4] starting the emulated arm on {link}", flush=True)
-    emulator = start_emulator(link)
+    emulator = start_emulator(link, out / "emulator.log")
     try:
         print(f"[2/4] training SAC on {cfg.env} in MuJoCo for {cfg.total_steps} steps", flush=True)
         result = train(cfg, out / "train", progress_bar=not args.no_progress)
@@ -104,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             emulator.wait(timeout=10)
         except subprocess.TimeoutExpired:
             emulator.kill()
+        shutil.rmtree(tmpdir, ignore_errors=True)
     plot_learning_curve(out / "train" / "progress.csv", out / "learning_curve.png")
     summary = {"train_steps": result["steps"], "train_seconds": round(result["seconds"], 1),
                "train_steps_per_s": round(result["sps"], 1), "checkpoint": ckpt,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import imageio.v2 as imageio
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from robotlearn.data.dataset import DatasetMeta, load_meta
 
@@ -84,6 +84,8 @@ def load_demos(root: str | Path, keys: list[str] | None = None, episodes: list[i
                 parts[k].append(np.asarray(col.to_pylist(), dtype=object))
             elif pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
                 parts[k].append(col.flatten().to_numpy().reshape(n, -1))
+            elif k == "action" or k.startswith("observation."):
+                parts[k].append(col.to_numpy(zero_copy_only=False).reshape(n, 1))  # shape-[1] vector feature
             else:
                 parts[k].append(col.to_numpy(zero_copy_only=False))
         for k in wanted:
@@ -112,8 +114,12 @@ def window_indices(episode_ends: np.ndarray, obs_horizon: int, pred_horizon: int
     return np.concatenate(obs_idx), np.concatenate(act_idx)
 
 
-class WindowDataset(torch.utils.data.Dataset):
-    """(obs window, action window) samples over in-memory arrays; images stay uint8 until batched."""
+class WindowDataset:
+    """(obs window, action window) samples over in-memory arrays; images stay uint8 until batched.
+
+    A map-style dataset (len + getitem, usable with torch's DataLoader); torch is imported only when
+    batches are built so that recording and `dataset info` do not pay for it.
+    """
 
     def __init__(self, demos: Demos, obs_keys: list[str], action_key: str, obs_horizon: int, pred_horizon: int):
         self.obs = {k: demos.data[k] for k in obs_keys}
@@ -123,11 +129,13 @@ class WindowDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.obs_idx)
 
-    def batch(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+    def batch(self, rows: np.ndarray) -> dict[str, Any]:
         """Gather many samples at once (much faster than per-item __getitem__ + collate)."""
+        import torch
+
         out = {k: torch.from_numpy(np.ascontiguousarray(v[self.obs_idx[rows]])) for k, v in self.obs.items()}
         out["action"] = torch.from_numpy(self.action[self.act_idx[rows]])
         return out
 
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, i: int) -> dict[str, Any]:
         return {k: v[0] for k, v in self.batch(np.array([i])).items()}

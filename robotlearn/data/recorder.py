@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from robotlearn.data.dataset import (
-    CODEBASE_VERSION,
     CHUNKS_SIZE,
+    CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_FEATURES,
     EPISODES_PATH,
@@ -193,7 +193,10 @@ class EpisodeRecorder:
         for key, feat in self.meta.features.items():
             if feat["dtype"] == "float32" and key not in DEFAULT_FEATURES and key != "next.reward":
                 values = np.stack([f[key] for f in frames]).astype(np.float32)
-                columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+                if values.shape[1] == 1:  # LeRobot stores shape-[1] features as scalar columns
+                    columns[key] = pa.array(values[:, 0], pa.float32())
+                else:
+                    columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
                 stats[key] = feature_stats(values)
         scalars = {
             "next.reward": pa.array([f["next.reward"] for f in frames], pa.float32()),

@@ -66,8 +66,10 @@ def read_emulator_info(link: str | Path, timeout_s: float = 0.0) -> dict[str, An
     path, deadline = info_path(link), time.monotonic() + timeout_s
     while True:
         try:
-            return json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            info = json.loads(path.read_text())
+            os.kill(int(info["pid"]), 0)  # a file left by a killed emulator is not an announcement
+            return info
+        except (FileNotFoundError, json.JSONDecodeError, ProcessLookupError, KeyError):
             if time.monotonic() >= deadline:
                 raise FileNotFoundError(f"no emulator announced at {path} (is `robotlearn emulate arm` running?)"
                                         ) from None
@@ -123,11 +125,17 @@ class ArmEmulator:
         self._mjpeg = MjpegServer(port=mjpeg_port) if self.cameras else None
         self._sock: socket.socket | None = None
         self._master = self._slave = -1
+        self._last_target = np.zeros(len(self.spec.joints))
+        self._warm = threading.Event()  # set once the first frames are rendered (GL set up): then announce
         self._held: np.ndarray | None = None  # pose a (emulated) person holds the limp arm in
         self._wake_r, self._wake_w = os.pipe()  # wakes the bus thread at close, so the pty hangs up at once
         q0 = self.backend.read()["joint_pos"]
         self._goal_si = q0[self._servo_joint].copy()
-        self._backlash = Backlash(self.gap.backlash, self._goal_si)
+        # Backlash and encoder noise live at the servo shaft (rad); in joint units they scale with the gearing.
+        shaft = np.array([self.table.resolution / (2 * np.pi) / c.ticks_per_unit for c in cal])
+        self._backlash = Backlash(self.gap.backlash * shaft, self._goal_si)
+        self._noise_std = np.zeros(len(self.spec.joints))
+        self._noise_std[self._servo_joint] = self.gap.position_noise * shaft
         self._goal_delay = DelayLine(self.gap.latency_s)
         self._sense_delay = DelayLine(self.gap.latency_s)
         self.stats = {"corrupted_replies": 0, "physics_overruns": 0, "physics_steps": 0, "frames": 0}
@@ -186,6 +194,7 @@ class ArmEmulator:
         # A servo answers within microseconds; the bus thread must not wait the default 5 ms GIL switch
         # interval behind the physics thread, or the host sees timeouts that real servos never cause.
         sys.setswitchinterval(2e-4)
+        info_path(self.link).unlink(missing_ok=True)  # never let a host read a previous run's announcement
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave, termios.TCSANOW)
         slave_name = os.ttyname(self._slave)
@@ -208,6 +217,8 @@ class ArmEmulator:
             t = threading.Thread(target=target, name=f"emulator-{name}", daemon=True)
             t.start()
             self._threads.append(t)
+        if not self._warm.wait(60.0):
+            raise RuntimeError("emulator physics thread did not start within 60 s")
         tmp = info_path(self.link).with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(info_path(self.link))
@@ -296,9 +307,11 @@ class ArmEmulator:
                 t_rx = max(due, time.monotonic())
 
     def _physics_loop(self) -> None:
+        for cam in self.cameras:  # GL context creation holds the GIL for a while: do it before hosts connect
+            self._mjpeg.publish(cam, self.backend.render(cam))
+        self._warm.set()
         next_t = time.monotonic()
         next_frame = next_t
-        noise = self.gap.position_noise
         while not self._stop.is_set():
             self._serve_requests()
             state = self.backend.read()
@@ -311,13 +324,14 @@ class ArmEmulator:
             target[self._servo_joint] = goals
             for dst, src in self._mirrors:
                 target[dst] = target[src]
-            self.backend.command(np.clip(target, self.spec.lower, self.spec.upper))
+            self._last_target = np.clip(target, self.spec.lower, self.spec.upper)
+            self.backend.command(self._last_target)
             self.backend.advance()
             self.stats["physics_steps"] += 1
             state = self.backend.read()
             sensed = self._sense_delay(now, np.concatenate([state["joint_pos"], state["joint_vel"]]))
             n = len(q)
-            q_meas = sensed[:n] + (self._rng.normal(0.0, noise, n) if noise else 0.0)
+            q_meas = sensed[:n] + self._rng.normal(0.0, 1.0, n) * self._noise_std
             with self._lock:
                 self._write_present(q_meas, sensed[n:])
             if self._mjpeg is not None and now >= next_frame:
@@ -387,7 +401,8 @@ class ArmEmulator:
             return {"ok": True}
         if op == "stats":
             with self._lock:
-                return {**self.stats, **self.device.counts}
+                return {**self.stats, **self.device.counts, "sim_target": self._last_target.tolist(),
+                        "sim_joint_pos": self.backend.read()["joint_pos"].tolist()}
         if op == "registers":
             names = request.get("names", ["torque_enable", "goal_position", "present_position"])
             with self._lock:

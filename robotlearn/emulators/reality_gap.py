@@ -35,9 +35,9 @@ class RealityGapConfig(Strict):
     joint_friction_scale: float = Field(1.0, ge=0)
     servo_kp_scale: float = Field(1.0, gt=0)    # servo position-loop gain
     servo_kd_scale: float = Field(1.0, gt=0)
-    backlash: float = Field(0.0, ge=0)          # gear play on every joint (rad; m on fingers)
+    backlash: float = Field(0.0, ge=0)          # gear play at each servo's output shaft (rad)
     latency_s: float = Field(0.0, ge=0, le=0.2)  # goal -> motor and sensor -> register delay
-    position_noise: float = Field(0.0, ge=0)    # std of present-position noise (rad; m on fingers)
+    position_noise: float = Field(0.0, ge=0)    # std of present-position noise at the servo shaft (rad)
     packet_corruption: float = Field(0.0, ge=0, le=0.5)  # probability a status packet gets one bit flipped
     seed: int = 0
 
@@ -98,14 +98,11 @@ class GapWorkdir:
 class Backlash:
     """Gear play: the output follows the input only after the input crosses a dead band of `width`."""
 
-    def __init__(self, width: float, initial: np.ndarray):
-        self.half = width / 2.0
+    def __init__(self, width: float | np.ndarray, initial: np.ndarray):
+        self.half = np.asarray(width, dtype=np.float64) / 2.0
         self.out = np.array(initial, dtype=np.float64)
 
     def __call__(self, q_in: np.ndarray) -> np.ndarray:
-        if self.half <= 0:
-            self.out = np.array(q_in, dtype=np.float64)
-            return self.out
         self.out = np.clip(self.out, q_in - self.half, q_in + self.half)
         return self.out
 

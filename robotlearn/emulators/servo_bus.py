@@ -46,7 +46,7 @@ class Register:
     addr: int
     size: int
     writable: bool = True
-    default: int = 0
+    default: int | None = None  # power-on value; None: FACTORY_DEFAULTS by name, else 0
     sign_bit: int | None = None  # sign-magnitude encoding with the sign at this bit (Feetech); else two's complement
 
 
@@ -108,7 +108,8 @@ def load_servo_table(model: str | Path) -> ServoTable:
         elif isinstance(spec, dict):
             access = str(spec.get("access", "RW")).upper()
             sign_bit = spec.get("sign_bit")
-            regs[name] = Register(int(spec["addr"]), int(spec["size"]), "W" in access, int(spec.get("default", 0)),
+            regs[name] = Register(int(spec["addr"]), int(spec["size"]), "W" in access,
+                                  None if spec.get("default") is None else int(spec["default"]),
                                   None if sign_bit is None else int(sign_bit))
         else:
             raise ConfigError(f"{path}: register {name!r} must be a mapping or [addr, size]")
@@ -268,7 +269,7 @@ class Servo:
         self.table = table
         self.mem = bytearray(table.size)
         for name, reg in table.registers.items():
-            value = reg.default or FACTORY_DEFAULTS.get(name, 0)
+            value = FACTORY_DEFAULTS.get(name, 0) if reg.default is None else reg.default
             self.mem[reg.addr: reg.addr + reg.size] = (value & ((1 << (8 * reg.size)) - 1)).to_bytes(reg.size, "little")
         self.set("model_number", table.model_number)
         self.set("id", servo_id)

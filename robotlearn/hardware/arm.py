@@ -72,7 +72,7 @@ class RealArmBackend(Backend):
         self.bus = _rt.ServoBus(self.port, self.hw.baud, self.hw.protocol, ids, table.host_table(), self.hw.timeout_ms)
         try:
             for sid in ids:
-                model = self.bus.ping(sid)
+                model = self._ping(sid, start_timeout_s)
                 if table.model_number and model != table.model_number:
                     raise ValueError(f"servo {sid} on {self.port} reports model {model}, config "
                                      f"{self.hw.servo_model!r} expects {table.model_number}")
@@ -90,12 +90,36 @@ class RealArmBackend(Backend):
                 watchdog_hold_ms=self.hw.watchdog_hold_ms,
                 watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts)
             self.loop.start()
+            self._check_torque(table.addr("torque_enable"), ids)
             self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))
             self._tick_cycle = self.loop.wait_cycle(0, start_timeout_s)
             self._t_reset = float(self.loop.state()["timestamp"])
         except Exception:
             self._shutdown()
             raise
+
+    def _ping(self, sid: int, timeout_s: float) -> int:
+        """Ping with retries for `timeout_s`: servos that just powered up need a moment."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.bus.ping(sid)
+            except RuntimeError as err:
+                if time.monotonic() > deadline:
+                    raise ArmFault(f"arm on {self.port}: servo {sid} does not answer ({err}); check power, "
+                                   f"baud ({self.hw.baud}), protocol ({self.hw.protocol}), or another program "
+                                   "using the port") from None
+                time.sleep(0.05)
+
+    def _check_torque(self, reg, ids: list[int]) -> None:
+        """Torque-on is a sync write nobody acknowledges: read it back once, so a servo that missed it
+        (brown-out, noise) is caught here rather than found limp mid-episode."""
+        off = [sid for sid in ids if self.bus.read(sid, reg.addr, reg.size) != 1]
+        if off:
+            self.bus.set_torque(True)
+            off = [sid for sid in ids if self.bus.read(sid, reg.addr, reg.size) != 1]
+        if off:
+            raise ArmFault(f"arm on {self.port}: servos {off} did not enable torque")
 
     # -- emulator side channel (documented as such; never used for real hardware) ---------------
     def _emulator_info(self) -> dict | None:

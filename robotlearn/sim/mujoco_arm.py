@@ -158,7 +158,6 @@ class MujocoArmBackend(Backend):
         self._vadr = np.array([m.jnt_dofadr[i] for i in jids])
         ctrl = [m.actuator(f"{j.name}_motor").id for j in spec.joints]
         self._obj_qadr = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
-        self._obj_vadr = {o.name: m.jnt_dofadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
         self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, interpolation)

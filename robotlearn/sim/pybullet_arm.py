@@ -56,7 +56,11 @@ class PybulletArmBackend(Backend):
         self._friction, self._damping = (
             np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
                       for j in spec.joints]) for key in ("friction", "damping"))
-        self._build_world()
+        try:
+            self._build_world()
+        except Exception:
+            pb.disconnect(physicsClientId=self.client)
+            raise
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, interpolation)
         self._armature = armature(spec)
@@ -186,7 +190,7 @@ class PybulletArmBackend(Backend):
             else:
                 stacked[:n], stacked[2 * n:] = tau, stacked[2 * n:] - qd  # [tau, applied_prev, qd_prev - qd]
                 applied = self._correction @ stacked
-            set_torques(robot, idx, torque_mode, forces=applied, physicsClientId=c)
+            set_torques(robot, idx, torque_mode, forces=applied.tolist(), physicsClientId=c)
             step(physicsClientId=c)
             stacked[n:2 * n], stacked[2 * n:] = applied, qd
         self._ticks += self.spec.ticks_per_step
@@ -196,7 +200,7 @@ class PybulletArmBackend(Backend):
         """Joint-space mass matrix M at q and the armature correction built from it.
 
         With G = A (M + A)^-1, the torque to apply is tau - G (tau - c + f), where f, the last tick's
-        generalized contact force, is M (qd - qd_prev) / dt + c_prev - applied_prev. Taking c as
+        generalized constraint force (contacts, joint friction), is M (qd - qd_prev) / dt + c_prev - applied_prev. Taking c as
         unchanged over one tick leaves one linear map of [tau, applied_prev, qd_prev - qd].
         """
         n = len(self._idx)

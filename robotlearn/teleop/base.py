@@ -36,7 +36,7 @@ class TeleopDevice(ABC):
         self.action_space = env.action_space
         self.events: set[str] = set()
 
-    def reset(self, obs: dict[str, np.ndarray]) -> None:
+    def reset(self, obs: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Start of an episode."""
 
     @abstractmethod
@@ -47,7 +47,7 @@ class TeleopDevice(ABC):
         out, self.events = self.events, set()
         return out
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the device (terminal mode, file handles, buses)."""
 
 

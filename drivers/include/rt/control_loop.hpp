@@ -86,7 +86,7 @@ class ControlLoop {
   std::uint64_t overruns() const { return overruns_.load(std::memory_order_relaxed); }
   std::uint64_t missed_cycles() const { return missed_.load(std::memory_order_relaxed); }
   bool sched_fifo() const { return sched_fifo_; }
-  bool mlocked() const { return mlocked_; }
+  bool mlocked() const { return mlocked_ || mlock_granted_; }  // granted (now or during the last run)
   SafetyCounters safety_counters() const;
   std::uint64_t targets_applied() const { return targets_applied_.load(std::memory_order_relaxed); }
   std::uint64_t watchdog_holds() const { return wd_holds_.load(std::memory_order_relaxed); }
@@ -132,7 +132,7 @@ class ControlLoop {
   std::atomic<std::uint64_t> cycles_{0}, overruns_{0}, missed_{0}, targets_applied_{0}, wd_holds_{0}, wd_offs_{0};
   std::atomic<int> watchdog_{0};
   std::atomic<std::int64_t> last_target_ns_{0};
-  bool sched_fifo_ = false, mlocked_ = false;
+  bool sched_fifo_ = false, mlocked_ = false, mlock_granted_ = false;
   mutable std::mutex safety_mu_;
   SafetyCounters safety_snapshot_;
 

@@ -94,7 +94,7 @@ class ServoBus {
   bool fast_sync_read_;
 
   mutable std::mutex mu_;
-  Bytes tx_, rx_chunk_, goal_bytes_;
+  Bytes tx_, state_tx_, rx_chunk_, goal_bytes_;
   std::vector<std::uint8_t> span_data_;
   std::vector<bool> got_;
   BusCounters c_;

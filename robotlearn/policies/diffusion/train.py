@@ -108,6 +108,6 @@ def cli_main(args) -> int:
     if getattr(args, "seed", None) is not None:
         cfg.train.seed = args.seed
     out = Path(args.out or f"runs/diffusion-{Path(args.dataset).name}")
-    train(cfg, args.dataset, out)
+    train(cfg, args.dataset, out, log=lambda line: print(line, flush=True))
     print(f"checkpoint: {out}")
     return 0

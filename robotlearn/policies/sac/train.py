@@ -50,7 +50,8 @@ def load_demo_buffer(cfg: SACConfig, agent: SACAgent, obs_shapes: dict) -> Repla
 
     keys = {k: obs_feature_key(k) for k in obs_shapes}
     demos = load_demos(cfg.demos, keys=[*keys.values(), "action", "next.reward", "next.done"])
-    buf = ReplayBuffer(max(demos.num_frames, 1), obs_shapes, agent.policy.action_dim)
+    # room for human interventions on top of the recorded demos (they share the demo half of each batch)
+    buf = ReplayBuffer(demos.num_frames + cfg.total_steps, obs_shapes, agent.policy.action_dim)
     for e in range(len(demos.episode_ends)):
         ep = demos.episode(e)
         n = len(ep["action"]) - 1  # the last frame has no recorded successor observation

@@ -1,0 +1,249 @@
+"""The compiled ControlLoop: timing, sim/real setpoint equivalence, and each safety function.
+
+Every safety test drives the loop into the situation the safety exists for and checks the bus traffic
+the servos received, so removing that safety from the loop makes the test fail.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+import robotlearn._rt as rt
+from rt_device import PtyServoChain, eventually
+
+from robotlearn.hardware.servo_tables import load_servo_table
+
+N = 3
+TPU = 4096 / (2 * math.pi)
+SIGN = [1, -1, 1]
+RATE = 250.0
+LIMITS = dict(lower=[-2.0] * N, upper=[2.0] * N, max_velocity=[3.0] * N, max_effort=[4.0] * N)
+
+
+@pytest.fixture
+def chain():
+    with PtyServoChain(load_servo_table("xm430_w350"), list(range(1, N + 1))) as c:
+        yield c
+
+
+def make_loop(chain: PtyServoChain | None, **kw) -> rt.ControlLoop:
+    bus = None
+    if chain is not None:
+        bus = rt.ServoBus(chain.port, 1_000_000, "dynamixel2", chain.ids, chain.table.host_table(), timeout_ms=5.0)
+    args = dict(rate_hz=RATE, limits=rt.JointLimits(**LIMITS), interpolation=rt.Interpolation.MIN_JERK,
+                target_duration_s=0.1, ticks_per_unit=[TPU] * N, offset_ticks=[2048.0] * N, sign=SIGN,
+                watchdog_hold_ms=2000.0, watchdog_off_ms=0.0, record_setpoints=20000)
+    args.update(kw)
+    return rt.ControlLoop(bus, **args)
+
+
+def run_for(loop: rt.ControlLoop, seconds: float) -> int:
+    c = loop.wait_cycle(-1, 1.0)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        c = loop.wait_cycle(c, 1.0)
+    return c
+
+
+def raw_goal(chain: PtyServoChain, sid: int) -> int:
+    return chain.get(sid, "goal_position")
+
+
+def test_timing_only_loop_holds_its_period() -> None:
+    loop = make_loop(None, rate_hz=500.0)
+    loop.start()
+    try:
+        run_for(loop, 0.6)
+    finally:
+        loop.stop()
+    s = loop.stats()
+    assert s["cycles"] > 200
+    assert 1900 < s["period_p50_us"] < 2100
+    assert s["overrun_fraction"] < 0.05
+    assert isinstance(s["sched_fifo"], bool) and isinstance(s["mlockall"], bool)
+
+
+def test_state_and_wait_cycle(chain: PtyServoChain) -> None:
+    chain.set(2, "present_position", 2048 + 100)
+    loop = make_loop(chain)
+    loop.start()
+    try:
+        c0 = loop.wait_cycle(-1, 1.0)
+        c1 = loop.wait_cycle(c0, 1.0)
+        assert c1 > c0 >= 0
+        st = loop.state()
+        assert set(st) >= {"position", "velocity", "effort", "timestamp", "cycle"}
+        assert st["position"][1] == pytest.approx(-100 / TPU, abs=2 / TPU)  # sign -1
+        assert abs(st["timestamp"] - time.monotonic()) < 0.5  # CLOCK_MONOTONIC, like time.monotonic
+        assert chain.get(1, "torque_enable") == 1  # start() turned torque on
+    finally:
+        loop.stop()
+        loop.stop()  # idempotent
+    assert not loop.running and loop.fault is None
+    assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))  # torque off on stop
+
+
+def test_sim_and_real_paths_emit_the_same_setpoints(chain: PtyServoChain) -> None:
+    """Same targets -> same setpoint stream from JointDrive (sim, per physics tick) and ControlLoop (real)."""
+    loop = make_loop(chain)
+    loop.start()
+    rng = np.random.default_rng(0)
+    try:
+        c = loop.wait_cycle(-1, 1.0)
+        for _ in range(12):
+            assert loop.set_target(rng.uniform(-0.08, 0.08, N))
+            for _ in range(int(rng.integers(5, 15))):
+                c = loop.wait_cycle(c, 1.0)
+    finally:
+        loop.stop()
+    rec = loop.setpoints
+    assert len(rec["target_cycle"]) == 12 and len(rec["cycle"]) > 100
+    drive = rt.JointDrive(rt.JointLimits(**LIMITS), [1.0] * N, [0.0] * N, rt.Interpolation.MIN_JERK, rec["dt"])
+    drive.reset(rec["initial_position"])
+    sim = {}
+    j, zeros = 0, np.zeros(N)
+    for k in range(int(rec["cycle"][-1]) + 1):
+        while j < len(rec["target_cycle"]) and rec["target_cycle"][j] == k:
+            drive.set_target(rec["target"][j], rec["target_duration"])
+            j += 1
+        drive.compute(zeros, zeros)
+        sim[k] = drive.setpoint
+    real = rec["setpoint"]
+    sim_rows = np.array([sim[int(k)] for k in rec["cycle"]])
+    assert np.ptp(real, axis=0).max() > 0.05  # the stream actually moved
+    np.testing.assert_allclose(real, sim_rows, rtol=0, atol=1e-12)
+
+
+def test_watchdog_holds_pose_when_targets_stop(chain: PtyServoChain) -> None:
+    loop = make_loop(chain, target_duration_s=2.0, watchdog_hold_ms=60.0)
+    loop.start()
+    try:
+        loop.wait_cycle(-1, 1.0)
+        assert loop.set_target(np.array([1.0, 0.0, 0.0]))
+        run_for(loop, 0.5)
+        # A 2 s min-jerk move would be at ~0.10 rad after 0.5 s; held after 60 ms it is at ~0.001.
+        assert loop.state()["setpoint"][0] < 0.01
+        before = raw_goal(chain, 1)
+        run_for(loop, 0.1)
+        assert raw_goal(chain, 1) == before  # frozen
+        s = loop.stats()
+        assert s["watchdog"] == "hold" and s["watchdog_holds"] == 1
+        assert loop.set_target(np.array([0.2, 0.0, 0.0]))  # a fresh target resumes
+        run_for(loop, 0.02)
+        assert loop.stats()["watchdog"] == "ok"
+    finally:
+        loop.stop()
+
+
+def test_watchdog_turns_torque_off_then_recovers(chain: PtyServoChain) -> None:
+    loop = make_loop(chain, watchdog_hold_ms=40.0, watchdog_off_ms=120.0)
+    loop.start()
+    try:
+        loop.wait_cycle(-1, 1.0)
+        assert chain.get(1, "torque_enable") == 1
+        run_for(loop, 0.35)
+        assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))
+        assert loop.stats()["watchdog"] == "off" and loop.fault is None
+        assert loop.set_target(np.zeros(N))
+        run_for(loop, 0.05)
+        assert eventually(lambda: chain.get(1, "torque_enable") == 1)
+    finally:
+        loop.stop()
+
+
+def test_position_and_velocity_limits(chain: PtyServoChain) -> None:
+    loop = make_loop(chain, target_duration_s=0.05)
+    loop.start()
+    try:
+        loop.wait_cycle(-1, 1.0)
+        assert not loop.set_target(np.array([np.nan, 0.0, 0.0]))  # NaN/inf never reach the loop
+        assert not loop.set_target(np.array([0.0, np.inf, 0.0]))
+        assert loop.set_target(np.array([5.0, -5.0, 0.0]))
+        run_for(loop, 1.0)
+    finally:
+        loop.stop()
+    rec = loop.setpoints
+    sp, cyc = rec["setpoint"], rec["cycle"]
+    assert sp[:, 0].max() <= 2.0 + 1e-12 and sp[:, 1].min() >= -2.0 - 1e-12
+    assert sp[-1, 0] == pytest.approx(2.0)  # it got there, at the limit
+    speed = np.abs(np.diff(sp, axis=0)) / (np.diff(cyc)[:, None] / RATE)
+    assert speed.max() <= 3.0 + 1e-9  # max_velocity, although min-jerk over 50 ms asks ~75 rad/s
+    goals = [g[0] for _, g in chain.goal_log]
+    assert max(goals) <= 2048 + 2.0 * TPU + 1
+    s = loop.stats()
+    assert s["velocity_clamps"] > 0
+
+
+def test_effort_limit_stops_pushing(chain: PtyServoChain) -> None:
+    loop = make_loop(chain, effort_scale=[0.0048] * N)  # Nm per current tick; 4 Nm = 833 ticks
+    loop.start()
+    try:
+        loop.wait_cycle(-1, 1.0)
+        chain.set(1, "present_current", 1000)  # joint 0 pushes against something: 4.8 Nm
+        run_for(loop, 0.05)
+        assert loop.set_target(np.array([0.5, 0.5, 0.0]))
+        run_for(loop, 0.4)
+        q = loop.state()["position"]
+    finally:
+        loop.stop()
+    assert abs(q[0]) < 0.02  # held where it was measured
+    assert q[1] == pytest.approx(0.5, abs=0.02)  # the joint within its effort limit moved on
+    assert loop.stats()["effort_holds"] > 0
+
+
+def test_estop_from_python(chain: PtyServoChain) -> None:
+    loop = make_loop(chain)
+    loop.start()
+    loop.wait_cycle(-1, 1.0)
+    assert loop.set_target(np.array([0.3, 0.0, 0.0]))
+    t = time.monotonic()
+    loop.estop()
+    assert time.monotonic() - t < 0.25  # typically one cycle (4 ms) plus the torque-off write
+    assert loop.fault.startswith("e-stop") and not loop.running
+    assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))
+    n_goals = len(chain.goal_log)
+    time.sleep(0.05)
+    assert len(chain.goal_log) == n_goals  # nothing commanded after the e-stop
+    assert not loop.set_target(np.zeros(N))
+    with pytest.raises(RuntimeError, match="e-stop"):
+        loop.wait_cycle(0, 0.1)
+    with pytest.raises(RuntimeError, match="faulted"):
+        loop.start()
+
+
+def test_estop_from_signal(chain: PtyServoChain) -> None:
+    received = []
+    previous = signal.signal(signal.SIGTERM, lambda s, f: received.append(s))
+    try:
+        loop = make_loop(chain, handle_signals=True)  # installs its handler, chained to ours
+        loop.start()
+        loop.wait_cycle(-1, 1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
+        end = time.monotonic() + 1.0
+        while loop.running and time.monotonic() < end:
+            time.sleep(0.005)
+        assert loop.fault == "e-stop: signal SIGTERM"
+        assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))
+        time.sleep(0.01)
+        assert received == [signal.SIGTERM]  # the previous (Python) handler still ran
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_link_loss_faults_fast(chain: PtyServoChain) -> None:
+    loop = make_loop(chain, max_consecutive_timeouts=5)
+    loop.start()
+    c = loop.wait_cycle(-1, 1.0)
+    t = time.monotonic()
+    chain.close()  # unplug
+    with pytest.raises(RuntimeError, match="link lost: 5 consecutive timeouts"):
+        for _ in range(100):
+            c = loop.wait_cycle(c, 0.5)
+    assert time.monotonic() - t < 0.25  # typically 5 cycles = 20 ms
+    assert not loop.running and loop.fault.startswith("link lost")
+    loop.stop()

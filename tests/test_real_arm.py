@@ -181,11 +181,11 @@ def test_calibrate_cli_writes_offsets(emulator, tmp_path):
     assert [s["sign"] for s in cal["servos"]] == [1, -1, 1, 1, -1, 1, 1]
 
 
-def test_feetech_bus_and_safe_start(tmp_path):
-    """The same driver on a Feetech STS bus; reset ramps at the configured speed instead of jumping."""
+def test_feetech_bus_pybullet_physics_and_safe_start(tmp_path):
+    """The same driver on a Feetech STS bus (PyBullet behind it); reset ramps at the configured speed."""
     from robotlearn.core.robot_config import load_robot_spec
 
-    emu = Emulator(tmp_path / "arm", "--protocol", "feetech", "--cameras", "none")
+    emu = Emulator(tmp_path / "arm", "--protocol", "feetech", "--sim", "pybullet", "--cameras", "none")
     try:
         backend = RealArmBackend(load_robot_spec("arm6"), port=str(emu.link), config="arm6_emulated_feetech")
         try:

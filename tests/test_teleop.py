@@ -127,7 +127,7 @@ def test_leader_arm_reads_the_emulated_bus_and_the_follower_copies_it(tmp_path):
                 break
             prev = q
         truth = side_channel_request(tuple(read_emulator_info(emu.link)["side_channel"]), {"op": "stats"})
-        np.testing.assert_allclose(q[:n], np.array(truth["sim_joint_pos"])[:n], atol=0.01)  # encoder ticks ~1.5 mrad
+        np.testing.assert_allclose(q, truth["sim_joint_pos"], atol=0.01)  # encoder ticks ~1.5 mrad
         assert np.abs(q[:n] - pose[:n]).max() < 0.1  # and it is near where the person holds it
         target, _ = env.unwrapped.robot.kin.forward(q[:n])
         obs, _ = env.reset(seed=0)
@@ -136,7 +136,8 @@ def test_leader_arm_reads_the_emulated_bus_and_the_follower_copies_it(tmp_path):
             assert env.action_space.contains(action)
             obs, *_ = env.step(action)
         assert np.linalg.norm(obs["ee_pos"] - target) < 0.02
-        assert action[-1] > 0.3  # leader fingers held open -> follower gripper open
+        finger_open = env.unwrapped.robot.finger_open
+        assert abs(action[-1] - (2 * q[n:].mean() / finger_open - 1)) < 0.05  # leader fingers -> follower gripper
     finally:
         if device is not None:
             device.close()

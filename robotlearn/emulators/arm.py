@@ -49,11 +49,8 @@ from robotlearn.emulators.reality_gap import (
     corrupt,
     gapped_spec,
 )
-from robotlearn.emulators.servo_bus import Servo, ServoBusDevice, load_servo_table
+from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice, load_servo_table
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
-
-BAUD_CODES = {"dynamixel2": {57600: 1, 115200: 2, 1_000_000: 3, 2_000_000: 4, 3_000_000: 5, 4_000_000: 6},
-              "feetech": {1_000_000: 0, 500_000: 1, 250_000: 2, 128_000: 3, 115_200: 4, 57_600: 6}}
 
 
 def info_path(link: str | Path) -> Path:
@@ -144,10 +141,10 @@ class ArmEmulator:
     # -- servo memory ------------------------------------------------------------------------------
     def _init_eeprom(self) -> None:
         """EEPROM as the user configured it: baud, return delay, position limits from the calibration."""
-        code = BAUD_CODES[self.hw.protocol].get(self.hw.baud)
+        codes = {bps: code for code, bps in BAUD_RATES[self.hw.protocol].items()}
+        code = codes.get(self.hw.baud)
         if code is None:
-            raise ValueError(f"{self.hw.protocol} servos do not support baud {self.hw.baud}; "
-                             f"supported: {sorted(BAUD_CODES[self.hw.protocol])}")
+            raise ValueError(f"{self.hw.protocol} servos do not support baud {self.hw.baud}; supported: {sorted(codes)}")
         lower, upper = self.spec.lower, self.spec.upper
         for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
             servo.set("baud_rate", code)

@@ -27,15 +27,17 @@ SERVO_TABLE_DIR = CONFIG_ROOT / "hardware" / "servos"
 # Dynamixel Protocol 2.0 instruction codes (e-Manual, "Protocol 2.0 / Instruction")
 DXL_PING, DXL_READ, DXL_WRITE, DXL_REBOOT, DXL_STATUS = 0x01, 0x02, 0x03, 0x08, 0x55
 DXL_SYNC_READ, DXL_SYNC_WRITE, DXL_FAST_SYNC_READ = 0x82, 0x83, 0x8A
-DXL_ERR_INSTRUCTION, DXL_ERR_CRC, DXL_ERR_DATA_RANGE, DXL_ERR_DATA_LENGTH, DXL_ERR_ACCESS = 0x02, 0x03, 0x04, 0x05, 0x07
+DXL_ERR_INSTRUCTION, DXL_ERR_DATA_LENGTH, DXL_ERR_ACCESS = 0x02, 0x05, 0x07
 DXL_ERR_ALERT = 0x80
 # Feetech SCS/STS instruction codes (Feetech "communication protocol manual")
-FT_PING, FT_READ, FT_WRITE, FT_SYNC_READ, FT_SYNC_WRITE = 0x01, 0x02, 0x03, 0x82, 0x83
+FT_READ, FT_WRITE, FT_SYNC_READ, FT_SYNC_WRITE = 0x02, 0x03, 0x82, 0x83  # PING is 0x01 in both
 BROADCAST_ID = 0xFE
 
-# Dynamixel baud_rate register value -> bit/s; Feetech STS baud_rate register value -> bit/s
-DXL_BAUDS = {0: 9600, 1: 57600, 2: 115200, 3: 1_000_000, 4: 2_000_000, 5: 3_000_000, 6: 4_000_000, 7: 4_500_000}
-FT_BAUDS = {0: 1_000_000, 1: 500_000, 2: 250_000, 3: 128_000, 4: 115_200, 5: 76_800, 6: 57_600, 7: 38_400}
+# baud_rate register value -> bit/s (Dynamixel X e-Manual; Feetech STS memory table)
+BAUD_RATES = {
+    "dynamixel2": {0: 9600, 1: 57600, 2: 115200, 3: 1_000_000, 4: 2_000_000, 5: 3_000_000, 6: 4_000_000, 7: 4_500_000},
+    "feetech": {0: 1_000_000, 1: 500_000, 2: 250_000, 3: 128_000, 4: 115_200, 5: 76_800, 6: 57_600, 7: 38_400},
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +353,7 @@ class ServoBusDevice:
     def baud(self) -> int:
         servo = next(iter(self.servos.values()))
         code = servo.get("baud_rate") if servo.has("baud_rate") else 3
-        return (DXL_BAUDS if self.protocol == "dynamixel2" else FT_BAUDS).get(code, 1_000_000)
+        return BAUD_RATES[self.protocol].get(code, 1_000_000)
 
     def return_delay_s(self) -> float:
         servo = next(iter(self.servos.values()))

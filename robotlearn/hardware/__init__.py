@@ -1,2 +1,2 @@
-"""Real-hardware side: servo bus/loop wiring (`_rt.ServoBus`, `_rt.ControlLoop`), servo control tables as
-data (`servo_tables`), serial port discovery (`ports`), the arm and quadrotor backends, and cameras."""
+"""Real-hardware backends (servo-bus arm, MAVLink quadrotor), calibration and camera drivers, plus servo control
+tables as data (`servo_tables`) and serial port discovery (`ports`)."""

@@ -56,31 +56,36 @@ class ArmKinematics:
         mujoco.mj_comPos(self.model, self.data)  # the Jacobians in inverse() need cdof
         return self.data.xpos[self.ee_body].copy(), self.data.xquat[self.ee_body].copy()
 
-    def inverse(self, pos: np.ndarray, quat: np.ndarray | None, q_seed: np.ndarray, iterations: int = 60,
-                tol: float = 1e-4, damping: float = 1e-3, rot_weight: float = 0.3) -> np.ndarray:
+    def inverse(self, pos: np.ndarray, quat: np.ndarray | None, q_seed: np.ndarray, iterations: int = 25,
+                tol: float = 2e-4, damping: float = 1e-3, rot_weight: float = 0.3) -> np.ndarray:
         """Joint angles reaching `pos` (and `quat` if given), starting from `q_seed`, within joint limits.
 
         Damped least squares: robust near singularities, and warm-started from the previous target so
-        consecutive solutions stay on the same branch (no elbow flips between control steps).
+        consecutive solutions stay on the same branch (no elbow flips between control steps). It stops
+        when the error is below `tol` or stops shrinking (an unreachable goal): the control loop calls
+        it every step, so a partial answer is refined on the next call rather than iterated to death.
         """
         q = np.clip(np.asarray(q_seed, dtype=np.float64).copy(), self.lower, self.upper)
+        n_err = 6 if quat is not None else 3
+        regularizer = damping * np.eye(n_err)
         err_rot = np.zeros(3)
+        err = np.zeros(n_err)
+        jac = np.zeros((n_err, self.n_arm))
+        previous = np.inf
         for _ in range(iterations):
             cur_pos, cur_quat = self.forward(q)
-            err_pos = pos - cur_pos
+            err[:3] = pos - cur_pos
             if quat is not None:
                 mujoco.mju_subQuat(err_rot, np.asarray(quat, dtype=np.float64), cur_quat)
                 # mju_subQuat gives the rotation in the current body frame; the Jacobian is in world frame.
-                mat = self.data.xmat[self.ee_body].reshape(3, 3)
-                err = np.concatenate([err_pos, rot_weight * (mat @ err_rot)])
-            else:
-                err = err_pos
-            if np.linalg.norm(err) < tol:
+                err[3:] = rot_weight * (self.data.xmat[self.ee_body].reshape(3, 3) @ err_rot)
+            size = float(np.sqrt(err @ err))
+            if size < tol or size > 0.99 * previous:
                 break
+            previous = size
             mujoco.mj_jacBody(self.model, self.data, self._jacp, self._jacr, self.ee_body)
-            jac = self._jacp[:, self.dof_index]
+            jac[:3] = self._jacp[:, self.dof_index]
             if quat is not None:
-                jac = np.vstack([jac, rot_weight * self._jacr[:, self.dof_index]])
-            step = jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(jac.shape[0]), err)
-            q = np.clip(q + step, self.lower, self.upper)
+                jac[3:] = rot_weight * self._jacr[:, self.dof_index]
+            q = np.clip(q + jac.T @ np.linalg.solve(jac @ jac.T + regularizer, err), self.lower, self.upper)
         return q

@@ -32,16 +32,20 @@ class LeaderArmDevice(TeleopDevice):
         self.servos = list(self.hw.calibration.servos)
         self.joint_index = [spec.joint_names.index(s.joint) for s in self.servos]
         self.n_arm = self.robot.n_arm
+        names = spec.joint_names
+        self.mirrors = [(names.index(d), names.index(src)) for d, src in self.hw.calibration.mirrored_joints.items()]
         self.bus = _rt.ServoBus(port, self.hw.baud, self.hw.protocol, [s.servo_id for s in self.servos],
                                 table.host_table(), timeout_ms or self.hw.timeout_ms)
         self.bus.set_torque(False)
 
     def read_joints(self) -> np.ndarray:
-        """Leader joint positions in SI units, in the follower's joint order (unmapped joints stay 0)."""
+        """Leader joint positions in SI units, in the follower's joint order (mirrored fingers filled in)."""
         q = np.zeros(len(self.robot.spec.joints))
         for servo, j in zip(self.servos, self.joint_index, strict=True):
             raw = self.bus.read(servo.servo_id, self.present.addr, self.present.size)
             q[j] = servo.to_si(raw)
+        for dst, src in self.mirrors:
+            q[dst] = q[src]
         return q
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:

@@ -57,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from robotlearn.envs import make_env
+    from robotlearn.envs import ENV_TASK_CONFIGS, make_env
     from robotlearn.policies.checkpoint import read_config
     from robotlearn.policies.diffusion import load_diffusion_model
 
@@ -66,6 +66,7 @@ def main() -> None:
     task = args.env or env_rec.get("id")
     if not task:
         raise SystemExit("checkpoint has no env record; pass --env")
+    task = ENV_TASK_CONFIGS.get(task.removeprefix("robotlearn/"), task)
     env = make_env(task, backend=args.backend, overrides=env_rec.get("overrides") or None)
     results = {}
     for name in args.samplers.split(","):

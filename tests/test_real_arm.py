@@ -25,6 +25,7 @@ from gymnasium.utils.env_checker import check_env
 import robotlearn  # noqa: F401 - registers the envs
 from robotlearn.emulators.arm import read_emulator_info, side_channel_request
 from robotlearn.hardware.arm import ArmFault, RealArmBackend
+from robotlearn.hardware.calibration import load_calibration
 from robotlearn.hardware.cameras import StaleFrameError
 from robotlearn.teleop.scripted import PickPlaceExpert
 
@@ -173,6 +174,7 @@ def test_calibrate_cli_writes_offsets(emulator, tmp_path):
     done = subprocess.run([sys.executable, "-m", "robotlearn.cli.main", "calibrate", "--port", str(emulator.link),
                            "--out", str(out), "--yes"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    load_calibration(out)  # valid input for backend option calibration_file=
     cal = yaml.safe_load(out.read_text())
     offsets = np.array([s["offset"] for s in cal["servos"]])
     side_channel_request(address, {"op": "hold", "joint_pos": None})

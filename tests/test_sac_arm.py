@@ -31,7 +31,7 @@ EPISODES = 5
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     cfg = load_config(SACConfig, "algos", "sac_arm_reach",
-                      ["total_steps=1200", "learning_starts=300", "eval_every=0", "checkpoint_every=0",
+                      ["total_steps=1500", "learning_starts=300", "eval_every=0", "checkpoint_every=0",
                        f"eval_episodes={EPISODES}", "save_replay=false"])
     result = train(cfg, tmp_path_factory.mktemp("reach"), progress_bar=False)
     return cfg, result
@@ -73,3 +73,25 @@ def test_same_checkpoint_on_pybullet_and_emulated_real_arm(trained, tmp_path):
     demos = load_demos(tmp_path / "rollouts", keys=["action", "source"])
     assert len(demos.episode_ends) == 2
     assert set(np.asarray(demos.data["source"]).ravel().tolist()) == {"policy"}
+
+
+def test_interventions_are_recorded_and_learned_from(trained, tmp_path):
+    from safetensors.numpy import load_file
+
+    from robotlearn.data.replay import SOURCE_IDS
+
+    _, result = trained
+    # deploy: the operator (scripted stand-in) takes the first 20 steps of episode 0; labels follow
+    summary = deploy(result["checkpoint"], "mujoco", 2, record=str(tmp_path / "hil"), intervene="scripted")
+    assert summary["intervention_rate"] == 20 / 80
+    sources = load_demos(tmp_path / "hil", keys=["source"]).data["source"].ravel().tolist()
+    assert sources[:20] == ["human"] * 20 and set(sources[20:]) == {"policy"}
+    # training: intervention steps land in the online buffer and in the demo half of each batch
+    cfg = load_config(SACConfig, "algos", "sac_arm_reach",
+                      ["total_steps=80", "learning_starts=40", "hidden=[16,16]", "batch_size=16", "eval_every=0",
+                       "eval_episodes=1", "checkpoint_every=0"])
+    out = train(cfg, tmp_path / "run", progress_bar=False, intervene="scripted")
+    replay = load_file(str(tmp_path / "run" / "checkpoint" / "replay.safetensors"))
+    assert (replay["online/source"] == SOURCE_IDS["human"]).sum() == 20
+    assert (replay["demos/source"] == SOURCE_IDS["human"]).sum() == 20
+    assert out["steps"] == 80

@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
                            mjpeg_port=args.mjpeg_port, physics_rate_hz=args.physics_rate)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: emulator.stop())
-    emulator.start()
     try:
+        emulator.start()
         info = read_emulator_info(args.link)
         print(f"emulated {hw.protocol} arm ({args.sim}, gap {args.gap}) on {args.link} -> {info['pty']}; "
               f"ids {info['ids']}; cameras {info['cameras'] or 'off'}", flush=True)
@@ -65,4 +65,4 @@ def run(args: argparse.Namespace) -> int:
     finally:
         emulator.close()
         print(f"emulator stopped: {emulator.stats}", file=sys.stderr, flush=True)
-    return 0
+    return 1 if emulator.error else 0

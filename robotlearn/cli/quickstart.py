@@ -14,6 +14,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(SACConfig, "algos", args.config, args.overrides)
     if args.steps is not None:
         cfg.total_steps = args.steps
+    # SIGTERM -> SystemExit, so the `finally` below still stops the emulator subprocess
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmpdir = tempfile.mkdtemp(prefix="rl-quickstart-")
     link = args.link or os.path.join(tmpdir, "arm0")
     t0 = time.perf_counter()

@@ -86,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from robotlearn.data.recorder import EpisodeRecorder
 
     env, device = build(args)
-    env_record = {"id": args.env, "backend": args.backend, "overrides": list(args.overrides),
+    from robotlearn.envs import ENV_TASK_CONFIGS, NAMESPACE
+
+    env_id = next((f"{NAMESPACE}/{i}" for i, t in ENV_TASK_CONFIGS.items() if args.env in (t, i)), args.env)
+    env_record = {"id": env_id, "backend": args.backend, "overrides": list(args.overrides),
                   "cameras": [c for c in args.cameras.split(",") if c]}
     rec = EpisodeRecorder.for_env(args.out, env, robot_type=env.unwrapped.backend.spec.name, env_record=env_record)
     realtime = args.realtime == "on" or (args.realtime == "auto" and device.source == "human")

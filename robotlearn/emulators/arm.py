@@ -32,6 +32,7 @@ import sys
 import termios
 import threading
 import time
+import traceback
 import tty
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,7 @@ class ArmEmulator:
         self._sock: socket.socket | None = None
         self._master = self._slave = -1
         self._last_target = np.zeros(len(self.spec.joints))
+        self.error: str | None = None  # set when a thread crashed
         self._warm = threading.Event()  # set once the first frames are rendered (GL set up): then announce
         self._held: np.ndarray | None = None  # pose a (emulated) person holds the limp arm in
         self._wake_r, self._wake_w = os.pipe()  # wakes the bus thread at close, so the pty hangs up at once
@@ -211,11 +213,11 @@ class ArmEmulator:
             self._mjpeg.start()
         for name, target in (("bus", self._bus_loop), ("physics", self._physics_loop),
                              ("side-channel", self._side_channel_loop)):
-            t = threading.Thread(target=target, name=f"emulator-{name}", daemon=True)
+            t = threading.Thread(target=self._guard, args=(name, target), name=f"emulator-{name}", daemon=True)
             t.start()
             self._threads.append(t)
-        if not self._warm.wait(60.0):
-            raise RuntimeError("emulator physics thread did not start within 60 s")
+        if not self._warm.wait(60.0) or self.error:
+            raise RuntimeError(self.error or "emulator physics thread did not start within 60 s")
         tmp = info_path(self.link).with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(info_path(self.link))
@@ -257,6 +259,16 @@ class ArmEmulator:
     def freeze_camera(self, name: str, frozen: bool = True) -> None:
         if self._mjpeg is not None:
             self._mjpeg.freeze(name, frozen)
+
+    def _guard(self, name: str, target) -> None:
+        """Run a thread body; a crash stops the whole device (as a dead board would) and is reported."""
+        try:
+            target()
+        except Exception:  # noqa: BLE001 - reported, then the emulator stops
+            self.error = f"{name} thread crashed:\n{traceback.format_exc()}"
+            print(f"emulator: {self.error}", file=sys.stderr, flush=True)
+            self._stop.set()
+            self._warm.set()
 
     def _hang_up(self) -> None:
         for fd in (self._master, self._slave):

@@ -89,7 +89,7 @@ class RealArmBackend(Backend):
                                 for s in cal.servos],
                 watchdog_hold_ms=self.hw.watchdog_hold_ms,
                 watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts)
-            self.loop.start()
+            self._start_loop(start_timeout_s)
             self._check_torque(table.addr("torque_enable"), ids)
             self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))
             self._tick_cycle = self.loop.wait_cycle(0, start_timeout_s)
@@ -109,6 +109,18 @@ class RealArmBackend(Backend):
                     raise ArmFault(f"arm on {self.port}: servo {sid} does not answer ({err}); check power, "
                                    f"baud ({self.hw.baud}), protocol ({self.hw.protocol}), or another program "
                                    "using the port") from None
+                time.sleep(0.05)
+
+    def _start_loop(self, timeout_s: float) -> None:
+        """Start the loop; its first sync-read may miss a reply on a busy host, so retry until `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self.loop.start()
+                return
+            except RuntimeError as err:
+                if "did not answer" not in str(err) or time.monotonic() > deadline:
+                    raise ArmFault(f"arm on {self.port}: {err}") from None
                 time.sleep(0.05)
 
     def _check_torque(self, reg, ids: list[int]) -> None:
@@ -181,7 +193,7 @@ class RealArmBackend(Backend):
         while True:
             frac = min(1.0, (time.monotonic() - t0) / duration) if duration > 0 else 1.0
             self._send(start + (goal - start) * frac)
-            self._wait_cycles(self._cycles_per_tick, period * 5)
+            self._wait_cycles(self._cycles_per_tick, period + self.hw.stall_timeout_s)
             if frac >= 1.0:
                 break
         tol = np.array([self.hw.settle_tolerance if j.upper - j.lower > 0.2 else 0.005 for j in joints])
@@ -195,7 +207,7 @@ class RealArmBackend(Backend):
                 raise ArmFault(f"arm on {self.port}: joint {joints[worst].name!r} did not reach its reset target "
                                f"(error {err[worst]:.3f}, tolerance {tol[worst]:.3f}); is it blocked?")
             self._send(goal)
-            self._wait_cycles(self._cycles_per_tick, period * 5)
+            self._wait_cycles(self._cycles_per_tick, period + self.hw.stall_timeout_s)
 
     def _send(self, servo_target: np.ndarray) -> None:
         if not self.loop.set_target(np.ascontiguousarray(servo_target, dtype=np.float64)):
@@ -238,7 +250,7 @@ class RealArmBackend(Backend):
         if now_cycle >= next_tick:  # the caller was slower than control_hz: re-anchor, count it
             self._late_ticks += 1
             next_tick = now_cycle + 1
-        self._tick_cycle = self._wait_until_cycle(next_tick, 5.0 / self.spec.control_hz)
+        self._tick_cycle = self._wait_until_cycle(next_tick, 1.0 / self.spec.control_hz + self.hw.stall_timeout_s)
         state = self._state()
         stats = dict(self.loop.stats())
         stats["late_ticks"] = self._late_ticks

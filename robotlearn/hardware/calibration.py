@@ -66,6 +66,7 @@ class ArmHardwareConfig(Strict):
     return_delay_us: int = Field(0, ge=0, le=508)  # servo EEPROM setting (the emulator applies it)
     timeout_ms: float = Field(5.0, gt=0)
     max_consecutive_timeouts: int = Field(5, ge=1)  # cycles without any answer before the loop declares the link lost
+    stall_timeout_s: float = Field(2.0, gt=0)  # backstop: the loop published no cycle for this long -> ArmFault
     rate_hz: float = Field(500.0, gt=0, le=2000)
     interpolation: Literal["linear", "min_jerk"] = "min_jerk"
     watchdog_hold_ms: float = Field(500.0, gt=0)

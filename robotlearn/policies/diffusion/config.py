@@ -42,6 +42,7 @@ class TrainConfig(Strict):
     seed: int = 0
     log_every: int = 200
     save_every: int = 1000
+    init_from: str | None = None  # checkpoint whose weights start this run (fine-tuning / continuing a budget)
 
 
 class DiffusionConfig(Strict):

@@ -58,6 +58,11 @@ def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = No
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
     model, data = build_model(cfg, dataset)
+    if tc.init_from:
+        from robotlearn.policies.checkpoint import load_module_state, load_tensors
+
+        weights = {f"model.{k}": v for k, v in load_tensors(tc.init_from, "model").items()}
+        load_module_state(model, weights, "model", tc.init_from)
     model.train()
     ema_model = copy.deepcopy(model).eval()
     ema = EMAModel(model.parameters(), decay=tc.ema_decay, use_ema_warmup=True, power=0.75)

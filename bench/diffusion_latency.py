@@ -5,13 +5,15 @@
 Samplers (same weights, same episode seeds): DDPM-100 (the training chain), DDIM-10, DDIM-4, and DDIM-2
 warm-started from the previous chunk (first chunk of an episode: DDIM-4). Latency is wall time of one chunk
 prediction (observation encoding + denoising) on one CPU thread. Ratios are against DDPM-100 and DDIM-10
-measured in this run. The last line is one JSON object.
+measured in this run. The machine's load average goes into the JSON: on a shared CPU, absolute milliseconds
+scale with it, the ratios much less. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -81,7 +83,8 @@ def main() -> None:
             for r in results.values():
                 r[f"speedup_vs_{base}"] = results[base]["ms_mean"] / r["ms_mean"]
     print(json.dumps({"backend": args.backend, "env": task, "episodes": args.episodes, "seed": args.seed,
-                      "threads": torch.get_num_threads(), **results}))
+                      "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+                      "loadavg_1min": os.getloadavg()[0], **results}))
 
 
 if __name__ == "__main__":

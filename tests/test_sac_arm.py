@@ -95,3 +95,8 @@ def test_interventions_are_recorded_and_learned_from(trained, tmp_path):
     assert (replay["online/source"] == SOURCE_IDS["human"]).sum() == 20
     assert (replay["demos/source"] == SOURCE_IDS["human"]).sum() == 20
     assert out["steps"] == 80
+    # RLPD: a recorded dataset becomes the demo buffer (one transition per recorded step with a successor)
+    cfg.demos = str(tmp_path / "hil")
+    train(cfg, tmp_path / "rlpd", progress_bar=False)
+    replay = load_file(str(tmp_path / "rlpd" / "checkpoint" / "replay.safetensors"))
+    assert (replay["demos/source"] == SOURCE_IDS["demo"]).sum() == 2 * 39

@@ -163,7 +163,7 @@ void ControlLoop::torque(bool on) {
   }
 }
 
-bool ControlLoop::read_joints(double* q, double* qd, double* tau, bool& link_ok) {
+bool ControlLoop::read_joints(double* q, double* qd, double* tau, bool& link_ok, bool* io_error) {
   if (!bus_) {
     std::copy(sp_.begin(), sp_.end(), q);
     std::fill(qd, qd + n_, 0.0);
@@ -186,6 +186,7 @@ bool ControlLoop::read_joints(double* q, double* qd, double* tau, bool& link_ok)
     tau[i] = s * raw_eff_[i] * (cfg_.effort_scale.empty() ? 1.0 : cfg_.effort_scale[i]);
   }
   link_ok = !r.io_error && r.received == n_;
+  if (io_error) *io_error = r.io_error;
   return r.received == n_;
 }
 
@@ -371,8 +372,12 @@ void ControlLoop::run() {
     if (prev_wake) period_.add(wake - prev_wake);
     prev_wake = wake;
 
-    bool link_ok = true;
-    read_joints(q_.data(), qd_.data(), tau_.data(), link_ok);
+    bool link_ok = true, io_error = false;
+    read_joints(q_.data(), qd_.data(), tau_.data(), link_ok, &io_error);
+    if (io_error) {
+      set_fault("link lost: I/O error on the port (" + bus_->last_error() + ")");
+      break;
+    }
     consecutive = link_ok ? 0 : consecutive + 1;
     if (consecutive >= cfg_.max_consecutive_timeouts) {
       set_fault("link lost: " + std::to_string(consecutive) + " consecutive timeouts (" + bus_->last_error() + ")");

@@ -97,7 +97,9 @@ class ControlLoop {
 
  private:
   void run();
-  bool read_joints(double* q, double* qd, double* tau, bool& link_ok);
+  // link_ok: every servo answered; io_error: the port itself failed (EIO: cable or emulator gone),
+  // which no retry can fix, so the loop faults at once instead of counting timeouts.
+  bool read_joints(double* q, double* qd, double* tau, bool& link_ok, bool* io_error = nullptr);
   void write_joints(const double* sp);
   void torque(bool on);
   void set_fault(const std::string& f);

@@ -134,18 +134,32 @@ def restore(directory: Path, cfg: SACConfig, agent: SACAgent, replay: ReplayBuff
 
 
 class CsvLog:
+    """progress.csv always; TensorBoard event files too when the tensorboard package is installed."""
+
     def __init__(self, path: Path, append: bool):
         self.file = open(path, "a" if append and path.exists() else "w", newline="")  # noqa: SIM115 - kept open
         self.writer = csv.DictWriter(self.file, LOG_FIELDS)
         if self.file.tell() == 0:
             self.writer.writeheader()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(path.parent / "tb"))
+        except ImportError:  # tensorboard is optional
+            self.tb = None
 
     def write(self, row: dict[str, Any]) -> None:
         self.writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
         self.file.flush()
+        if self.tb is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, (int, float, np.floating)):
+                    self.tb.add_scalar(key, float(value), row["step"])
 
     def close(self) -> None:
         self.file.close()
+        if self.tb is not None:
+            self.tb.close()
 
 
 def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[str, float]:
@@ -288,7 +302,9 @@ def cli_main(args) -> int:
         cfg = validate(SACConfig, {**saved, **parse_overrides(args.overrides)}, out / CHECKPOINT_DIR / "config.json")
     else:
         cfg = load_config(SACConfig, "algos", args.config or "sac", args.overrides)
-    for key, value in (("env", args.env), ("backend", args.backend), ("total_steps", args.steps), ("seed", args.seed)):
+    # --dataset: recorded demos for RLPD symmetric sampling
+    for key, value in (("env", args.env), ("backend", args.backend), ("total_steps", args.steps), ("seed", args.seed),
+                       ("demos", getattr(args, "dataset", None))):
         if value is not None:
             setattr(cfg, key, value)
     if not cfg.env.startswith("robotlearn/") and args.backend is None:

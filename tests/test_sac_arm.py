@@ -7,9 +7,6 @@ here the bar is looser: clear improvement over the untrained policy, and transfe
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 import pytest
 import torch
@@ -61,7 +58,7 @@ def test_same_checkpoint_on_pybullet_and_emulated_real_arm(trained, tmp_path):
     mujoco = evaluate_checkpoint(ckpt, "mujoco", EPISODES, seed=1000)
     pybullet = evaluate_checkpoint(ckpt, "pybullet", EPISODES, seed=1000)
     assert pybullet["mean_return"] > 1.3 * mujoco["mean_return"], (pybullet, mujoco)  # returns are negative
-    link = os.path.join(tempfile.mkdtemp(prefix="rl-sac-test-"), "arm0")
+    link = str(tmp_path / "arm0")
     emulator = start_emulator(link, tmp_path / "emulator.log")
     try:
         real = deploy(ckpt, "real", 2, port=link, record=str(tmp_path / "rollouts"), seed=1000)

@@ -1,0 +1,1 @@
+"""Corrections and interventions: human-in-the-loop (HIL) takeover for SAC, RaC recovery/correction data."""

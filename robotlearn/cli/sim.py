@@ -19,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--render", metavar="VIDEO.mp4", help="write a video of the first episode")
     parser.add_argument("--camera", default="scene", help="camera for --render")
+    parser.add_argument("--render-size", default="320x240", metavar="WxH", help="video size for --render")
     parser.add_argument("--port", help="serial port / link of the robot for backend real")
     parser.add_argument("overrides", nargs="*", help="task config overrides key=value (e.g. reward=sparse)")
 
@@ -46,12 +47,31 @@ def run_episodes(env, policy: str, episodes: int, seed: int, render_camera: str 
     return successes / episodes, frames
 
 
+def _camera_size_overrides(env_id: str, camera: str, size: str) -> list[str]:
+    """Robot-config overrides that render `camera` at `size` ("WxH") for a watchable video."""
+    from robotlearn.core.config import load_config
+    from robotlearn.core.robot_config import RobotConfig, TaskConfig
+    from robotlearn.envs import ENV_TASK_CONFIGS
+
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit()):
+        raise ValueError(f"--render-size must look like 320x240, got {size!r}")
+    task = load_config(TaskConfig, "tasks", ENV_TASK_CONFIGS[env_id.split("/")[-1]])
+    names = [c.name for c in load_config(RobotConfig, "robots", task.robot).cameras]
+    if camera not in names:
+        raise ValueError(f"robot {task.robot!r} has no camera {camera!r}; it has {names}")
+    index = names.index(camera)
+    return [f"cameras.{index}.width={width}", f"cameras.{index}.height={height}"]
+
+
 def run(args: argparse.Namespace) -> int:
     import imageio.v3 as iio
 
     rows = []
     for backend in args.backend or ["mujoco"]:
         options = {"port": args.port} if args.port else {}
+        if args.render and not rows:
+            options["robot_overrides"] = _camera_size_overrides(args.env, args.camera, args.render_size)
         env = gym.make(args.env, backend=backend, overrides=args.overrides, **options)
         camera = args.camera if args.render and not rows else None
         rate, frames = run_episodes(env, args.policy, args.episodes, args.seed, camera, progress=backend)

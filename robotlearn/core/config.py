@@ -55,16 +55,25 @@ def parse_overrides(items: Iterable[str] | Mapping[str, Any] | None) -> dict[str
 
 
 def _apply_override(data: dict, dotted: str, value: Any, source: Path) -> None:
-    node = data
+    """Set `a.b.0.c` style keys; numeric parts index into lists (e.g. ``cameras.0.width=224``)."""
+    node: Any = data
     parts = dotted.split(".")
-    for part in parts[:-1]:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: override {dotted!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{source}: override {dotted!r}: {part!r} is not an index of a {len(node)}-item list")
+            key: Any = int(part)
+        elif isinstance(node, dict):
+            key = part
+            if not last and node.get(key) is None:
+                node[key] = {}
+        else:
+            raise ConfigError(f"{source}: override {dotted!r}: {parts[depth - 1]!r} is not a section")
+        if last:
+            node[key] = value
+        else:
+            node = node[key]
 
 
 def _format_error(err: ValidationError, source: Path) -> str:

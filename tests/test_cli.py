@@ -1,0 +1,57 @@
+"""The `robotlearn` command as a user runs it: a subprocess, real arguments, real outputs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import imageio.v3 as iio
+import pytest
+
+from robotlearn.core.config import ConfigError, load_config
+from robotlearn.core.robot_config import RobotConfig
+
+
+def robotlearn(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robotlearn.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_envs_lists_every_env_with_its_backends():
+    out = robotlearn("envs").stdout
+    for env_id in ("ArmReach-v0", "ArmPickPlace-v0", "QuadHover-v0", "QuadTrack-v0"):
+        assert f"robotlearn/{env_id}" in out
+    assert "mujoco,pybullet,real" in out
+
+
+def test_sim_runs_the_expert_on_both_sims_and_renders_a_video(tmp_path):
+    video = tmp_path / "reach.mp4"
+    result = robotlearn("sim", "--env", "robotlearn/ArmReach-v0", "--backend", "mujoco", "--backend", "pybullet",
+                        "--episodes", "2", "--render", str(video), "--render-size", "160x128")
+    assert result.returncode == 0, result.stderr
+    assert "mujoco     100.0%" in result.stdout and "pybullet   100.0%" in result.stdout
+    frames = iio.imread(video)
+    assert frames.shape[1:] == (128, 160, 3) and frames.shape[0] >= 10
+    assert frames.std() > 5  # not a blank video
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("sim", "--backend", "gazebo", "--episodes", "1"), "unknown backend 'gazebo'"),
+    (("sim", "--episodes", "1", "rewrd=1"), "arm_reach.yaml: rewrd: unknown key"),
+    (("sim", "--env", "robotlearn/ArmReach-v0", "--render", "x.mp4", "--render-size", "big"), "--render-size"),
+    (("frobnicate",), "unknown command 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message):
+    result = robotlearn(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_list_index_overrides():
+    cfg = load_config(RobotConfig, "robots", "arm6", ["cameras.1.width=224", "servo.kp.0=61"])
+    assert cfg.cameras[1].width == 224 and cfg.servo.kp[0] == 61
+    with pytest.raises(ConfigError, match=r"'9' is not an index of a 2-item list"):
+        load_config(RobotConfig, "robots", "arm6", ["cameras.9.width=224"])
+    with pytest.raises(ConfigError, match=r"cameras.0.widht: unknown key"):
+        load_config(RobotConfig, "robots", "arm6", ["cameras.0.widht=224"])

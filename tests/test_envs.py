@@ -114,3 +114,20 @@ def test_unknown_names_give_one_line_errors():
             make_env("arm_reach", overrides=[f"{err_text}=1"])
         except ConfigError as err:
             assert "\n" not in str(err)
+
+
+@pytest.mark.parametrize("backend", SIMS)
+def test_pushing_past_the_reach_stops_the_tool_without_sinking(backend):
+    """ee_delta goals are clamped to the reachable shell keeping their height, so +x stops the tool."""
+    env = gym.make("robotlearn/ArmReach-v0", backend=backend)
+    obs, _ = env.reset(seed=0)
+    start_z = float(obs["ee_pos"][2])
+    for _ in range(20):
+        obs, *_ = env.step(np.array([1, 0, 0, 0, 1], np.float32))
+    assert abs(float(obs["ee_pos"][2]) - start_z) < 0.02
+    reached_x = float(obs["ee_pos"][0])
+    for _ in range(5):
+        obs, *_ = env.step(np.array([0, 0, 1, 0, 1], np.float32))
+    assert float(obs["ee_pos"][2]) > start_z + 0.05  # still responsive after hitting the limit
+    assert reached_x > 0.3
+    env.close()

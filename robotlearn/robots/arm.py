@@ -50,6 +50,11 @@ class ArmModel(RobotModel):
         self.finger_open = float(spec.upper[self.n_arm]) if self.n_fingers else 0.0
         self.ws_low = np.asarray(self.p["workspace_low"], dtype=np.float64)
         self.ws_high = np.asarray(self.p["workspace_high"], dtype=np.float64)
+        # Reachable shell of the downward tool: the wrist centre must stay within the arm's reach of the
+        # shoulder, i.e. the tool centre point within a sphere. Goals outside it would make IK trade
+        # height for reach (the tool sinks toward the table while the user asks for +x).
+        self.reach_center = np.asarray(self.p["reach_center"], dtype=np.float64) if "reach_center" in self.p else None
+        self.reach_radius = float(self.p.get("reach_radius", np.inf))
         self._home = self._compute_home()
         self._q_target = self._home[: self.n_arm].copy()
         self._ee_goal = np.zeros(3)
@@ -100,7 +105,7 @@ class ArmModel(RobotModel):
             goal = self._ee_goal + action[:3] * self.p["max_ee_delta"]
             # Keep the goal near the measured tool so a blocked arm cannot wind up.
             goal = meas_pos + np.clip(goal - meas_pos, -2 * self.p["max_ee_delta"], 2 * self.p["max_ee_delta"])
-            self._ee_goal = np.clip(goal, self.ws_low, self.ws_high)
+            self._ee_goal = self._clamp_to_workspace(goal)
             self._yaw_goal = float(np.clip(self._yaw_goal + action[3] * self.p["max_yaw_delta"], -np.pi, np.pi))
             q_arm = self.kin.inverse(self._ee_goal, self.kin.tool_quat(self._yaw_goal), self._q_target)
         else:
@@ -110,6 +115,20 @@ class ArmModel(RobotModel):
         self._q_target = np.clip(q_arm, self.kin.lower, self.kin.upper)
         fingers = np.full(self.n_fingers, (action[-1] + 1.0) * 0.5 * self.finger_open)
         return np.concatenate([self._q_target, fingers])
+
+    def _clamp_to_workspace(self, goal: np.ndarray) -> np.ndarray:
+        """Box limits, then the reach sphere — keeping the goal's height and shrinking its horizontal
+        distance, because an operator pushing outward expects the tool to stop, not to sink."""
+        goal = np.clip(goal, self.ws_low, self.ws_high)
+        if self.reach_center is None:
+            return goal
+        rel = goal - self.reach_center
+        rel[2] = np.clip(rel[2], -self.reach_radius, self.reach_radius)
+        horizontal = float(np.hypot(rel[0], rel[1]))
+        max_horizontal = float(np.sqrt(self.reach_radius**2 - rel[2] ** 2))
+        if horizontal > max_horizontal:
+            rel[:2] *= max_horizontal / horizontal
+        return self.reach_center + rel
 
     def action_toward(self, ee_pos: np.ndarray, yaw: float, gripper: float, state: State) -> np.ndarray:
         """The normalized action, in this env's action mode, that moves toward an end-effector goal.

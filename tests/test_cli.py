@@ -55,3 +55,45 @@ def test_list_index_overrides():
         load_config(RobotConfig, "robots", "arm6", ["cameras.9.width=224"])
     with pytest.raises(ConfigError, match=r"cameras.0.widht: unknown key"):
         load_config(RobotConfig, "robots", "arm6", ["cameras.0.widht=224"])
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every `robotlearn ...` invocation in the README's bash blocks, as argv lists."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.splitlines():
+            for part in line.split("#")[0].split("&&"):
+                words = shlex.split(part.strip().rstrip("&"))
+                if words and words[0] == "robotlearn":
+                    commands.append(words[1:])
+    return commands
+
+
+def test_readme_commands_match_the_cli():
+    """The README's commands name real subcommands and options (docs that drift from code fail here)."""
+    import argparse
+    import importlib
+
+    from robotlearn.cli.main import COMMANDS
+
+    commands = _readme_commands()
+    assert len(commands) >= 10
+    for argv in commands:
+        name, rest = argv[0], argv[1:]
+        assert name in COMMANDS, f"README uses unknown command {name!r}"
+        if rest and rest[0] == "--help":
+            continue
+        parser = argparse.ArgumentParser(prog=f"robotlearn {name}", exit_on_error=False)
+        importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
+        try:
+            try:
+                parser.parse_intermixed_args(rest)
+            except TypeError:  # sub-commands (emulate arm|quadrotor) cannot be intermixed
+                parser.parse_args(rest)
+        except (argparse.ArgumentError, SystemExit) as err:
+            raise AssertionError(f"README command `robotlearn {' '.join(argv)}` does not parse: {err}") from None

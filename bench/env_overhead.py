@@ -8,7 +8,7 @@ recorded state with the motor torques frozen at their recorded values (restoring
 ~40%. PyBullet: a `stepSimulation` loop with gravity off, so the arm stays put without torques while the
 cube still sits on the table and the joint-friction motors stay in the solver (Bullet runs its fixed
 solver iterations either way). The same for a full
-`env.step` of ArmReach (ee_delta action, IK, observation, reward); and camera frames/s at 84x84 and 224x224.
+`env.step` of ArmReach in both action modes (ee_delta adds IK; observation, reward); and camera frames/s at 84x84 and 224x224.
 Rounds alternate between the measured loops and their baselines and the best of each is kept, which
 is what makes the ratios usable on a busy machine. The env runs seeded ArmReach episodes (reset every
 max_episode_steps, resets not timed); its MuJoCo baseline replays the states those episodes visited. The last line is one JSON object.
@@ -33,6 +33,7 @@ from robotlearn.sim.mujoco_arm import MujocoArmBackend
 from robotlearn.sim.pybullet_arm import PybulletArmBackend
 
 BACKENDS = {"mujoco": MujocoArmBackend, "pybullet": PybulletArmBackend}
+ACTION_MODES = ("ee_delta", "joint_delta")  # ee_delta adds the IK solve to every step
 HOLD = np.array([0.0, 0.5, -0.1, 0.0, 1.1, 0.0, 0.04, 0.04])  # gripper down, TCP ~6 cm over the table
 
 
@@ -90,36 +91,46 @@ def bench_backend(name: str, steps: int, rounds: int) -> dict:
             backend.advance()
         return time.perf_counter() - start
 
-    env = make_env("arm_reach", backend=name)
-    horizon = env.task.max_episode_steps
-    env.reset(seed=0)
-    actions = [env.action_space.sample() * 0.3 for _ in range(steps)]
+    def make_env_loop(action_mode: str):
+        env = make_env("arm_reach", backend=name, overrides=[f"action_mode={action_mode}"])
+        horizon = env.task.max_episode_steps
+        env.reset(seed=0)
+        env.action_space.seed(0)
+        actions = [env.action_space.sample() * 0.3 for _ in range(steps)]
 
-    def env_loop(record: list | None = None) -> float:
-        """Seeded episodes of the same actions; only env.step is timed, resets are not."""
-        elapsed = 0.0
-        for k, action in enumerate(actions):
-            if k % horizon == 0:
-                env.reset(seed=k)
-            if record is not None:
-                record.append(record_states(env.backend))
-            start = time.perf_counter()
-            env.step(action)
-            elapsed += time.perf_counter() - start
-        return elapsed
+        def env_loop(record: list | None = None) -> float:
+            """Seeded episodes of the same actions; only env.step is timed, resets are not."""
+            elapsed = 0.0
+            for k, action in enumerate(actions):
+                if k % horizon == 0:
+                    env.reset(seed=k)
+                if record is not None:
+                    record.append(record_states(env.backend))
+                start = time.perf_counter()
+                env.step(action)
+                elapsed += time.perf_counter() - start
+            return elapsed
+
+        return env, env_loop
 
     # untimed passes recording the states the raw engine is stepped from (same seeds -> same episodes)
-    drive_states, env_states = [], []
+    drive_states = []
     drive_loop(drive_states)
-    env_loop(env_states)
-    raw_drive, raw_env = raw_stepper(raw, drive_states), raw_stepper(raw, env_states)
-    t = {"drive": [], "raw_drive": [], "env": [], "raw_env": []}
+    loops = {"drive": (drive_loop, raw_stepper(raw, drive_states))}
+    envs = []
+    for mode in ACTION_MODES:
+        env, env_loop = make_env_loop(mode)
+        states: list = []
+        env_loop(states)
+        loops[f"env_{mode}"] = (env_loop, raw_stepper(raw, states))
+        envs.append(env)
+    t: dict[str, list[float]] = {k: [] for name_ in loops for k in (name_, f"raw_{name_}")}
     for _ in range(rounds):  # interleaved, best of each
-        t["drive"].append(drive_loop())
-        t["raw_drive"].append(best_time(raw_drive, 1))
-        t["env"].append(env_loop())
-        t["raw_env"].append(best_time(raw_env, 1))
-    env.close()
+        for key, (measured, baseline) in loops.items():
+            t[key].append(measured())
+            t[f"raw_{key}"].append(best_time(baseline, 1))
+    for env in envs:
+        env.close()
     best = {k: min(v) for k, v in t.items()}
 
     fps = {}
@@ -139,7 +150,8 @@ def bench_backend(name: str, steps: int, rounds: int) -> dict:
         "control_steps": steps, "ticks_per_step": spec.ticks_per_step,
         "backend_steps_per_s": steps / best["drive"], "raw_engine_steps_per_s": steps / best["raw_drive"],
         "backend_overhead_ratio": best["drive"] / best["raw_drive"],
-        "env_steps_per_s": steps / best["env"], "env_overhead_ratio": best["env"] / best["raw_env"],
+        **{f"env_{m}_steps_per_s": steps / best[f"env_{m}"] for m in ACTION_MODES},
+        **{f"env_{m}_overhead_ratio": best[f"env_{m}"] / best[f"raw_env_{m}"] for m in ACTION_MODES},
         "raw_engine_us_per_tick": 1e6 * best["raw_drive"] / (steps * spec.ticks_per_step),
         "frames_per_s": fps,
     }
@@ -155,8 +167,10 @@ def main() -> None:
     for name in args.backends:
         r = results[name] = bench_backend(name, args.steps, args.rounds)
         print(f"{name:9s} backend {r['backend_steps_per_s']:7.1f} steps/s  raw engine {r['raw_engine_steps_per_s']:7.1f}"
-              f"  ratio {r['backend_overhead_ratio']:.3f} | env.step {r['env_steps_per_s']:7.1f}/s"
-              f"  ratio {r['env_overhead_ratio']:.3f} | raw {r['raw_engine_us_per_tick']:.1f} us/tick")
+              f"  ratio {r['backend_overhead_ratio']:.3f} | raw {r['raw_engine_us_per_tick']:.1f} us/tick")
+        for m in ACTION_MODES:
+            print(" " * 10 + f"env.step ({m:11s}) {r[f'env_{m}_steps_per_s']:7.1f}/s"
+                  f"  ratio {r[f'env_{m}_overhead_ratio']:.3f}")
         print(" " * 10 + "camera frames/s: " + "  ".join(f"{k} {v:.0f}" for k, v in r["frames_per_s"].items()))
     print(json.dumps(results))
 

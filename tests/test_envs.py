@@ -30,7 +30,7 @@ def test_check_env(env_id, backend, cameras):
 
 
 @pytest.mark.parametrize("env_id", ARM_ENVS)
-@pytest.mark.parametrize("action_mode", ["ee_delta", "joint_delta"])
+@pytest.mark.parametrize("action_mode", ["ee_delta", "ee_pose", "joint_delta"])
 def test_spaces_equal_across_backends(env_id, action_mode):
     envs = [gym.make(env_id, backend=b, cameras=("scene",), overrides=[f"action_mode={action_mode}"]) for b in SIMS]
     assert envs[0].observation_space == envs[1].observation_space
@@ -131,3 +131,11 @@ def test_pushing_past_the_reach_stops_the_tool_without_sinking(backend):
     assert float(obs["ee_pos"][2]) > start_z + 0.05  # still responsive after hitting the limit
     assert reached_x > 0.3
     env.close()
+
+
+@pytest.mark.parametrize("action_mode", ["ee_pose", "joint_delta"])
+def test_pick_place_expert_in_every_action_mode(action_mode):
+    env = gym.make("robotlearn/ArmPickPlace-v0", backend="mujoco", overrides=[f"action_mode={action_mode}"])
+    rate, _ = run_episodes(env, "expert", 8, seed=200)
+    env.close()
+    assert rate >= 0.75, f"{action_mode}: expert success {rate:.0%}"

@@ -4,6 +4,10 @@ Action modes (normalized to [-1, 1]; the last element is always the gripper, +1 
   * ``ee_delta``    (5,): end-effector displacement dx, dy, dz (scaled by ``max_ee_delta`` m) and yaw
     change (``max_yaw_delta`` rad) of a downward-pointing tool, solved to joint targets with IK on the
     MuJoCo kinematic model (robots/arm_kinematics.py) — the same solver on sims and hardware.
+  * ``ee_pose``     (5,): an absolute tool target: x, y, z mapped from [-1, 1] onto the workspace box and
+    yaw onto [-``max_tool_yaw``, ``max_tool_yaw``]; the commanded goal moves toward it at most
+    ``max_ee_delta`` m and ``max_yaw_delta`` rad per step. Absolute targets are what diffusion policies
+    learn best: they are a function of what the observation shows, not of an internal running goal.
   * ``joint_delta`` (n_arm + 1,): joint target increments scaled by ``max_joint_delta`` rad.
 Targets are accumulated, but never allowed to lead the measured pose by more than ``max_lead`` (rad),
 so a blocked arm does not wind up a large hidden error that would make it jump when released.
@@ -23,6 +27,7 @@ DEFAULTS = {
     "max_joint_delta": 0.15,   # rad per control step
     "max_ee_delta": 0.04,      # m per control step
     "max_yaw_delta": 0.3,      # rad per control step
+    "max_tool_yaw": 1.6,       # rad, range of the ee_pose yaw
     "max_lead": 0.4,           # rad: target may lead the measured joint angle by at most this
     "home_ee": [0.26, 0.0, 0.18],
     "workspace_low": [0.10, -0.40, 0.012],
@@ -37,7 +42,7 @@ def _box(n: int, low: float = -np.inf, high: float = np.inf) -> spaces.Box:
 class ArmModel(RobotModel):
     """6-DoF arm + parallel gripper (two finger dofs driven to the same opening)."""
 
-    ACTION_MODES = ("ee_delta", "joint_delta")
+    ACTION_MODES = ("ee_delta", "ee_pose", "joint_delta")
 
     def __init__(self, spec: RobotSpec, action_mode: str = "ee_delta"):
         if action_mode not in self.ACTION_MODES:
@@ -63,7 +68,7 @@ class ArmModel(RobotModel):
     # ---- spaces -------------------------------------------------------------------------------
     @property
     def action_space(self) -> spaces.Box:
-        n = 5 if self.action_mode == "ee_delta" else self.n_arm + 1
+        n = self.n_arm + 1 if self.action_mode == "joint_delta" else 5
         return spaces.Box(-1.0, 1.0, (n,), np.float32)
 
     def observation_spaces(self) -> dict[str, spaces.Space]:
@@ -100,13 +105,14 @@ class ArmModel(RobotModel):
     # ---- actions ------------------------------------------------------------------------------
     def command(self, action: np.ndarray, state: State) -> np.ndarray:
         q_meas = state["joint_pos"][: self.n_arm]
-        if self.action_mode == "ee_delta":
+        if self.action_mode != "joint_delta":
+            step, dyaw = self._ee_step(action)
             meas_pos, _ = self.kin.forward(q_meas)
-            goal = self._ee_goal + action[:3] * self.p["max_ee_delta"]
+            goal = self._ee_goal + step
             # Keep the goal near the measured tool so a blocked arm cannot wind up.
             goal = meas_pos + np.clip(goal - meas_pos, -2 * self.p["max_ee_delta"], 2 * self.p["max_ee_delta"])
             self._ee_goal = self._clamp_to_workspace(goal)
-            self._yaw_goal = float(np.clip(self._yaw_goal + action[3] * self.p["max_yaw_delta"], -np.pi, np.pi))
+            self._yaw_goal = float(np.clip(self._yaw_goal + dyaw, -np.pi, np.pi))
             q_arm = self.kin.inverse(self._ee_goal, self.kin.tool_quat(self._yaw_goal), self._q_target)
         else:
             q_arm = self._q_target + action[: self.n_arm] * self.p["max_joint_delta"]
@@ -115,6 +121,15 @@ class ArmModel(RobotModel):
         self._q_target = np.clip(q_arm, self.kin.lower, self.kin.upper)
         fingers = np.full(self.n_fingers, (action[-1] + 1.0) * 0.5 * self.finger_open)
         return np.concatenate([self._q_target, fingers])
+
+    def _ee_step(self, action: np.ndarray) -> tuple[np.ndarray, float]:
+        """Goal displacement (m) and yaw change (rad) asked for by an ee_delta or ee_pose action."""
+        max_step, max_dyaw = self.p["max_ee_delta"], self.p["max_yaw_delta"]
+        if self.action_mode == "ee_delta":
+            return action[:3] * max_step, float(action[3]) * max_dyaw
+        target = self.ws_low + (action[:3] + 1.0) * 0.5 * (self.ws_high - self.ws_low)
+        dyaw = np.angle(np.exp(1j * (float(action[3]) * self.p["max_tool_yaw"] - self._yaw_goal)))
+        return np.clip(target - self._ee_goal, -max_step, max_step), float(np.clip(dyaw, -max_dyaw, max_dyaw))
 
     def _clamp_to_workspace(self, goal: np.ndarray) -> np.ndarray:
         """Box limits, then the reach sphere — keeping the goal's height and shrinking its horizontal
@@ -133,12 +148,15 @@ class ArmModel(RobotModel):
     def action_toward(self, ee_pos: np.ndarray, yaw: float, gripper: float, state: State) -> np.ndarray:
         """The normalized action, in this env's action mode, that moves toward an end-effector goal.
 
-        Used by scripted experts and teleop devices so they work in either action mode.
+        Used by scripted experts and teleop devices so they work in every action mode.
         """
         if self.action_mode == "ee_delta":
             delta = (np.asarray(ee_pos) - self._ee_goal) / self.p["max_ee_delta"]
             dyaw = np.angle(np.exp(1j * (yaw - self._yaw_goal))) / self.p["max_yaw_delta"]
             arm = np.concatenate([delta, [dyaw]])
+        elif self.action_mode == "ee_pose":
+            target = 2.0 * (np.asarray(ee_pos) - self.ws_low) / (self.ws_high - self.ws_low) - 1.0
+            arm = np.concatenate([target, [yaw / self.p["max_tool_yaw"]]])
         else:
             q_goal = self.kin.inverse(np.asarray(ee_pos), self.kin.tool_quat(yaw), self._q_target)
             arm = (q_goal - self._q_target) / self.p["max_joint_delta"]

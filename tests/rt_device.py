@@ -49,7 +49,7 @@ class PtyServoChain:
         self.mem = {i: bytearray(size) for i in self.ids}
         for i in self.ids:
             for r in table.registers.values():
-                self._put(i, r.addr, r.size, r.default, r.sign_bit)
+                self._put(i, r.addr, r.size, r.default or 0, r.sign_bit)
             self.set(i, "id", i)
             self.set(i, "present_position", 2048)
             self.set(i, "goal_position", 2048)

@@ -25,9 +25,9 @@ from robotlearn.emulators.servo_bus import (
     crc16,
     dxl_packet,
     ft_packet,
-    load_servo_table,
 )
 from robotlearn.hardware.calibration import load_hardware_config
+from robotlearn.hardware.servo_tables import load_servo_table
 
 ADDR_TORQUE, ADDR_GOAL, ADDR_PRESENT = 64, 116, 132  # XM430 e-Manual addresses, independent of our YAML
 

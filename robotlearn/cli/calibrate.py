@@ -40,7 +40,6 @@ def _read_raw(bus, ids: list[int], addr: int, size: int) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from robotlearn import _rt
     from robotlearn.core.robot_config import load_robot_spec
-    from robotlearn.emulators.servo_bus import load_servo_table
     from robotlearn.hardware.calibration import (
         calibrate_offsets,
         check_against_spec,
@@ -48,13 +47,14 @@ def run(args: argparse.Namespace) -> int:
         save_calibration,
         with_recorded_limits,
     )
+    from robotlearn.hardware.servo_tables import load_servo_table
 
     hw = load_hardware_config(args.config)
     spec = load_robot_spec(hw.robot)
     cal = hw.calibration
     check_against_spec(cal, spec)
     table = load_servo_table(hw.servo_model)
-    present = table.addr("present_position")
+    present = table.register("present_position")
     ids = [s.servo_id for s in cal.servos]
     bus = _rt.ServoBus(args.port, hw.baud, hw.protocol, ids, table.host_table(), hw.timeout_ms)
     try:

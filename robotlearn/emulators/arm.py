@@ -50,8 +50,9 @@ from robotlearn.emulators.reality_gap import (
     corrupt,
     gapped_spec,
 )
-from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice, load_servo_table
+from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
+from robotlearn.hardware.servo_tables import load_servo_table
 
 
 def info_path(link: str | Path) -> Path:
@@ -163,7 +164,7 @@ class ArmEmulator:
             servo.set("goal_position", servo.get("present_position"))
 
     def _write_present(self, q: np.ndarray, qd: np.ndarray) -> None:
-        vel_unit = self.table.velocity_unit
+        vel_unit = self.table.velocity_unit_rad_s
         for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
             raw = int(round(float(cal.to_raw(q[j]))))
             servo.set("present_position", max(0, min(self.table.resolution - 1, raw)))

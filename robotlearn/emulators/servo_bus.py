@@ -13,16 +13,10 @@ wire at the configured baud; the emulator sleeps that long before answering.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
-import yaml
-
-from robotlearn.core.config import CONFIG_ROOT, ConfigError
-
-SERVO_TABLE_DIR = CONFIG_ROOT / "hardware" / "servos"
+from robotlearn.hardware.servo_tables import ServoTable
 
 # Dynamixel Protocol 2.0 instruction codes (e-Manual, "Protocol 2.0 / Instruction")
 DXL_PING, DXL_READ, DXL_WRITE, DXL_REBOOT, DXL_STATUS = 0x01, 0x02, 0x03, 0x08, 0x55
@@ -38,91 +32,6 @@ BAUD_RATES = {
     "dynamixel2": {0: 9600, 1: 57600, 2: 115200, 3: 1_000_000, 4: 2_000_000, 5: 3_000_000, 6: 4_000_000, 7: 4_500_000},
     "feetech": {0: 1_000_000, 1: 500_000, 2: 250_000, 3: 128_000, 4: 115_200, 5: 76_800, 6: 57_600, 7: 38_400},
 }
-
-
-# ---------------------------------------------------------------------------------------------
-# Servo model tables
-# ---------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Register:
-    addr: int
-    size: int
-    writable: bool = True
-    default: int | None = None  # power-on value; None: FACTORY_DEFAULTS by name, else 0
-    sign_bit: int | None = None  # sign-magnitude encoding with the sign at this bit (Feetech); else two's complement
-
-
-@dataclass(frozen=True)
-class ServoTable:
-    """One servo model's control table, loaded from configs/hardware/servos/<model>.yaml."""
-
-    model: str
-    protocol: str  # "dynamixel2" | "feetech"
-    model_number: int
-    registers: dict[str, Register]
-    resolution: int = 4096  # encoder ticks per revolution
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return max(r.addr + r.size for r in self.registers.values())
-
-    def addr(self, name: str) -> Register:
-        if name not in self.registers:
-            raise KeyError(f"servo model {self.model!r} has no register {name!r}")
-        return self.registers[name]
-
-    @property
-    def velocity_unit(self) -> float:
-        """rad/s per LSB of present_velocity: the YAML's ``velocity_unit_rad_s``, else the protocol's usual unit
-        (Dynamixel X: 0.229 rpm; Feetech STS: one encoder step per second)."""
-        default = 0.229 * 2 * math.pi / 60 if self.protocol == "dynamixel2" else 2 * math.pi / self.resolution
-        return float(self.extra.get("velocity_unit_rad_s", default))
-
-    def host_table(self) -> dict[str, tuple[int, int]]:
-        """name -> (addr, size[, sign_bit]), the form `robotlearn._rt.ServoBus` takes."""
-        return {name: (r.addr, r.size) if r.sign_bit is None else (r.addr, r.size, r.sign_bit)
-                for name, r in self.registers.items()}
-
-
-def servo_table_path(model: str | Path) -> Path:
-    path = Path(model)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return path
-    candidate = SERVO_TABLE_DIR / f"{model}.yaml"
-    if not candidate.exists():
-        known = sorted(p.stem for p in SERVO_TABLE_DIR.glob("*.yaml"))
-        raise ConfigError(f"unknown servo model {str(model)!r}; known: {', '.join(known) or 'none'}")
-    return candidate
-
-
-def load_servo_table(model: str | Path) -> ServoTable:
-    """Parse a servo YAML. Registers are `name: {addr, size, access: R|RW, default}` or `name: [addr, size]`."""
-    path = servo_table_path(model)
-    data = yaml.safe_load(path.read_text()) or {}
-    raw = data.get("registers") or data.get("control_table")
-    if not isinstance(raw, dict) or not raw:
-        raise ConfigError(f"{path}: needs a 'registers' mapping of name -> {{addr, size}}")
-    regs: dict[str, Register] = {}
-    for name, spec in raw.items():
-        if isinstance(spec, (list, tuple)):
-            regs[name] = Register(int(spec[0]), int(spec[1]), sign_bit=int(spec[2]) if len(spec) > 2 else None)
-        elif isinstance(spec, dict):
-            access = str(spec.get("access", "RW")).upper()
-            sign_bit = spec.get("sign_bit")
-            regs[name] = Register(int(spec["addr"]), int(spec["size"]), "W" in access,
-                                  None if spec.get("default") is None else int(spec["default"]),
-                                  None if sign_bit is None else int(sign_bit))
-        else:
-            raise ConfigError(f"{path}: register {name!r} must be a mapping or [addr, size]")
-    protocol = str(data.get("protocol", "dynamixel2"))
-    if protocol not in ("dynamixel2", "feetech"):
-        raise ConfigError(f"{path}: protocol must be dynamixel2 or feetech, got {protocol!r}")
-    known = {"registers", "control_table", "protocol", "model_number", "resolution", "model"}
-    return ServoTable(model=str(data.get("model", path.stem)), protocol=protocol,
-                      model_number=int(data.get("model_number", 0)), registers=regs,
-                      resolution=int(data.get("resolution", 4096)),
-                      extra={k: v for k, v in data.items() if k not in known})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +199,7 @@ class Servo:
 
     def get(self, name: str, signed: bool = False) -> int:
         """Register value; `signed` decodes two's complement, or sign-magnitude where the table gives a sign bit."""
-        reg = self.table.addr(name)
+        reg = self.table.register(name)
         raw = int.from_bytes(self.mem[reg.addr: reg.addr + reg.size], "little")
         if not signed:
             return raw

@@ -30,8 +30,8 @@ import numpy as np
 from robotlearn import _rt
 from robotlearn.core.backend import Backend, State
 from robotlearn.core.spec import RobotSpec
-from robotlearn.emulators.servo_bus import load_servo_table
 from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
+from robotlearn.hardware.servo_tables import load_servo_table
 
 INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
 
@@ -85,12 +85,12 @@ class RealArmBackend(Backend):
                 interpolation=INTERPOLATIONS[self.hw.interpolation], target_duration_s=1.0 / spec.control_hz,
                 ticks_per_unit=[s.ticks_per_unit for s in cal.servos], offset_ticks=[s.offset for s in cal.servos],
                 sign=[s.sign for s in cal.servos],
-                velocity_scale=[table.velocity_unit * table.resolution / (2 * np.pi) / s.ticks_per_unit
+                velocity_scale=[table.velocity_unit_rad_s * table.resolution / (2 * np.pi) / s.ticks_per_unit
                                 for s in cal.servos],
                 watchdog_hold_ms=self.hw.watchdog_hold_ms,
                 watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts)
             self._start_loop(start_timeout_s)
-            self._check_torque(table.addr("torque_enable"), ids)
+            self._check_torque(table.register("torque_enable"), ids)
             self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))
             self._tick_cycle = self.loop.wait_cycle(0, start_timeout_s)
             self._t_reset = float(self.loop.state()["timestamp"])

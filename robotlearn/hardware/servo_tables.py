@@ -25,8 +25,12 @@ class Register:
     addr: int
     size: int
     access: str = "RW"
-    default: int = 0
+    default: int | None = None  # power-on value from the manual; None: the table states none
     sign_bit: int | None = None  # sign-magnitude with the sign at this bit (Feetech); else two's complement
+
+    @property
+    def writable(self) -> bool:
+        return "W" in self.access
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,11 @@ class ServoTable:
     velocity_unit_rad_s: float
     effort_unit_nm: float | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Bytes of control-table memory the registers span."""
+        return max(r.addr + r.size for r in self.registers.values())
 
     @property
     def ticks_per_rad(self) -> float:
@@ -79,7 +88,8 @@ def _register(path: Path, name: str, spec: object) -> Register:
     if isinstance(spec, dict) and "addr" in spec and "size" in spec:
         sign_bit = spec.get("sign_bit")
         reg = Register(int(spec["addr"]), int(spec["size"]), str(spec.get("access", "RW")).upper(),
-                       int(spec.get("default", 0)), None if sign_bit is None else int(sign_bit))
+                       None if spec.get("default") is None else int(spec["default"]),
+                       None if sign_bit is None else int(sign_bit))
     else:
         raise ConfigError(f"{path}: register {name!r} must be {{addr, size, ...}} or [addr, size(, sign_bit)]")
     if reg.size not in (1, 2, 4) or not 0 <= reg.addr <= 0xFFFF:

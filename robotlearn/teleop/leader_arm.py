@@ -20,15 +20,15 @@ class LeaderArmDevice(TeleopDevice):
     def __init__(self, env, port: str, config: str | Path = "arm6_emulated", timeout_ms: float | None = None):
         super().__init__(env)
         from robotlearn import _rt
-        from robotlearn.emulators.servo_bus import load_servo_table
         from robotlearn.hardware.calibration import check_against_spec, load_hardware_config
+        from robotlearn.hardware.servo_tables import load_servo_table
 
         self.robot = env.unwrapped.robot
         spec = self.robot.spec
         self.hw = load_hardware_config(config)
         check_against_spec(self.hw.calibration, spec)
         table = load_servo_table(self.hw.servo_model)
-        self.present = table.addr("present_position")
+        self.present = table.register("present_position")
         self.servos = list(self.hw.calibration.servos)
         self.joint_index = [spec.joint_names.index(s.joint) for s in self.servos]
         self.n_arm = self.robot.n_arm

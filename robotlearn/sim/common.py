@@ -36,6 +36,12 @@ def check_target(target, n: int) -> np.ndarray:
     return arr
 
 
+def command_drive(drive: _rt.JointDrive, spec: RobotSpec, target) -> None:
+    """Backend.command for the sims: validate, then hand the target to the compiled drive for one period."""
+    if not drive.set_target(check_target(target, len(spec.joints)), 1.0 / spec.control_hz):
+        raise ValueError("joint drive rejected the target")
+
+
 def initial_value(initial: Mapping[str, np.ndarray], key: str, default, shape: tuple[int, ...]) -> np.ndarray:
     """`initial[key]` checked for shape and finiteness, or `default` when the key is absent."""
     if key not in initial:

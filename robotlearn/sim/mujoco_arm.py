@@ -22,7 +22,13 @@ from robotlearn.core.backend import Backend, State
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_link_colors
 from robotlearn.sim.cameras import camera_axes
-from robotlearn.sim.common import armature, check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.common import (
+    armature,
+    command_drive,
+    initial_value,
+    make_drive,
+    unknown_scene_keys,
+)
 from robotlearn.sim.scene import Scene, scene_for
 
 # Collision filtering: robot geoms touch the environment but not each other (as in PyBullet, which has
@@ -194,9 +200,7 @@ class MujocoArmBackend(Backend):
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        target = check_target(target, len(self.spec.joints))
-        if not self.drive.set_target(target, 1.0 / self.spec.control_hz):
-            raise ValueError("joint drive rejected the target")
+        command_drive(self.drive, self.spec, target)
 
     def advance(self) -> dict[str, Any]:
         self._stepper.step(self.drive, self.spec.ticks_per_step)

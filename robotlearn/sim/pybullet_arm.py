@@ -26,7 +26,13 @@ from robotlearn.core.backend import Backend, State
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_actuated_joints
 from robotlearn.sim.cameras import camera_axes
-from robotlearn.sim.common import armature, check_target, initial_value, make_drive, unknown_scene_keys
+from robotlearn.sim.common import (
+    armature,
+    command_drive,
+    initial_value,
+    make_drive,
+    unknown_scene_keys,
+)
 from robotlearn.sim.scene import scene_for
 
 GRAVITY = -9.81
@@ -165,9 +171,7 @@ class PybulletArmBackend(Backend):
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        target = check_target(target, len(self.spec.joints))
-        if not self.drive.set_target(target, 1.0 / self.spec.control_hz):
-            raise ValueError("joint drive rejected the target")
+        command_drive(self.drive, self.spec, target)
 
     def advance(self) -> dict[str, Any]:
         c, robot, idx, drive, n = self.client, self.robot, self._idx, self.drive, len(self._idx)

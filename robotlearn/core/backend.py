@@ -26,6 +26,9 @@ class Backend(ABC):
 
     #: short name used in configs and reports ("mujoco", "pybullet", "real")
     name: str = ""
+    #: same seed and commands -> same trajectory. False for hardware: RobotEnv then marks its gym spec
+    #: nondeterministic, which is how gymnasium's checker and tools learn that reset(seed) cannot replay.
+    deterministic: bool = True
 
     def __init__(self, spec: RobotSpec):
         self.spec = spec

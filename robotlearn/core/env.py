@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import EnvSpec
 
 from robotlearn.core.backend import Backend
 from robotlearn.core.task import Task
@@ -26,6 +28,7 @@ class RobotEnv(gym.Env):
     def __init__(self, backend: Backend, robot: RobotModel, task: Task, cameras: tuple[str, ...] = (),
                  render_mode: str | None = None, render_camera: str | None = None):
         self.backend, self.robot, self.task = backend, robot, task
+        self._spec: EnvSpec | None = None
         self.cameras = tuple(cameras)
         for cam in self.cameras:
             backend.spec.camera(cam)  # raises a clear KeyError for unknown cameras
@@ -41,6 +44,17 @@ class RobotEnv(gym.Env):
             obs_spaces[f"images/{cam}"] = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
         self._steps = 0
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        # gym.make assigns the registered spec; a backend that cannot replay episodes makes it nondeterministic.
+        if value is not None and not self.backend.deterministic:
+            value = dataclasses.replace(value, nondeterministic=True)
+        self._spec = value
 
     def _observe(self) -> dict[str, np.ndarray]:
         state = self.backend.read()

@@ -47,6 +47,7 @@ class RealArmBackend(Backend):
     ``start_timeout_s``."""
 
     name = "real"
+    deterministic = False
 
     def __init__(self, spec: RobotSpec, port: str | None = None, config: str | Path = "arm6_emulated",
                  calibration_file: str | Path | None = None, overrides=None,

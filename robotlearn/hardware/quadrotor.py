@@ -51,6 +51,7 @@ class MavlinkQuadBackend(Backend):
     connect_timeout, reset_tolerance (m), reset_timeout (s), hold_after (s)."""
 
     name = "real"
+    deterministic = False
 
     def __init__(self, spec: RobotSpec, connection: str = "udpin:127.0.0.1:14550", baud: int = 57600,
                  link_timeout: float = 0.5, connect_timeout: float = 10.0, reset_tolerance: float = 0.15,

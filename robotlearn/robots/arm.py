@@ -80,6 +80,17 @@ class ArmModel(RobotModel):
             "gripper": _box(1, 0.0, 1.0),
         }
 
+    # ---- what the arm is currently commanded to do (read by teleop devices) ----------------------
+    @property
+    def ee_goal(self) -> tuple[np.ndarray, float]:
+        """(tool position goal (3,), yaw goal) of the end-effector action modes, in the world frame."""
+        return self._ee_goal.copy(), self._yaw_goal
+
+    @property
+    def joint_target(self) -> np.ndarray:
+        """The arm joints' current target (rad)."""
+        return self._q_target.copy()
+
     # ---- episode ------------------------------------------------------------------------------
     def _compute_home(self) -> np.ndarray:
         if "home" in self.p:

@@ -71,8 +71,9 @@ class CartesianDevice(TeleopDevice):
         else:
             p = self.robot.p
             state = self.backend.read()
-            target = self.robot._ee_goal + v[:3] * p["max_ee_delta"]
-            yaw = self.robot._yaw_goal + v[3] * p["max_yaw_delta"]
+            goal, goal_yaw = self.robot.ee_goal
+            target = goal + v[:3] * p["max_ee_delta"]
+            yaw = goal_yaw + v[3] * p["max_yaw_delta"]
             action = self.robot.action_toward(target, yaw, self.gripper, state)
         return np.clip(action, self.action_space.low, self.action_space.high).astype(np.float32)
 

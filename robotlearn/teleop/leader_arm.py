@@ -54,7 +54,7 @@ class LeaderArmDevice(TeleopDevice):
         fingers = q[self.n_arm:]
         grip = 2.0 * float(np.mean(fingers)) / self.robot.finger_open - 1.0 if len(fingers) else 1.0
         if self.robot.action_mode == "joint_delta":
-            arm = (q[: self.n_arm] - self.robot._q_target) / p["max_joint_delta"]
+            arm = (q[: self.n_arm] - self.robot.joint_target) / p["max_joint_delta"]
             action = np.concatenate([arm, [grip]])
         else:
             pos, quat = self.robot.kin.forward(q[: self.n_arm])

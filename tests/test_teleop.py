@@ -143,3 +143,38 @@ def test_leader_arm_reads_the_emulated_bus_and_the_follower_copies_it(tmp_path):
             device.close()
         env.close()
         emu.close()
+
+
+def test_keyboard_operator_takes_over_when_touched_and_hands_back_when_idle():
+    """HIL through a real terminal: a key press takes over at once, release_steps idle steps hand back."""
+    import os
+    import time
+
+    import gymnasium as gym
+
+    from robotlearn.correction.hil import HILController, TeleopOperator
+    from robotlearn.teleop.keyboard import KeyboardDevice
+
+    env = gym.make("robotlearn/ArmReach-v0", backend="mujoco")
+    obs, _ = env.reset(seed=0)
+    master, slave = os.openpty()
+    hil = HILController(TeleopOperator(KeyboardDevice(env, fd=slave, hold_s=0.05), release_steps=3))
+    policy_action = np.full(5, 0.5, np.float32)
+    try:
+        action, source = hil.select(obs, policy_action)
+        assert source == "policy" and np.array_equal(action, policy_action)
+        os.write(master, b"w")  # +x
+        action, source = hil.select(obs, policy_action)
+        assert source == "human" and action[0] == 1.0 and action[1] == 0.0
+        time.sleep(0.1)  # key released: the device rests, the operator keeps control for release_steps
+        sources = [hil.select(obs, policy_action)[1] for _ in range(4)]
+        assert sources == ["human", "human", "policy", "policy"]
+        os.write(master, b" ")  # a gripper toggle alone is a touch too
+        action, source = hil.select(obs, policy_action)
+        assert source == "human" and action[-1] == -1.0
+        assert hil.intervention_rate == 4 / 7
+    finally:
+        hil.close()
+        os.close(master)
+        os.close(slave)
+        env.close()

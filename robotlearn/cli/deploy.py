@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from robotlearn.correction.hil import OPERATORS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=2000)
     parser.add_argument("--record", help="dataset directory to record rollouts into (default runs/deploy-<time>)")
     parser.add_argument("--no-record", action="store_true")
-    parser.add_argument("--intervene", default="none", choices=("none", "scripted"),
+    parser.add_argument("--intervene", default="none", choices=OPERATORS,
                         help="operator device that may take over (steps recorded with source=human)")
 
 
@@ -71,6 +73,8 @@ def deploy(checkpoint: str, backend: str, episodes: int, port: str | None = None
             if recorder.recording:
                 recorder.discard_episode()
             recorder.close()
+        if hil is not None:
+            hil.close()
         env.close()
     return {"backend": backend, **result.summary(), "seconds": time.perf_counter() - t0,
             "intervention_rate": hil.intervention_rate if hil is not None else 0.0, "dataset": record}

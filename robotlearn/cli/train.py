@@ -7,6 +7,8 @@ import importlib
 
 import torch
 
+from robotlearn.correction.hil import OPERATORS
+
 # algo -> "module:function(args) -> int"; one line per algorithm
 TRAINERS: dict[str, str] = {
     "sac": "robotlearn.policies.sac.train:cli_main",
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", help="recorded dataset directory (offline algos: diffusion)")
     parser.add_argument("--out", help="run directory (progress.csv, checkpoint/); default runs/<algo>-<env>")
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
-    parser.add_argument("--intervene", default="none", choices=("none", "scripted"),
+    parser.add_argument("--intervene", default="none", choices=OPERATORS,
                         help="operator device that may take over during training (HIL); scripted: the task's expert")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. utd=4 batch_size=128")

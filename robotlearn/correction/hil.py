@@ -46,6 +46,12 @@ class HILController:
     def end_episode(self) -> None:
         self.device.end_episode()
 
+    def close(self) -> None:
+        """Release the device (a keyboard puts its terminal back in cooked mode)."""
+        close = getattr(self.device, "close", None)
+        if close is not None:
+            close()
+
     @property
     def intervention_rate(self) -> float:
         return self.human_steps / max(self.total_steps, 1)
@@ -75,12 +81,45 @@ class ScriptedOperator:
         self.step = 0
 
 
+class TeleopOperator:
+    """A person on a teleop device (keyboard, gamepad, SpaceMouse): moving it takes over at once, and
+    control returns to the policy after `release_steps` steps with the device at rest — "touch to
+    intervene", so the operator never has to press a mode switch mid-correction."""
+
+    def __init__(self, device, release_steps: int = 5):
+        self.device, self.release_steps = device, release_steps
+        self._idle = release_steps
+        self._gripper = device.gripper
+
+    def poll(self, obs: dict[str, np.ndarray]) -> np.ndarray | None:
+        twist = np.asarray(self.device.twist(), dtype=np.float64)
+        touched = bool(np.any(twist != 0.0)) or self.device.gripper != self._gripper
+        self._gripper = self.device.gripper
+        self._idle = 0 if touched else self._idle + 1
+        return self.device.action_from_twist(twist) if self._idle < self.release_steps else None
+
+    def end_episode(self) -> None:
+        self._idle = self.release_steps
+
+    def close(self) -> None:
+        self.device.close()
+
+
+TELEOP_OPERATORS = ("keyboard", "gamepad", "spacemouse")
+OPERATORS = ("none", "scripted", *TELEOP_OPERATORS)
+
+
 def make_operator(kind: str, env, every: int = 2, takeover_steps: int = 20) -> HILController | None:
-    """CLI helper: "none" -> None; "scripted" -> the env's scripted expert as operator."""
+    """CLI helper: "none" -> None; "scripted" -> the env's scripted expert on a schedule; a teleop device
+    name -> that device with touch-to-intervene."""
     if kind == "none":
         return None
     if kind == "scripted":
         from robotlearn.teleop.scripted import make_expert
 
         return HILController(ScriptedOperator(make_expert(env), every, takeover_steps))
-    raise ValueError(f"unknown intervention device {kind!r}; known: none, scripted")
+    if kind in TELEOP_OPERATORS:
+        from robotlearn.teleop import make_device
+
+        return HILController(TeleopOperator(make_device(kind, env)))
+    raise ValueError(f"unknown intervention device {kind!r}; known: {', '.join(OPERATORS)}")

@@ -65,7 +65,11 @@ class CartesianDevice(TeleopDevice):
         """Normalized (dx, dy, dz, dyaw) for this step; may update `self.gripper` and `self.events`."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        v = np.clip(np.asarray(self.twist(), dtype=np.float64), -1.0, 1.0)
+        return self.action_from_twist(self.twist())
+
+    def action_from_twist(self, twist: np.ndarray) -> np.ndarray:
+        """The env action for a normalized tool twist and the current gripper state, in any action mode."""
+        v = np.clip(np.asarray(twist, dtype=np.float64), -1.0, 1.0)
         if self.robot.action_mode == "ee_delta":
             action = np.concatenate([v, [self.gripper]])
         else:

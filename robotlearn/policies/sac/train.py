@@ -284,6 +284,8 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     finally:
         bar.close()
         log.close()
+        if hil is not None:
+            hil.close()
         envs.close()
     elapsed = time.perf_counter() - t0
     return {"steps": step, "trained_steps": step - start_step, "seconds": elapsed,

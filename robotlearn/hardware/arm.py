@@ -287,8 +287,10 @@ class RealArmBackend(Backend):
                                                  max_age_s=self._camera_max_age).start()
         image = self._cameras[camera].latest().image
         if image.shape[:2] != (cam.height, cam.width):
-            image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
-        return image
+            return cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        # The capture thread hands the same frame to every reader until a new one arrives: each
+        # observation gets its own pixels, so a user editing one cannot change another.
+        return image.copy()
 
     def torque(self, enable: bool) -> None:
         """Torque on/off for every servo (off: the arm goes limp; the loop keeps reading)."""

@@ -103,6 +103,8 @@ def test_check_env_spaces_and_camera(emulator):
         _, _, _, _, info = env.step(env.action_space.sample() * 0)
         assert obs["images/scene"].shape == (84, 84, 3) and obs["images/scene"].std() > 5
         assert 0.05 < info["timestamp"] < 1.0 and info["loop_stats"]["cycles"] > 0
+        first, second = (env.unwrapped.backend.render("scene") for _ in range(2))  # same camera frame, twice
+        assert not np.shares_memory(first, second)  # every observation owns its pixels
         # A frozen camera (the emulator stops sending, the socket stays open) raises within max_age.
         side_channel_request(tuple(emulator.info["side_channel"]), {"op": "freeze_camera", "name": "scene"})
         t0 = time.monotonic()

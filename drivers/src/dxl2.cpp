@@ -101,34 +101,8 @@ bool split_fast_sync(const PacketView& p, std::size_t n, std::uint16_t len,
 namespace {
 
 class Dxl2Decoder final : public Decoder {
- public:
-  std::size_t feed(const std::uint8_t* data, std::size_t n, const Sink& sink) override {
-    buf_.insert(buf_.end(), data, data + n);
-    return parse(sink, false);
-  }
-  void reset() override {
-    buf_.clear();
-    head_ = 0;
-    in_garbage_ = false;
-  }
-  std::size_t pending() const override { return buf_.size() - head_; }
-  std::size_t drain(const Sink& sink) override { return parse(sink, true); }
-
- private:
-  void discard(std::size_t k) {
-    if (k == 0) return;
-    if (!in_garbage_) ++counters_.garbage_runs;
-    in_garbage_ = true;
-    counters_.garbage_bytes += k;
-    head_ += k;
-  }
-  void reject(std::uint64_t& counter) {
-    ++counter;
-    ++head_;  // skip the first header byte and hunt again from the next one
-    in_garbage_ = false;
-  }
-
-  std::size_t parse(const Sink& sink, bool draining) {
+ protected:
+  std::size_t parse(const Sink& sink, bool draining) override {
     std::size_t delivered = 0;
     for (;;) {
       const std::uint8_t* b = buf_.data() + head_;
@@ -179,22 +153,16 @@ class Dxl2Decoder final : public Decoder {
         v.params = scratch_.data() + 1;
         v.size = scratch_.size() - 1;
       }
-      head_ += total;
-      in_garbage_ = false;
-      ++counters_.frames;
+      accept(total);
       ++delivered;
       sink(v);
     }
-    if (head_ > 4096 || head_ == buf_.size()) {
-      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
+    compact();
     return delivered;
   }
 
-  Bytes buf_, scratch_;
-  std::size_t head_ = 0;
-  bool in_garbage_ = false;
+ private:
+  Bytes scratch_;
 };
 
 class Dxl2Codec final : public Codec {

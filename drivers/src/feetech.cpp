@@ -35,34 +35,8 @@ std::uint8_t len8(std::size_t len) {
 }
 
 class FeetechDecoder final : public Decoder {
- public:
-  std::size_t feed(const std::uint8_t* data, std::size_t n, const Sink& sink) override {
-    buf_.insert(buf_.end(), data, data + n);
-    return parse(sink, false);
-  }
-  std::size_t drain(const Sink& sink) override { return parse(sink, true); }
-  void reset() override {
-    buf_.clear();
-    head_ = 0;
-    in_garbage_ = false;
-  }
-  std::size_t pending() const override { return buf_.size() - head_; }
-
- private:
-  void discard(std::size_t k) {
-    if (k == 0) return;
-    if (!in_garbage_) ++counters_.garbage_runs;
-    in_garbage_ = true;
-    counters_.garbage_bytes += k;
-    head_ += k;
-  }
-  void reject(std::uint64_t& counter) {
-    ++counter;
-    ++head_;
-    in_garbage_ = false;
-  }
-
-  std::size_t parse(const Sink& sink, bool draining) {
+ protected:
+  std::size_t parse(const Sink& sink, bool draining) override {
     std::size_t delivered = 0;
     for (;;) {
       const std::uint8_t* b = buf_.data() + head_;
@@ -100,22 +74,16 @@ class FeetechDecoder final : public Decoder {
       v.instr = v.error = b[4];
       v.params = scratch_.data();
       v.size = scratch_.size();
-      head_ += total;
-      in_garbage_ = false;
-      ++counters_.frames;
+      accept(total);
       ++delivered;
       sink(v);
     }
-    if (head_ > 4096 || head_ == buf_.size()) {
-      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
-      head_ = 0;
-    }
+    compact();
     return delivered;
   }
 
-  Bytes buf_, scratch_;
-  std::size_t head_ = 0;
-  bool in_garbage_ = false;
+ private:
+  Bytes scratch_;
 };
 
 class FeetechCodec final : public Codec {

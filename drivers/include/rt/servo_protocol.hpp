@@ -36,21 +36,62 @@ struct DecoderCounters {
   std::uint64_t errors() const { return crc_errors + bad_frames + garbage_runs; }
 };
 
+// Streaming frame decoder. The byte buffer, garbage accounting and compaction are shared here; each
+// protocol implements only `parse`, which walks the buffer from head_ and delivers complete frames.
 class Decoder {
  public:
   using Sink = std::function<void(const PacketView&)>;
   virtual ~Decoder() = default;
   // Consumes bytes; calls sink for each valid frame. Returns the number of frames delivered.
-  virtual std::size_t feed(const std::uint8_t* data, std::size_t n, const Sink& sink) = 0;
+  std::size_t feed(const std::uint8_t* data, std::size_t n, const Sink& sink) {
+    buf_.insert(buf_.end(), data, data + n);
+    return parse(sink, false);
+  }
   // No more bytes will come for the frame being assembled (deadline passed): count it as bad and
   // parse whatever complete frames follow it in the buffer.
-  virtual std::size_t drain(const Sink& sink) = 0;
-  virtual void reset() = 0;  // drop buffered bytes (after a flush); counters are kept
-  virtual std::size_t pending() const = 0;
+  std::size_t drain(const Sink& sink) { return parse(sink, true); }
+  void reset() {  // drop buffered bytes (after a flush); counters are kept
+    buf_.clear();
+    head_ = 0;
+    in_garbage_ = false;
+  }
+  std::size_t pending() const { return buf_.size() - head_; }
   const DecoderCounters& counters() const { return counters_; }
 
  protected:
+  virtual std::size_t parse(const Sink& sink, bool draining) = 0;
+  // Skip k bytes that cannot start a frame (one garbage run however many calls it spans).
+  void discard(std::size_t k) {
+    if (k == 0) return;
+    if (!in_garbage_) ++counters_.garbage_runs;
+    in_garbage_ = true;
+    counters_.garbage_bytes += k;
+    head_ += k;
+  }
+  // A header that led to a bad frame: count it, skip its first byte and hunt again from the next one.
+  void reject(std::uint64_t& counter) {
+    ++counter;
+    ++head_;
+    in_garbage_ = false;
+  }
+  // A frame of `total` bytes was delivered.
+  void accept(std::size_t total) {
+    head_ += total;
+    in_garbage_ = false;
+    ++counters_.frames;
+  }
+  // Drop consumed bytes now and then rather than on every frame.
+  void compact() {
+    if (head_ > 4096 || head_ == buf_.size()) {
+      buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+
   DecoderCounters counters_;
+  Bytes buf_;
+  std::size_t head_ = 0;
+  bool in_garbage_ = false;
 };
 
 enum class Protocol { Dynamixel2 = 0, FeetechSTS = 1, FeetechSCS = 2 };

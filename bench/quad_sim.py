@@ -72,13 +72,7 @@ def agreement(robot: str) -> float:
         backend.reset(None, {"pos": np.array([0.0, 0.0, 5.0]), "omega": np.array([2.0, -1.0, 6.0])})
         seq = np.clip(backend.airframe.hover_thrust * (1 + 0.1 * np.random.default_rng(1).standard_normal((50, 4))),
                       0, 1)
-        traj = []
-        for u in seq:
-            backend.command_motors(u)
-            backend.advance()
-            s = backend.read()
-            traj.append(np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]]))
-        trajectories.append(np.array(traj))
+        trajectories.append(backend.play_motor_commands(seq))
         backend.close()
     return float(np.abs(trajectories[0] - trajectories[1]).max())
 

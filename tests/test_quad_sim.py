@@ -113,13 +113,7 @@ def test_engines_agree_open_loop(robot):
         backend.reset(rng, start)
         hover = backend.airframe.hover_thrust
         seq = np.clip(hover * (1 + 0.1 * np.random.default_rng(1).standard_normal((50, 4))), 0, 1)
-        traj = []
-        for u in seq:
-            backend.command_motors(u)
-            backend.advance()
-            s = backend.read()
-            traj.append(np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]]))
-        trajectories.append(np.array(traj))
+        trajectories.append(backend.play_motor_commands(seq))
         backend.close()
     moved = np.abs(trajectories[0][-1, :3] - start["pos"]).max()
     diff = np.abs(trajectories[0] - trajectories[1]).max()

@@ -171,6 +171,19 @@ class QuadSimBackend(Backend):
         if u.shape != (4,) or not self.drive.set_motors(u):
             raise ValueError(f"motor command must be 4 finite values, got {u}")
 
+    def play_motor_commands(self, commands: np.ndarray) -> np.ndarray:
+        """Open loop: one (4,) motor command per control step; returns rows of [pos, quat, vel, omega].
+
+        The common ground for comparing engines (and, later, sim against recorded hardware) on identical inputs.
+        """
+        rows = []
+        for u in commands:
+            self.command_motors(u)
+            self.advance()
+            s = self.read()
+            rows.append(np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]]))
+        return np.array(rows)
+
     def set_wind(self, wind: np.ndarray) -> None:
         self.drive.set_wind(np.asarray(wind, dtype=np.float64))
 

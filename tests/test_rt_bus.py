@@ -18,7 +18,7 @@ MODELS = {"dynamixel2": "xm430_w350", "feetech": "sts3215"}
 
 
 def make_bus(chain: PtyServoChain, **kw) -> rt.ServoBus:
-    args = dict(timeout_ms=5.0, retries=1) | kw
+    args = dict(timeout_ms=20.0, retries=1) | kw
     return rt.ServoBus(chain.port, 1_000_000, chain.protocol, chain.ids, chain.table.host_table(), **args)
 
 

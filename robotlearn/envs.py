@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import gymnasium as gym
 
@@ -38,11 +39,12 @@ NAMESPACE = "robotlearn"
 
 def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), render_mode: str | None = None,
              overrides: Iterable[str] | dict | None = None, robot_overrides: Iterable[str] | dict | None = None,
-             **backend_options) -> RobotEnv:
+             backend_options: Mapping[str, Any] | None = None, **more_backend_options: Any) -> RobotEnv:
     """Build a RobotEnv from configs/tasks/<task>.yaml on `backend`.
 
     `overrides` apply to the task config (e.g. ``["reward=sparse"]``), `robot_overrides` to the robot
-    config (e.g. ``["control_hz=20"]``); remaining keyword arguments go to the backend (e.g. ``port=``).
+    config (e.g. ``["control_hz=20"]``). `backend_options` (and, for `gym.make` convenience, any other
+    keyword such as ``port=``) are validated against the backend's strict Options model.
     """
     task_cfg = load_config(TaskConfig, "tasks", task, overrides)
     spec = load_robot_spec(task_cfg.robot, robot_overrides)
@@ -58,7 +60,7 @@ def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), re
         raise ConfigError(f"{config_path('tasks', task)}: params: {err}") from None
     robot = make_robot_model(spec, task_cfg.action_mode)
     cameras = tuple(cameras)
-    backend_obj = make_backend(spec, backend, **backend_options)
+    backend_obj = make_backend(spec, backend, {**(backend_options or {}), **more_backend_options})
     return RobotEnv(backend_obj, robot, task_obj, cameras=cameras, render_mode=render_mode)
 
 

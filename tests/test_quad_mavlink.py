@@ -223,7 +223,7 @@ def test_driver_connects_over_udpin_and_serial(tmp_path, form):
                                 stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         endpoint = _endpoint_from_log(proc, log_path)
-        backend = make_backend(load_robot_spec("cf2x"), "real", connection=driver_side or endpoint)
+        backend = make_backend(load_robot_spec("cf2x"), "real", {"connection": driver_side or endpoint})
         state = backend.read()
         assert abs(state["pos"][2]) < 0.1 and np.allclose(state["quat"], [1, 0, 0, 0], atol=1e-3)
         assert not backend.armed

@@ -190,7 +190,7 @@ def test_feetech_bus_pybullet_physics_and_safe_start(tmp_path):
 
     emu = Emulator(tmp_path / "arm", "--protocol", "feetech", "--sim", "pybullet", "--cameras", "none")
     try:
-        backend = RealArmBackend(load_robot_spec("arm6"), port=str(emu.link), config="arm6_emulated_feetech")
+        backend = RealArmBackend(load_robot_spec("arm6"), RealArmBackend.Options(port=str(emu.link), config="arm6_emulated_feetech"))
         try:
             start = backend.read()["joint_pos"]
             goal = np.array([0.5, 0.3, 0.5, 0.0, 0.6, 0.0, 0.03, 0.03])

@@ -12,13 +12,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from robotlearn.core.spec import RobotSpec
 
 State = dict[str, np.ndarray]
+
+
+class BackendOptions(BaseModel):
+    """A backend's own settings (port, connection, hardware config, ...), declared as a strict model.
+
+    Each backend class names its subclass in ``Options``; `robotlearn.backends.make_backend` validates
+    what a user passed (CLI ``--backend-opt key=value``, `gym.make` keywords, an `EnvRecipe`) against it
+    once, with a one-line error naming the option, so no untyped ``**kwargs`` travel through the layers.
+    Options are JSON-able so that an `EnvRecipe` can carry them into checkpoints and datasets.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Backend(ABC):
@@ -29,9 +42,12 @@ class Backend(ABC):
     #: same seed and commands -> same trajectory. False for hardware: RobotEnv then marks its gym spec
     #: nondeterministic, which is how gymnasium's checker and tools learn that reset(seed) cannot replay.
     deterministic: bool = True
+    #: the strict model of this backend's options (see BackendOptions)
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
 
-    def __init__(self, spec: RobotSpec):
+    def __init__(self, spec: RobotSpec, options: BackendOptions | None = None):
         self.spec = spec
+        self.options = options if options is not None else self.Options()
 
     @abstractmethod
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:

@@ -113,7 +113,7 @@ class MavlinkVehicle:
         true_af = nominal.with_gap(self.gap.mass_scale, self.gap.thrust_scale, self.gap.drag_scale)
         self.ticks = max(1, int(round(spec.physics_hz / loop_hz)))
         self.loop_dt = self.ticks / spec.physics_hz
-        self.sim = MujocoQuadBackend(spec, airframe=true_af, ground=True)
+        self.sim = MujocoQuadBackend(spec, airframe=true_af)
         self.sim.set_wind(np.asarray(self.gap.wind, dtype=np.float64))
         self.ground_z = true_af.collision_box[2]
         # The flight controller only knows the nominal airframe (like PX4's MPC_THR_HOVER).

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from robotlearn import _rt
-from robotlearn.core.backend import Backend, State
+from robotlearn.core.backend import Backend, BackendOptions, State
+from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
 from robotlearn.hardware.servo_tables import load_servo_table
@@ -40,24 +41,42 @@ class ArmFault(RuntimeError):
     """The control loop stopped commanding the arm (bus lost, e-stop, watchdog). Reset is not possible."""
 
 
+class RealArmOptions(BackendOptions):
+    """Options of the real arm."""
+
+    #: serial device or emulator link (e.g. /dev/ttyUSB0, /tmp/rl-arm0)
+    port: str | None = None
+    #: hardware config: a name in configs/hardware/ or a YAML path
+    config: str = "arm6_emulated"
+    #: YAML written by `robotlearn calibrate` (offsets, directions, limits)
+    calibration_file: str | None = None
+    #: hardware-config key=value overrides
+    overrides: dict[str, Any] | list[str] | None = None
+    #: {camera: device index | file | URL}; on an emulator its MJPEG URLs by default
+    camera_sources: dict[str, int | str] | None = None
+    #: a camera frame older than this raises StaleFrameError (s)
+    camera_max_age_s: float = Field(0.5, gt=0)
+    #: how long to wait for the servos to answer at start (s)
+    start_timeout_s: float = Field(5.0, gt=0)
+
+
 class RealArmBackend(Backend):
-    """Options: ``port`` (serial device or emulator link), ``config`` (configs/hardware name or path),
-    ``calibration_file`` (YAML from `robotlearn calibrate`), ``overrides`` (hardware-config key=value),
-    ``camera_sources`` ({camera: device index | file | URL}; on an emulator its MJPEG URLs by default),
-    ``start_timeout_s``."""
+    """The real arm (see RealArmOptions)."""
 
     name = "real"
     deterministic = False
+    Options = RealArmOptions
 
-    def __init__(self, spec: RobotSpec, port: str | None = None, config: str | Path = "arm6_emulated",
-                 calibration_file: str | Path | None = None, overrides=None,
-                 camera_sources: Mapping[str, int | str] | None = None, camera_max_age_s: float = 0.5,
-                 start_timeout_s: float = 5.0):
-        super().__init__(spec)
+    def __init__(self, spec: RobotSpec, options: RealArmOptions | None = None):
+        super().__init__(spec, options)
+        opts = self.options
+        port, camera_sources, camera_max_age_s = opts.port, opts.camera_sources, opts.camera_max_age_s
+        start_timeout_s = opts.start_timeout_s
         if not port:
-            raise ValueError("backend 'real' needs port=<serial device or emulator link>, e.g. port='/tmp/rl-arm0'")
+            raise ConfigError("backend 'real' needs a port: --backend-opt port=<serial device or emulator link>, "
+                              "e.g. port=/tmp/rl-arm0")
         self.port = str(port)
-        self.hw = load_hardware_config(config, overrides, calibration_file)
+        self.hw = load_hardware_config(opts.config, opts.overrides, opts.calibration_file)
         cal = self.hw.calibration
         check_against_spec(cal, spec)
         self._servo_joint = np.array([spec.joint_names.index(s.joint) for s in cal.servos])

@@ -24,9 +24,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from pymavlink import mavutil
 
-from robotlearn.core.backend import Backend, State
+from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware import frames
 from robotlearn.robots.quadrotor import quat_to_rot, yaw_of
@@ -46,17 +47,38 @@ class CommandRejected(RuntimeError):
     """The autopilot answered a command with something other than MAV_RESULT_ACCEPTED."""
 
 
+class MavlinkOptions(BackendOptions):
+    """Options of the MAVLink vehicle."""
+
+    #: pymavlink connection string (udpin:HOST:PORT, udpout:..., tcp:..., /dev/ttyACM0)
+    connection: str = "udpin:127.0.0.1:14550"
+    #: serial baud (serial connections only)
+    baud: int = Field(57600, gt=0)
+    #: no message from the vehicle for this long -> LinkLostError (s)
+    link_timeout: float = Field(0.5, gt=0)
+    #: how long to wait for the vehicle's heartbeat and telemetry at connect (s)
+    connect_timeout: float = Field(10.0, gt=0)
+    #: reset succeeds within this distance of the start position (m)
+    reset_tolerance: float = Field(0.15, gt=0)
+    #: how long reset may take (takeoff and fly to start) (s)
+    reset_timeout: float = Field(20.0, gt=0)
+    #: hold the start position this long before an episode starts (s)
+    hold_after: float = Field(0.3, ge=0)
+
+
 class MavlinkQuadBackend(Backend):
-    """`backend="real"` for quadrotors. Options: connection (pymavlink string), baud, link_timeout,
-    connect_timeout, reset_tolerance (m), reset_timeout (s), hold_after (s)."""
+    """`backend="real"` for quadrotors (see MavlinkOptions)."""
 
     name = "real"
     deterministic = False
+    Options = MavlinkOptions
 
-    def __init__(self, spec: RobotSpec, connection: str = "udpin:127.0.0.1:14550", baud: int = 57600,
-                 link_timeout: float = 0.5, connect_timeout: float = 10.0, reset_tolerance: float = 0.15,
-                 reset_timeout: float = 20.0, hold_after: float = 0.3):
-        super().__init__(spec)
+    def __init__(self, spec: RobotSpec, options: MavlinkOptions | None = None):
+        super().__init__(spec, options)
+        opts = self.options
+        connection, baud, link_timeout, connect_timeout = (opts.connection, opts.baud, opts.link_timeout,
+                                                           opts.connect_timeout)
+        reset_tolerance, reset_timeout, hold_after = opts.reset_tolerance, opts.reset_timeout, opts.hold_after
         if spec.kind != "quadrotor":
             raise ValueError(f"MavlinkQuadBackend needs a quadrotor spec, got kind {spec.kind!r}")
         self.connection, self.link_timeout = connection, float(link_timeout)

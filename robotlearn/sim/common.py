@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Literal
 
 import numpy as np
 
 from robotlearn import _rt
+from robotlearn.core.backend import BackendOptions
 from robotlearn.core.spec import RobotSpec
 
 INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
+
+
+class SimArmOptions(BackendOptions):
+    """Options of both arm sims."""
+
+    #: how the compiled drive moves the setpoint toward each new target over one control period
+    interpolation: Literal["linear", "min_jerk"] = "linear"
 
 
 def make_drive(spec: RobotSpec, interpolation: str) -> _rt.JointDrive:

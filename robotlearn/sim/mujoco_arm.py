@@ -23,6 +23,7 @@ from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_link_colors
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    SimArmOptions,
     armature,
     command_drive,
     initial_value,
@@ -153,8 +154,10 @@ class MujocoArmBackend(Backend):
 
     name = "mujoco"
 
-    def __init__(self, spec: RobotSpec, interpolation: str = "linear"):
-        super().__init__(spec)
+    Options = SimArmOptions
+
+    def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
+        super().__init__(spec, options)
         self.scene = scene_for(spec.description)
         self.model = build_model(spec, self.scene)
         self.data = mujoco.MjData(self.model)
@@ -166,7 +169,7 @@ class MujocoArmBackend(Backend):
         self._obj_qadr = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
         self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
         self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, interpolation)
+        self.drive = make_drive(spec, self.options.interpolation)
         d = self.data
         self._stepper = _rt.MujocoStepper(_mj_step_address(), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),

@@ -27,6 +27,7 @@ from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.description import urdf_actuated_joints
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    SimArmOptions,
     armature,
     command_drive,
     initial_value,
@@ -53,8 +54,10 @@ class PybulletArmBackend(Backend):
     #: physics ticks between mass-matrix updates of the armature correction (M changes little in 20 ms)
     mass_refresh_ticks = 10
 
-    def __init__(self, spec: RobotSpec, interpolation: str = "linear"):
-        super().__init__(spec)
+    Options = SimArmOptions
+
+    def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
+        super().__init__(spec, options)
         self.scene = scene_for(spec.description)
         self.client = pb.connect(pb.DIRECT)
         self._closed = False
@@ -68,7 +71,7 @@ class PybulletArmBackend(Backend):
             pb.disconnect(physicsClientId=self.client)
             raise
         self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, interpolation)
+        self.drive = make_drive(spec, self.options.interpolation)
         self._armature = armature(spec)
         self._dt = 1.0 / spec.physics_hz
         self._q, self._qd = np.zeros(len(spec.joints)), np.zeros(len(spec.joints))

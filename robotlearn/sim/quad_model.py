@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field
 
 from robotlearn._rt import QuadDrive, QuadParams
-from robotlearn.core.backend import Backend, State
+from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import Strict, validate
 from robotlearn.core.spec import RobotSpec
 
@@ -111,16 +111,26 @@ def quat_rotate_inv(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     return quat_rotate(np.array([q[0], -q[1], -q[2], -q[3]]), v)
 
 
+class QuadSimOptions(BackendOptions):
+    """Options of both quadrotor sims."""
+
+    #: include a floor (a vehicle on the ground at reset, as a real one is)
+    ground: bool = True
+
+
 class QuadSimBackend(Backend):
     """Everything a quadrotor sim needs except the engine: drive, commands, reset bookkeeping.
 
     Subclasses implement `_set_state`, `_get_state` and `_tick(wrench)` (apply the world-frame wrench
-    about the CoM plus gravity for one physics step). Options: `airframe` (an Airframe overriding the
-    spec's description, e.g. with a reality gap), `ground` (include a floor; default True).
+    about the CoM plus gravity for one physics step). `airframe` (an Airframe overriding the spec's
+    description, e.g. with a reality gap) is a constructor argument for code, not a user option.
     """
 
-    def __init__(self, spec: RobotSpec, airframe: Airframe | None = None, ground: bool = True):
-        super().__init__(spec)
+    Options = QuadSimOptions
+
+    def __init__(self, spec: RobotSpec, options: QuadSimOptions | None = None, airframe: Airframe | None = None):
+        super().__init__(spec, options)
+        ground = self.options.ground
         if spec.kind != "quadrotor":
             raise ValueError(f"{type(self).__name__} needs a quadrotor spec, got kind {spec.kind!r}")
         self.airframe = airframe or load_airframe(spec.description)

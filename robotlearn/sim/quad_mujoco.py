@@ -11,7 +11,7 @@ import mujoco
 import numpy as np
 
 from robotlearn.core.spec import RobotSpec
-from robotlearn.sim.quad_model import GRAVITY, Airframe, QuadSimBackend
+from robotlearn.sim.quad_model import GRAVITY, Airframe, QuadSimBackend, QuadSimOptions
 
 
 def airframe_mjcf(af: Airframe, timestep: float, ground: bool = True) -> str:
@@ -35,8 +35,9 @@ def airframe_mjcf(af: Airframe, timestep: float, ground: bool = True) -> str:
 class MujocoQuadBackend(QuadSimBackend):
     name = "mujoco"
 
-    def __init__(self, spec: RobotSpec, airframe: Airframe | None = None, ground: bool = True):
-        super().__init__(spec, airframe, ground)
+    def __init__(self, spec: RobotSpec, options: QuadSimOptions | None = None, airframe: Airframe | None = None):
+        super().__init__(spec, options, airframe)
+        ground = self.ground
         self.model = mujoco.MjModel.from_xml_string(airframe_mjcf(self.airframe, self.dt, ground))
         self.data = mujoco.MjData(self.model)
         self._body = self.model.body("quad").id

@@ -11,14 +11,22 @@ import numpy as np
 import pybullet as pb
 
 from robotlearn.core.spec import RobotSpec
-from robotlearn.sim.quad_model import GRAVITY, Airframe, QuadSimBackend, quat_rotate, quat_rotate_inv
+from robotlearn.sim.quad_model import (
+    GRAVITY,
+    Airframe,
+    QuadSimBackend,
+    QuadSimOptions,
+    quat_rotate,
+    quat_rotate_inv,
+)
 
 
 class PybulletQuadBackend(QuadSimBackend):
     name = "pybullet"
 
-    def __init__(self, spec: RobotSpec, airframe: Airframe | None = None, ground: bool = True):
-        super().__init__(spec, airframe, ground)
+    def __init__(self, spec: RobotSpec, options: QuadSimOptions | None = None, airframe: Airframe | None = None):
+        super().__init__(spec, options, airframe)
+        ground = self.ground
         self.client = pb.connect(pb.DIRECT)
         c = self.client
         pb.setGravity(0, 0, -GRAVITY, physicsClientId=c)

@@ -173,17 +173,17 @@ def test_side_channel_reports_and_places_the_cube(emulator):
 
 def test_reality_gap_changes_the_description_and_servo_path(tmp_path):
     from robotlearn.core.robot_config import load_robot_spec
-    from robotlearn.emulators.reality_gap import gapped_spec
+    from robotlearn.sim.physical import apply_arm_params
 
     spec = load_robot_spec("arm6")
     gap = load_reality_gap("reality_gap")
-    gapped = gapped_spec(spec, gap, tmp_path)
+    gapped = apply_arm_params(spec, gap, tmp_path)
     assert gapped.description != spec.description and (Path(gapped.description).parent / "scene.yaml").exists()
     text = Path(gapped.description).read_text()
     assert 'value="' + repr(0.35 * 1.15) + '"' in text  # upper_arm_link mass scaled
     assert gapped.joints[1].servo_kp == pytest.approx(spec.joints[1].servo_kp * gap.servo_kp_scale)
     with pytest.raises(ValueError, match="unknown links"):
-        gapped_spec(spec, load_reality_gap("reality_gap", ["link_mass_scale={nope: 2.0}"]), tmp_path / "x")
+        apply_arm_params(spec, load_reality_gap("reality_gap", ["link_mass_scale={nope: 2.0}"]), tmp_path / "x")
     play = Backlash(0.01, np.zeros(1))
     assert play(np.array([0.004]))[0] == 0.0 and play(np.array([0.02]))[0] == pytest.approx(0.015)
     assert play(np.array([0.018]))[0] == pytest.approx(0.015)  # reversing inside the play: no motion

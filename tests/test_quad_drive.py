@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from robotlearn._rt import QuadDrive
 
+from robotlearn.core.description import GRAVITY, load_airframe
 from robotlearn.core.robot_config import ASSET_ROOT
-from robotlearn.sim.quad_model import GRAVITY, load_airframe
+from robotlearn.sim.quad_model import quad_params
 
 LEVEL = np.array([1.0, 0.0, 0.0, 0.0])
 
@@ -27,7 +28,7 @@ def _settle(drive: QuadDrive, ticks: int, vel: np.ndarray | None = None) -> np.n
 
 
 def test_hover_thrust_balances_gravity(airframe):
-    drive = QuadDrive(airframe.params(), 0.002)
+    drive = QuadDrive(quad_params(airframe), 0.002)
     drive.reset(0.0)
     assert drive.set_ctbr(np.array([airframe.hover_thrust, 0.0, 0.0, 0.0]))
     wrench = _settle(drive, 1000)
@@ -38,7 +39,7 @@ def test_hover_thrust_balances_gravity(airframe):
 
 def test_motor_lag_is_first_order(airframe):
     dt = 0.002
-    drive = QuadDrive(airframe.params(), dt)
+    drive = QuadDrive(quad_params(airframe), dt)
     drive.reset(0.0)
     drive.set_motors(np.ones(4))
     ticks = int(round(airframe.motor_tau_up / dt))
@@ -49,7 +50,7 @@ def test_motor_lag_is_first_order(airframe):
 
 @pytest.mark.parametrize(("axis", "sign"), [(0, 1), (1, 1), (2, 1), (0, -1)])
 def test_rate_command_torques_the_right_way(airframe, axis, sign):
-    drive = QuadDrive(airframe.params(), 0.002)
+    drive = QuadDrive(quad_params(airframe), 0.002)
     drive.reset(airframe.hover_rotor_speed())
     cmd = np.array([airframe.hover_thrust, 0.0, 0.0, 0.0])
     cmd[1 + axis] = sign * 1.0
@@ -60,7 +61,7 @@ def test_rate_command_torques_the_right_way(airframe, axis, sign):
 
 
 def test_drag_opposes_air_velocity_and_wind(airframe):
-    drive = QuadDrive(airframe.params(), 0.002)
+    drive = QuadDrive(quad_params(airframe), 0.002)
     drive.reset(airframe.hover_rotor_speed())
     drive.set_ctbr(np.array([airframe.hover_thrust, 0.0, 0.0, 0.0]))
     assert _settle(drive, 5, vel=np.array([2.0, 0.0, 0.0]))[0] < 0
@@ -70,7 +71,7 @@ def test_drag_opposes_air_velocity_and_wind(airframe):
 
 
 def test_disarmed_produces_no_thrust_and_bad_input_is_refused(airframe):
-    drive = QuadDrive(airframe.params(), 0.002)
+    drive = QuadDrive(quad_params(airframe), 0.002)
     drive.reset(airframe.hover_rotor_speed())
     drive.set_ctbr(np.array([0.8, 0.0, 0.0, 0.0]))
     assert not drive.set_ctbr(np.array([np.nan, 0.0, 0.0, 0.0]))
@@ -79,11 +80,11 @@ def test_disarmed_produces_no_thrust_and_bad_input_is_refused(airframe):
     assert _settle(drive, 2000)[2] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="expected length 4"):
         drive.set_ctbr(np.zeros(3))
-    params = airframe.params()
+    params = quad_params(airframe)
     params.rotor_spin = [1.0, 1.0, 1.0, 1.0]  # no yaw authority: allocation is singular
     with pytest.raises(ValueError, match="not controllable"):
         QuadDrive(params, 0.002)
-    params = airframe.params()
+    params = quad_params(airframe)
     params.mass = -1.0
     with pytest.raises(ValueError, match="mass"):
         QuadDrive(params, 0.002)

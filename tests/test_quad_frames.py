@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robotlearn.core.rotations import quat_to_rot
 from robotlearn.hardware import frames
-from robotlearn.robots.quadrotor import quat_to_rot
 
 
 def _random_quats(n: int, seed: int = 0) -> np.ndarray:

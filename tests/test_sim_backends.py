@@ -204,8 +204,8 @@ def test_bad_commands_and_states_raise(pair):
 
 
 def test_description_errors_are_one_line(tmp_path, spec):
+    from robotlearn.core.description import joints_from_urdf
     from robotlearn.core.robot_config import ServoConfig
-    from robotlearn.robots.description import joints_from_urdf
 
     text = spec.description.read_text()
     with pytest.raises(ValueError, match="servo.kp/kd need 8 values"):

@@ -11,8 +11,8 @@ from gymnasium import spaces
 from gymnasium.envs.registration import EnvSpec
 
 from robotlearn.core.backend import Backend
+from robotlearn.core.robot_model import RobotModel
 from robotlearn.core.task import Task
-from robotlearn.robots.base import RobotModel
 
 
 class RobotEnv(gym.Env):

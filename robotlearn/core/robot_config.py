@@ -65,7 +65,7 @@ def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, .
     if not description.exists():
         raise FileNotFoundError(f"robot {cfg.name!r}: description {description} does not exist")
     if joints is None and description.suffix == ".urdf":
-        from robotlearn.robots.description import joints_from_urdf
+        from robotlearn.core.description import joints_from_urdf
 
         joints = joints_from_urdf(description, cfg.servo)
     return RobotSpec(

@@ -48,11 +48,11 @@ from robotlearn.emulators.reality_gap import (
     GapWorkdir,
     RealityGapConfig,
     corrupt,
-    gapped_spec,
 )
 from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
 from robotlearn.hardware.servo_tables import load_servo_table
+from robotlearn.sim.physical import apply_arm_params
 
 
 def info_path(link: str | Path) -> Path:
@@ -102,7 +102,7 @@ class ArmEmulator:
         nominal = load_robot_spec(hw.robot, [f"control_hz={physics_rate_hz}"])
         check_against_spec(hw.calibration, nominal)
         self._workdir = GapWorkdir()
-        self.spec = gapped_spec(nominal, self.gap, self._workdir.path)
+        self.spec = apply_arm_params(nominal, self.gap, self._workdir.path)
         self.backend = make_backend(self.spec, sim)
         self.cameras = tuple(c.name for c in self.spec.cameras) if cameras is None else tuple(cameras)
         for cam in self.cameras:

@@ -29,11 +29,13 @@ import numpy as np
 from pydantic import Field
 from pymavlink import mavutil
 
-from robotlearn.core.config import Strict, load_config
+from robotlearn.core.config import load_config
+from robotlearn.core.description import load_airframe
 from robotlearn.core.robot_config import load_robot_spec
+from robotlearn.core.rotations import quat_to_rot, yaw_of
 from robotlearn.hardware import frames
-from robotlearn.robots.quadrotor import CascadedController, quat_to_rot, yaw_of
-from robotlearn.sim.quad_model import load_airframe
+from robotlearn.robots.quadrotor import CascadedController
+from robotlearn.sim.physical import QuadPhysicalParams, apply_quad_params
 from robotlearn.sim.quad_mujoco import MujocoQuadBackend
 
 mav = frames.mavlink2_common()
@@ -74,12 +76,10 @@ class PtyLink(mavutil.mavfile):
         os.close(self._slave)
 
 
-class QuadGap(Strict):
-    """Hidden differences between the emulated vehicle and the nominal airframe (1.0 / 0 = none)."""
+class QuadGap(QuadPhysicalParams):
+    """Hidden differences between the emulated vehicle and the nominal airframe (1.0 / 0 = none); the
+    physical part is `QuadPhysicalParams`, applied by sim/physical.py as sysid applies its estimate."""
 
-    mass_scale: float = Field(1.0, gt=0.2, lt=5)
-    thrust_scale: float = Field(1.0, gt=0.2, lt=5)
-    drag_scale: float = Field(1.0, ge=0, lt=20)
     latency_s: float = Field(0.0, ge=0, le=0.5)
     wind: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
@@ -110,7 +110,7 @@ class MavlinkVehicle:
         self.gap = gap or QuadGap()
         spec = load_robot_spec(robot)
         nominal = load_airframe(spec.description)
-        true_af = nominal.with_gap(self.gap.mass_scale, self.gap.thrust_scale, self.gap.drag_scale)
+        true_af = apply_quad_params(nominal, self.gap)
         self.ticks = max(1, int(round(spec.physics_hz / loop_hz)))
         self.loop_dt = self.ticks / spec.physics_hz
         self.sim = MujocoQuadBackend(spec, airframe=true_af)

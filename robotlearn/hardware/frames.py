@@ -13,17 +13,11 @@ import os
 
 import numpy as np
 
+from robotlearn.core.rotations import quat_mul
+
 _S = np.sqrt(0.5)
 _Q_ENU_NED = np.array([0.0, _S, _S, 0.0])  # world basis change: 180 deg about (x + y) / sqrt(2)
 _Q_FLU_FRD = np.array([0.0, 1.0, 0.0, 0.0])  # body basis change: 180 deg about x
-
-
-def quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a * b of (w, x, y, z) quaternions."""
-    aw, ax, ay, az = a
-    bw, bx, by, bz = b
-    return np.array([aw * bw - ax * bx - ay * by - az * bz, aw * bx + ax * bw + ay * bz - az * by,
-                     aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw])
 
 
 def enu_to_ned(v) -> np.ndarray:

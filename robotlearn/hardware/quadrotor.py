@@ -28,9 +28,9 @@ from pydantic import Field
 from pymavlink import mavutil
 
 from robotlearn.core.backend import Backend, BackendOptions, State
+from robotlearn.core.rotations import quat_to_rot, yaw_of
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware import frames
-from robotlearn.robots.quadrotor import quat_to_rot, yaw_of
 
 mav = frames.mavlink2_common()
 ATT_RATES_ONLY = mav.ATTITUDE_TARGET_TYPEMASK_ATTITUDE_IGNORE

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 
+from robotlearn.core.robot_model import RobotModel
 from robotlearn.core.spec import RobotSpec
-from robotlearn.robots.base import RobotModel
 
 # robot kind -> "module:Class"
 ROBOT_MODELS: dict[str, str] = {

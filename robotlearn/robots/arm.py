@@ -19,9 +19,9 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import State
+from robotlearn.core.robot_model import RobotModel
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.arm_kinematics import ArmKinematics
-from robotlearn.robots.base import RobotModel
 
 DEFAULTS = {
     "max_joint_delta": 0.15,   # rad per control step

@@ -18,9 +18,10 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import State
+from robotlearn.core.description import GRAVITY, load_airframe
+from robotlearn.core.robot_model import RobotModel
+from robotlearn.core.rotations import quat_to_rot, rot_to_quat, yaw_of
 from robotlearn.core.spec import RobotSpec
-from robotlearn.robots.base import RobotModel
-from robotlearn.sim.quad_model import GRAVITY, load_airframe
 
 DEFAULTS = {
     "workspace_center": [0.0, 0.0, 1.0],
@@ -35,38 +36,6 @@ DEFAULTS = {
     "max_tilt": 0.6,                   # rad
     "max_accel": [6.0, 6.0, 5.0],      # m/s^2 (|a_z| limit applies to the commanded vertical acceleration)
 }
-
-
-def quat_to_rot(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
-
-
-def rot_to_quat(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> unit quaternion (w, x, y, z) with w >= 0 (Shepperd's method)."""
-    tr = np.trace(R)
-    if tr > 0:
-        s = 2.0 * np.sqrt(tr + 1.0)
-        q = np.array([0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s])
-    else:
-        i = int(np.argmax(np.diag(R)))
-        j, k = (i + 1) % 3, (i + 2) % 3
-        s = 2.0 * np.sqrt(1.0 + R[i, i] - R[j, j] - R[k, k])
-        q = np.empty(4)
-        q[0] = (R[k, j] - R[j, k]) / s
-        q[1 + i] = 0.25 * s
-        q[1 + j] = (R[j, i] + R[i, j]) / s
-        q[1 + k] = (R[k, i] + R[i, k]) / s
-    return q if q[0] >= 0 else -q
-
-
-def yaw_of(q: np.ndarray) -> float:
-    w, x, y, z = q
-    return float(np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z)))
 
 
 class CascadedController:

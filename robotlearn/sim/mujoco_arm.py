@@ -19,8 +19,8 @@ import numpy as np
 
 from robotlearn import _rt
 from robotlearn.core.backend import Backend, State
+from robotlearn.core.description import urdf_link_colors
 from robotlearn.core.spec import RobotSpec
-from robotlearn.robots.description import urdf_link_colors
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
     SimArmOptions,

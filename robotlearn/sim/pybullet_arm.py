@@ -23,8 +23,8 @@ import numpy as np
 import pybullet as pb
 
 from robotlearn.core.backend import Backend, State
+from robotlearn.core.description import urdf_actuated_joints
 from robotlearn.core.spec import RobotSpec
-from robotlearn.robots.description import urdf_actuated_joints
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
     SimArmOptions,

@@ -11,104 +11,30 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from pydantic import Field
 
 from robotlearn._rt import QuadDrive, QuadParams
 from robotlearn.core.backend import Backend, BackendOptions, State
-from robotlearn.core.config import Strict, validate
+from robotlearn.core.description import Airframe, load_airframe
 from robotlearn.core.spec import RobotSpec
 
-GRAVITY = 9.81
 
-
-class Rotor(Strict):
-    x: float
-    y: float
-    spin: int = Field(..., description="+1 counter-clockwise seen from above, -1 clockwise")
-
-
-class Airframe(Strict):
-    """Schema of sim_assets/quadrotor/<name>.yaml (see cf2x.yaml for the meaning and sources)."""
-
-    name: str
-    mass: float = Field(..., gt=0)
-    inertia: tuple[float, float, float]
-    rotors: list[Rotor] = Field(..., min_length=4, max_length=4)
-    kf: float = Field(..., gt=0)
-    km: float = Field(..., gt=0)
-    max_rotor_speed: float = Field(..., gt=0)
-    motor_tau_up: float = Field(..., gt=0)
-    motor_tau_down: float = Field(..., gt=0)
-    drag: tuple[float, float, float]
-    collision_box: tuple[float, float, float]
-    rate_kp: tuple[float, float, float]
-    rate_ki: tuple[float, float, float]
-    rate_kd: tuple[float, float, float]
-    rate_i_limit: tuple[float, float, float]
-    max_rate: tuple[float, float, float]
-
-    @property
-    def max_thrust(self) -> float:
-        """Max collective thrust (N): all rotors at max speed."""
-        return 4.0 * self.kf * self.max_rotor_speed**2
-
-    @property
-    def hover_thrust(self) -> float:
-        """Collective thrust fraction that holds the airframe at 1 g."""
-        return self.mass * GRAVITY / self.max_thrust
-
-    def with_gap(self, mass_scale: float = 1.0, thrust_scale: float = 1.0, drag_scale: float = 1.0) -> Airframe:
-        """A perturbed copy: the emulator's hidden 'true' vehicle differs from the nominal model."""
-        return self.model_copy(update={
-            "mass": self.mass * mass_scale,
-            "inertia": tuple(i * mass_scale for i in self.inertia),
-            "kf": self.kf * thrust_scale,
-            "drag": tuple(d * drag_scale for d in self.drag),
-        })
-
-    def params(self) -> QuadParams:
-        p = QuadParams()
-        p.mass, p.inertia = self.mass, list(self.inertia)
-        p.rotor_x = [r.x for r in self.rotors]
-        p.rotor_y = [r.y for r in self.rotors]
-        p.rotor_spin = [float(r.spin) for r in self.rotors]
-        p.kf, p.km, p.max_rotor_speed = self.kf, self.km, self.max_rotor_speed
-        p.motor_tau_up, p.motor_tau_down = self.motor_tau_up, self.motor_tau_down
-        p.drag = list(self.drag)
-        p.rate_kp, p.rate_ki, p.rate_kd = list(self.rate_kp), list(self.rate_ki), list(self.rate_kd)
-        p.rate_i_limit, p.max_rate = list(self.rate_i_limit), list(self.max_rate)
-        p.validate()
-        return p
-
-    def hover_rotor_speed(self) -> float:
-        return float(np.sqrt(self.mass * GRAVITY / (4.0 * self.kf)))
-
-
-def load_airframe(path: str | Path) -> Airframe:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"airframe {path} does not exist")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
-    return validate(Airframe, data, path)
-
-
-def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Rotate v by the unit quaternion q (w, x, y, z). Scalar code: np.cross costs ~20 us per call,
-    and this runs every physics tick in the PyBullet backend."""
-    w, x, y, z = (float(c) for c in q)
-    vx, vy, vz = (float(c) for c in v)
-    tx, ty, tz = 2 * (y * vz - z * vy), 2 * (z * vx - x * vz), 2 * (x * vy - y * vx)  # t = 2 u x v
-    return np.array([vx + w * tx + y * tz - z * ty, vy + w * ty + z * tx - x * tz, vz + w * tz + x * ty - y * tx])
-
-
-def quat_rotate_inv(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return quat_rotate(np.array([q[0], -q[1], -q[2], -q[3]]), v)
+def quad_params(airframe: Airframe) -> QuadParams:
+    """The compiled drive's parameters for `airframe`."""
+    p = QuadParams()
+    p.mass, p.inertia = airframe.mass, list(airframe.inertia)
+    p.rotor_x = [r.x for r in airframe.rotors]
+    p.rotor_y = [r.y for r in airframe.rotors]
+    p.rotor_spin = [float(r.spin) for r in airframe.rotors]
+    p.kf, p.km, p.max_rotor_speed = airframe.kf, airframe.km, airframe.max_rotor_speed
+    p.motor_tau_up, p.motor_tau_down = airframe.motor_tau_up, airframe.motor_tau_down
+    p.drag = list(airframe.drag)
+    p.rate_kp, p.rate_ki, p.rate_kd = list(airframe.rate_kp), list(airframe.rate_ki), list(airframe.rate_kd)
+    p.rate_i_limit, p.max_rate = list(airframe.rate_i_limit), list(airframe.max_rate)
+    p.validate()
+    return p
 
 
 class QuadSimOptions(BackendOptions):
@@ -137,7 +63,7 @@ class QuadSimBackend(Backend):
         self.ground = ground
         self.dt = 1.0 / spec.physics_hz
         self.ticks = spec.ticks_per_step
-        self.drive = QuadDrive(self.airframe.params(), self.dt)
+        self.drive = QuadDrive(quad_params(self.airframe), self.dt)
         self._wrench = np.zeros(6)
         self._time = 0.0
 

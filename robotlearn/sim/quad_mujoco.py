@@ -10,8 +10,9 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from robotlearn.core.description import GRAVITY, Airframe
 from robotlearn.core.spec import RobotSpec
-from robotlearn.sim.quad_model import GRAVITY, Airframe, QuadSimBackend, QuadSimOptions
+from robotlearn.sim.quad_model import QuadSimBackend, QuadSimOptions
 
 
 def airframe_mjcf(af: Airframe, timestep: float, ground: bool = True) -> str:

@@ -10,15 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pybullet as pb
 
+from robotlearn.core.description import GRAVITY, Airframe
+from robotlearn.core.rotations import quat_rotate, quat_rotate_inv
 from robotlearn.core.spec import RobotSpec
-from robotlearn.sim.quad_model import (
-    GRAVITY,
-    Airframe,
-    QuadSimBackend,
-    QuadSimOptions,
-    quat_rotate,
-    quat_rotate_inv,
-)
+from robotlearn.sim.quad_model import QuadSimBackend, QuadSimOptions
 
 
 class PybulletQuadBackend(QuadSimBackend):

@@ -17,7 +17,3 @@ def jittered_home(rng: np.random.Generator, home: State, n_arm: int, scale: floa
     q[:n_arm] += rng.uniform(-scale, scale, n_arm)
     return q
 
-
-def yaw_quat(yaw: float) -> np.ndarray:
-    """wxyz quaternion for a rotation about world z."""
-    return np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)])

@@ -12,17 +12,14 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import Backend, State
+from robotlearn.core.rotations import euler_to_quat
 from robotlearn.core.task import Task
 
 
 def _random_attitude(rng: np.random.Generator, max_tilt: float) -> np.ndarray:
     """Quaternion (w, x, y, z) with roll/pitch uniform in +-max_tilt and any yaw."""
     roll, pitch = rng.uniform(-max_tilt, max_tilt, 2)
-    yaw = rng.uniform(-np.pi, np.pi)
-    cr, sr, cp, sp, cy, sy = np.cos(roll / 2), np.sin(roll / 2), np.cos(pitch / 2), np.sin(pitch / 2), \
-        np.cos(yaw / 2), np.sin(yaw / 2)
-    return np.array([cr * cp * cy + sr * sp * sy, sr * cp * cy - cr * sp * sy,
-                     cr * sp * cy + sr * cp * sy, cr * cp * sy - sr * sp * cy])
+    return euler_to_quat(roll, pitch, rng.uniform(-np.pi, np.pi))
 
 
 class QuadGoalTask(Task):

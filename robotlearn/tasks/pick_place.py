@@ -8,8 +8,9 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import Backend, State
+from robotlearn.core.rotations import yaw_quat
 from robotlearn.core.task import Task
-from robotlearn.tasks.arm_common import jittered_home, sample_box, yaw_quat
+from robotlearn.tasks.arm_common import jittered_home, sample_box
 
 
 class ArmPickPlace(Task):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from robotlearn.core.env import RobotEnv
-from robotlearn.robots.quadrotor import CascadedController, QuadrotorModel, yaw_of
+from robotlearn.core.rotations import yaw_of
+from robotlearn.robots.quadrotor import CascadedController, QuadrotorModel
 
 
 class QuadExpert:

@@ -1,6 +1,7 @@
-"""Reading robot descriptions (URDF) into `JointSpec`s.
+"""Robot descriptions: URDF (arms) read into `JointSpec`s, and the airframe schema (quadrotors).
 
-The URDF is the single source of a joint's limits (position range, servo no-load speed as `velocity`,
+Descriptions are data every layer reads (sims build engines from them, robot models take constants
+from them, hardware checks against them), so they live in core/. The URDF is the single source of a joint's limits (position range, servo no-load speed as `velocity`,
 stall torque/force as `effort`); the robot config only adds the servo loop gains. Reading both sims'
 limits from the same file is what keeps MuJoCo, PyBullet and the hardware driver in agreement.
 """
@@ -10,6 +11,11 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import numpy as np
+import yaml
+from pydantic import Field
+
+from robotlearn.core.config import Strict, validate
 from robotlearn.core.spec import JointSpec
 
 ACTUATED_TYPES = ("revolute", "prismatic")
@@ -70,3 +76,55 @@ def urdf_link_colors(path: str | Path) -> dict[str, list[float]]:
         if mat is not None and mat.get("name") in materials:
             colors[link.get("name")] = materials[mat.get("name")]
     return colors
+
+
+GRAVITY = 9.81
+
+
+class Rotor(Strict):
+    x: float
+    y: float
+    spin: int = Field(..., description="+1 counter-clockwise seen from above, -1 clockwise")
+
+
+class Airframe(Strict):
+    """Schema of sim_assets/quadrotor/<name>.yaml (see cf2x.yaml for the meaning and sources)."""
+
+    name: str
+    mass: float = Field(..., gt=0)
+    inertia: tuple[float, float, float]
+    rotors: list[Rotor] = Field(..., min_length=4, max_length=4)
+    kf: float = Field(..., gt=0)
+    km: float = Field(..., gt=0)
+    max_rotor_speed: float = Field(..., gt=0)
+    motor_tau_up: float = Field(..., gt=0)
+    motor_tau_down: float = Field(..., gt=0)
+    drag: tuple[float, float, float]
+    collision_box: tuple[float, float, float]
+    rate_kp: tuple[float, float, float]
+    rate_ki: tuple[float, float, float]
+    rate_kd: tuple[float, float, float]
+    rate_i_limit: tuple[float, float, float]
+    max_rate: tuple[float, float, float]
+
+    @property
+    def max_thrust(self) -> float:
+        """Max collective thrust (N): all rotors at max speed."""
+        return 4.0 * self.kf * self.max_rotor_speed**2
+
+    @property
+    def hover_thrust(self) -> float:
+        """Collective thrust fraction that holds the airframe at 1 g."""
+        return self.mass * GRAVITY / self.max_thrust
+
+    def hover_rotor_speed(self) -> float:
+        return float(np.sqrt(self.mass * GRAVITY / (4.0 * self.kf)))
+
+
+def load_airframe(path: str | Path) -> Airframe:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"airframe {path} does not exist")
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    return validate(Airframe, data, path)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import serial
 
-from robotlearn.emulators.arm import ArmEmulator, read_emulator_info, side_channel_request
+from robotlearn.emulators.arm import ArmEmulator
 from robotlearn.emulators.reality_gap import Backlash, DelayLine, load_reality_gap
 from robotlearn.emulators.servo_bus import (
     FT_READ,
@@ -27,6 +27,7 @@ from robotlearn.emulators.servo_bus import (
     ft_packet,
 )
 from robotlearn.hardware.calibration import load_hardware_config
+from robotlearn.hardware.scene_oracle import read_emulator_info, side_channel_request
 from robotlearn.hardware.servo_tables import load_servo_table
 
 ADDR_TORQUE, ADDR_GOAL, ADDR_PRESENT = 64, 116, 132  # XM430 e-Manual addresses, independent of our YAML

@@ -22,10 +22,10 @@ import yaml
 from gymnasium.utils.env_checker import check_env
 
 import robotlearn  # noqa: F401 - registers the envs
-from robotlearn.emulators.arm import read_emulator_info, side_channel_request
 from robotlearn.hardware.arm import ArmFault, RealArmBackend
 from robotlearn.hardware.calibration import load_calibration
 from robotlearn.hardware.cameras import StaleFrameError
+from robotlearn.hardware.scene_oracle import read_emulator_info, side_channel_request
 from robotlearn.teleop.scripted import PickPlaceExpert
 
 REPO = Path(__file__).resolve().parents[1]

@@ -106,9 +106,10 @@ def test_leader_arm_reads_the_emulated_bus_and_the_follower_copies_it(tmp_path):
     """Leader = an emulated servo-bus arm (limp, held in a pose by the emulator's 'person'); follower = the
     MuJoCo env. The device reads the leader through the compiled driver and the follower's tool converges to
     where the leader's tool is."""
-    from robotlearn.emulators.arm import ArmEmulator, read_emulator_info, side_channel_request
+    from robotlearn.emulators.arm import ArmEmulator
     from robotlearn.emulators.reality_gap import load_reality_gap
     from robotlearn.hardware.calibration import load_hardware_config
+    from robotlearn.hardware.scene_oracle import read_emulator_info, side_channel_request
 
     hw = load_hardware_config("arm6_emulated")
     emu = ArmEmulator(hw, tmp_path / "leader", gap=load_reality_gap("reality_gap_none"), cameras=()).start()

@@ -37,9 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from robotlearn.emulators.arm import ArmEmulator, read_emulator_info
+    from robotlearn.emulators.arm import ArmEmulator
     from robotlearn.emulators.reality_gap import load_reality_gap
     from robotlearn.hardware.calibration import load_hardware_config
+    from robotlearn.hardware.scene_oracle import read_emulator_info
 
     config = args.config or ("arm6_emulated_feetech" if args.protocol == "feetech" else "arm6_emulated")
     hw = load_hardware_config(config, args.set)

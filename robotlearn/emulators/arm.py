@@ -51,42 +51,9 @@ from robotlearn.emulators.reality_gap import (
 )
 from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
+from robotlearn.hardware.scene_oracle import info_path
 from robotlearn.hardware.servo_tables import load_servo_table
 from robotlearn.sim.physical import apply_arm_params
-
-
-def info_path(link: str | Path) -> Path:
-    """Where the emulator announces itself (pty, cameras, side channel) for a given link."""
-    return Path(str(link) + ".json")
-
-
-def read_emulator_info(link: str | Path, timeout_s: float = 0.0) -> dict[str, Any]:
-    """The announcement of a running emulator at `link`, waiting up to `timeout_s` for it to appear."""
-    path, deadline = info_path(link), time.monotonic() + timeout_s
-    while True:
-        try:
-            info = json.loads(path.read_text())
-            os.kill(int(info["pid"]), 0)  # a file left by a killed emulator is not an announcement
-            return info
-        except (FileNotFoundError, json.JSONDecodeError, ProcessLookupError, KeyError):
-            if time.monotonic() >= deadline:
-                raise FileNotFoundError(f"no emulator announced at {path} (is `robotlearn emulate arm` running?)"
-                                        ) from None
-            time.sleep(0.05)
-
-
-def side_channel_request(address: tuple[str, int], request: dict, timeout_s: float = 1.0) -> dict:
-    """One JSON request/response to an emulator's ground-truth endpoint."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(timeout_s)
-        sock.sendto(json.dumps(request).encode(), tuple(address))
-        try:
-            reply = json.loads(sock.recv(65536))
-        except TimeoutError:
-            raise TimeoutError(f"emulator side channel {address} did not answer {request.get('op')!r}") from None
-    if "error" in reply:
-        raise RuntimeError(f"emulator side channel: {reply['error']}")
-    return reply
 
 
 class ArmEmulator:

@@ -11,7 +11,7 @@ Semantics that differ from a sim, on purpose:
   (ticks every ``1/control_hz`` on the loop's clock) with ``info["timestamp"]`` (loop clock, seconds since
   the last reset, as the sims count it) and ``info["loop_stats"]``.
 * ``reset()`` ramps to the initial pose at ``home_speed`` from wherever the arm is (safe start); scene
-  keys can only be honoured on the emulator, whose side channel places objects (see emulators/arm.py).
+  keys go to the scene oracle (hardware/scene_oracle.py), which only the emulator can honour.
 * A loop fault (bus gone, e-stop, watchdog torque-off) raises `ArmFault` from the next call, and the
   loop stops commanding.
 * The gripper is one servo: its position (in finger metres, see hardware/calibration.py) is copied to
@@ -32,6 +32,7 @@ from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
+from robotlearn.hardware.scene_oracle import EmulatorOracle, SceneOracle
 from robotlearn.hardware.servo_tables import load_servo_table
 
 INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
@@ -67,7 +68,10 @@ class RealArmBackend(Backend):
     deterministic = False
     Options = RealArmOptions
 
-    def __init__(self, spec: RobotSpec, options: RealArmOptions | None = None):
+    def __init__(self, spec: RobotSpec, options: RealArmOptions | None = None,
+                 scene_oracle: SceneOracle | None = None):
+        """`scene_oracle` (code, not a user option): where object poses come from; by default the
+        emulator's side channel when the hardware config says ``emulator: true``, else none."""
         super().__init__(spec, options)
         opts = self.options
         port, camera_sources, camera_max_age_s = opts.port, opts.camera_sources, opts.camera_max_age_s
@@ -81,8 +85,11 @@ class RealArmBackend(Backend):
         check_against_spec(cal, spec)
         self._servo_joint = np.array([spec.joint_names.index(s.joint) for s in cal.servos])
         self._mirrors = [(spec.joint_names.index(d), spec.joint_names.index(s)) for d, s in cal.mirrored_joints.items()]
-        self._emulator = self._emulator_info() if self.hw.emulator else None
-        self._camera_sources = dict(camera_sources or (self._emulator or {}).get("cameras", {}))
+        if scene_oracle is None and self.hw.emulator:
+            scene_oracle = EmulatorOracle.discover(self.port)
+        self.scene_oracle = scene_oracle
+        default_cameras = scene_oracle.cameras if isinstance(scene_oracle, EmulatorOracle) else {}
+        self._camera_sources = dict(camera_sources or default_cameras)
         self._camera_max_age = camera_max_age_s
         self._cameras: dict[str, Any] = {}
         self._closed = False
@@ -153,22 +160,6 @@ class RealArmBackend(Backend):
         if off:
             raise ArmFault(f"arm on {self.port}: servos {off} did not enable torque")
 
-    # -- emulator side channel (documented as such; never used for real hardware) ---------------
-    def _emulator_info(self) -> dict | None:
-        from robotlearn.emulators.arm import read_emulator_info
-
-        try:
-            return read_emulator_info(self.port, timeout_s=0.0)
-        except FileNotFoundError:
-            return None
-
-    def _side_channel(self, request: dict) -> dict:
-        from robotlearn.emulators.arm import side_channel_request
-
-        if self._emulator is None:
-            raise NotImplementedError("this arm has no ground-truth side channel (it is not an emulator)")
-        return side_channel_request(tuple(self._emulator["side_channel"]), request)
-
     # -- helpers ---------------------------------------------------------------------------------
     def _check(self) -> None:
         fault = self.loop.fault
@@ -193,8 +184,8 @@ class RealArmBackend(Backend):
     # -- Backend contract ----------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
         scene = {k: np.asarray(v).tolist() for k, v in initial.items() if k.startswith(("object/", "marker/"))}
-        if scene and self._emulator is not None:
-            self._side_channel({"op": "place", "scene": scene})
+        if scene and self.scene_oracle is not None:
+            self.scene_oracle.place(scene)
         if "joint_pos" in initial:
             self.move_to(np.asarray(initial["joint_pos"], dtype=np.float64))
         state = self._state()
@@ -287,11 +278,10 @@ class RealArmBackend(Backend):
         return {"joint_pos": q, "joint_vel": qd}
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Ground truth from the emulator's side channel; real hardware would need perception here."""
-        if self._emulator is None:
+        """From the scene oracle (the emulator's ground truth, or perception); none -> NotImplementedError."""
+        if self.scene_oracle is None:
             return super().object_pose(name)
-        reply = self._side_channel({"op": "object_pose", "name": name})
-        return np.asarray(reply["pos"], dtype=np.float64), np.asarray(reply["quat"], dtype=np.float64)
+        return self.scene_oracle.object_pose(name)
 
     def render(self, camera: str) -> np.ndarray:
         import cv2

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import gymnasium as gym
 
 from robotlearn.backends import make_backend
-from robotlearn.core.config import ConfigError, config_path, load_config, parse_overrides
+from robotlearn.core.config import ConfigError, config_path, load_config, parse_overrides, validate
 from robotlearn.core.env import RobotEnv
 from robotlearn.core.robot_config import TaskConfig, load_robot_spec
 from robotlearn.robots import make_robot_model
@@ -54,14 +55,27 @@ def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), re
     task_cls = getattr(importlib.import_module(module_name), cls_name)
     if task_cls.robot_kind != spec.kind:
         raise ValueError(f"task {task_cfg.task!r} needs a {task_cls.robot_kind}, robot {spec.name!r} is a {spec.kind}")
-    try:
-        task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **task_cfg.params)
-    except TypeError as err:  # an unknown or missing key under params:
-        raise ConfigError(f"{config_path('tasks', task)}: params: {err}") from None
+    params = validate(task_cls.Params, task_cfg.params, f"{config_path('tasks', task)}: params")
+    task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **params.model_dump())
     robot = make_robot_model(spec, task_cfg.action_mode)
     cameras = tuple(cameras)
     backend_obj = make_backend(spec, backend, {**(backend_options or {}), **more_backend_options})
     return RobotEnv(backend_obj, robot, task_obj, cameras=cameras, render_mode=render_mode)
+
+
+def resolve_env_id(name: str) -> str:
+    """The full env id for what a user typed: ``robotlearn/ArmReach-v0``, ``ArmReach-v0`` or the task config
+    name ``arm_reach``. Anything else is a one-line ConfigError that suggests the closest id."""
+    bare = name.removeprefix(f"{NAMESPACE}/")
+    if bare in ENV_TASK_CONFIGS:
+        return f"{NAMESPACE}/{bare}"
+    for env_id, task in ENV_TASK_CONFIGS.items():
+        if bare == task:
+            return f"{NAMESPACE}/{env_id}"
+    candidates = [*env_ids(), *ENV_TASK_CONFIGS, *ENV_TASK_CONFIGS.values()]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    hint = f"; did you mean {resolve_env_id(close[0])!r}?" if close else f"; known: {', '.join(env_ids())}"
+    raise ConfigError(f"unknown env {name!r}{hint}")
 
 
 def register_envs() -> None:
@@ -77,4 +91,4 @@ def env_ids() -> list[str]:
     return [f"{NAMESPACE}/{env_id}" for env_id in ENV_TASK_CONFIGS]
 
 
-__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "make_env", "parse_overrides", "register_envs"]
+__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "make_env", "parse_overrides", "register_envs", "resolve_env_id"]

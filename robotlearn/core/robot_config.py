@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from robotlearn.core.config import CONFIG_ROOT, Strict, load_config
+from robotlearn.core.config import CONFIG_ROOT, Strict, config_path, load_config, validate
+from robotlearn.core.robot_params import ROBOT_PARAMS
 from robotlearn.core.spec import CameraSpec, JointSpec, RobotSpec
 
 ASSET_ROOT = CONFIG_ROOT.parent / "sim_assets"
@@ -61,6 +62,7 @@ class TaskConfig(Strict):
 def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, ...] | None = None) -> RobotSpec:
     """Load configs/robots/<name>.yaml; joints come from the description (URDF) unless given."""
     cfg = load_config(RobotConfig, "robots", name, overrides)
+    params = validate(ROBOT_PARAMS[cfg.kind], cfg.params, f"{config_path('robots', name)}: params").model_dump()
     description = ASSET_ROOT / cfg.description
     if not description.exists():
         raise FileNotFoundError(f"robot {cfg.name!r}: description {description} does not exist")
@@ -71,5 +73,5 @@ def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, .
     return RobotSpec(
         name=cfg.name, kind=cfg.kind, description=description, joints=joints or (),
         physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
-        cameras=tuple(CameraSpec(**c.model_dump()) for c in cfg.cameras), params=dict(cfg.params),
+        cameras=tuple(CameraSpec(**c.model_dump()) for c in cfg.cameras), params=params,
     )

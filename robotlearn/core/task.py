@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
+from pydantic import BaseModel
 
 from robotlearn.core.backend import Backend, State
 
@@ -19,6 +20,8 @@ class Task(ABC):
     """Base for tasks. Subclasses declare `robot_kind` and a pydantic `Params` schema."""
 
     robot_kind: ClassVar[str]
+    #: schema of the task config's `params:` (robotlearn/tasks/params.py); validated by make_env
+    Params: ClassVar[type[BaseModel]]
 
     def __init__(self, reward: str = "dense", max_episode_steps: int = 50):
         if reward not in ("dense", "sparse"):

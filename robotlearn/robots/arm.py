@@ -23,17 +23,6 @@ from robotlearn.core.robot_model import RobotModel
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.arm_kinematics import ArmKinematics
 
-DEFAULTS = {
-    "max_joint_delta": 0.15,   # rad per control step
-    "max_ee_delta": 0.04,      # m per control step
-    "max_yaw_delta": 0.3,      # rad per control step
-    "max_tool_yaw": 1.6,       # rad, range of the ee_pose yaw
-    "max_lead": 0.4,           # rad: target may lead the measured joint angle by at most this
-    "home_ee": [0.26, 0.0, 0.18],
-    "workspace_low": [0.10, -0.40, 0.012],
-    "workspace_high": [0.45, 0.40, 0.30],
-}
-
 
 def _box(n: int, low: float = -np.inf, high: float = np.inf) -> spaces.Box:
     return spaces.Box(low, high, (n,), np.float32)
@@ -48,7 +37,7 @@ class ArmModel(RobotModel):
         if action_mode not in self.ACTION_MODES:
             raise ValueError(f"arm action_mode must be one of {self.ACTION_MODES}, got {action_mode!r}")
         super().__init__(spec, action_mode)
-        self.p = {**DEFAULTS, **spec.params}
+        self.p = spec.params  # validated, defaults filled (core/robot_params.py)
         self.kin = ArmKinematics(spec)
         self.n_arm = self.kin.n_arm
         self.n_fingers = len(spec.joints) - self.n_arm
@@ -59,7 +48,7 @@ class ArmModel(RobotModel):
         # shoulder, i.e. the tool centre point within a sphere. Goals outside it would make IK trade
         # height for reach (the tool sinks toward the table while the user asks for +x).
         self.reach_center = np.asarray(self.p["reach_center"], dtype=np.float64) if "reach_center" in self.p else None
-        self.reach_radius = float(self.p.get("reach_radius", np.inf))
+        self.reach_radius = float(self.p["reach_radius"] or np.inf)
         self._home = self._compute_home()
         self._q_target = self._home[: self.n_arm].copy()
         self._ee_goal = np.zeros(3)
@@ -93,7 +82,7 @@ class ArmModel(RobotModel):
 
     # ---- episode ------------------------------------------------------------------------------
     def _compute_home(self) -> np.ndarray:
-        if "home" in self.p:
+        if self.p["home"] is not None:
             home = np.asarray(self.p["home"], dtype=np.float64)
         else:
             seed = 0.5 * (self.kin.lower + self.kin.upper)

@@ -20,22 +20,9 @@ from gymnasium import spaces
 from robotlearn.core.backend import State
 from robotlearn.core.description import GRAVITY, load_airframe
 from robotlearn.core.robot_model import RobotModel
+from robotlearn.core.robot_params import QuadrotorParams
 from robotlearn.core.rotations import quat_to_rot, rot_to_quat, yaw_of
 from robotlearn.core.spec import RobotSpec
-
-DEFAULTS = {
-    "workspace_center": [0.0, 0.0, 1.0],
-    "workspace_half_extent": [2.0, 2.0, 1.0],
-    "max_velocity": [1.5, 1.5, 1.0],   # m/s at |a| = 1 (velocity mode)
-    "max_yaw_rate": 1.5,               # rad/s at |a| = 1 (velocity mode)
-    "pos_kp": [1.6, 1.6, 2.0],         # 1/s: position error -> velocity setpoint
-    "vel_kp": [3.0, 3.0, 4.0],         # 1/s: velocity error -> acceleration
-    "vel_ki": [2.0, 2.0, 6.0],         # 1/s^2: fast enough to absorb a ~15% hover-thrust error in ~1 s
-    "vel_i_limit": 3.0,                # m/s^2
-    "att_kp": [7.0, 7.0, 2.5],         # 1/s: attitude error (rad) -> body rate
-    "max_tilt": 0.6,                   # rad
-    "max_accel": [6.0, 6.0, 5.0],      # m/s^2 (|a_z| limit applies to the commanded vertical acceleration)
-}
 
 
 class CascadedController:
@@ -46,7 +33,7 @@ class CascadedController:
     """
 
     def __init__(self, hover_thrust: float, max_rate: np.ndarray, dt: float, gains: dict | None = None):
-        g = {**DEFAULTS, **(gains or {})}
+        g = {**QuadrotorParams().model_dump(), **(gains or {})}
         self.hover_thrust, self.dt = float(hover_thrust), float(dt)
         self.max_rate = np.asarray(max_rate, dtype=np.float64)
         self.pos_kp, self.vel_kp = np.asarray(g["pos_kp"], float), np.asarray(g["vel_kp"], float)
@@ -105,10 +92,7 @@ class QuadrotorModel(RobotModel):
         if action_mode not in self.ACTION_MODES:
             raise ValueError(f"quadrotor action_mode must be one of {self.ACTION_MODES}, got {action_mode!r}")
         super().__init__(spec, action_mode)
-        unknown = set(spec.params) - set(DEFAULTS)
-        if unknown:
-            raise ValueError(f"robot {spec.name!r}: unknown quadrotor params {sorted(unknown)}; known: {sorted(DEFAULTS)}")
-        self.p = {**DEFAULTS, **spec.params}
+        self.p = spec.params  # validated, defaults filled (core/robot_params.py)
         self.airframe = load_airframe(spec.description)
         self.max_rate = np.asarray(self.airframe.max_rate, dtype=np.float64)
         self.center = np.asarray(self.p["workspace_center"], dtype=np.float64)

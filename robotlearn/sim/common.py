@@ -71,7 +71,7 @@ def unknown_scene_keys(initial: Mapping[str, np.ndarray], objects, markers) -> l
 
 def armature(spec: RobotSpec) -> np.ndarray:
     """Per-joint reflected rotor inertia (spec.params["armature"]; zeros when absent)."""
-    values = np.asarray(spec.params.get("armature", np.zeros(len(spec.joints))), dtype=np.float64)
+    values = np.asarray(spec.params.get("armature") or np.zeros(len(spec.joints)), dtype=np.float64)
     if values.shape != (len(spec.joints),) or not np.all(values >= 0):
         raise ValueError(f"robot {spec.name!r}: params.armature needs {len(spec.joints)} non-negative values")
     return values

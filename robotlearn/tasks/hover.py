@@ -14,6 +14,7 @@ from gymnasium import spaces
 from robotlearn.core.backend import Backend, State
 from robotlearn.core.rotations import euler_to_quat
 from robotlearn.core.task import Task
+from robotlearn.tasks.params import QuadGoalParams, QuadHoverParams
 
 
 def _random_attitude(rng: np.random.Generator, max_tilt: float) -> np.ndarray:
@@ -29,6 +30,7 @@ class QuadGoalTask(Task):
     """
 
     robot_kind = "quadrotor"
+    Params = QuadGoalParams
 
     def __init__(self, reward: str = "dense", max_episode_steps: int = 250, tolerance: float = 0.1,
                  init_pos_range: float = 0.5, init_vel_range: float = 0.3, init_tilt: float = 0.2,
@@ -68,6 +70,8 @@ class QuadGoalTask(Task):
 
 class QuadHover(QuadGoalTask):
     """Hold `goal` (world, m)."""
+
+    Params = QuadHoverParams
 
     def __init__(self, goal=(0.0, 0.0, 1.0), **kwargs):
         super().__init__(**kwargs)

@@ -11,6 +11,7 @@ from robotlearn.core.backend import Backend, State
 from robotlearn.core.rotations import yaw_quat
 from robotlearn.core.task import Task
 from robotlearn.tasks.arm_common import jittered_home, sample_box
+from robotlearn.tasks.params import ArmPickPlaceParams
 
 
 class ArmPickPlace(Task):
@@ -21,6 +22,7 @@ class ArmPickPlace(Task):
     """
 
     robot_kind = "arm"
+    Params = ArmPickPlaceParams
 
     def __init__(self, reward: str = "dense", max_episode_steps: int = 80, tolerance: float = 0.03,
                  cube_half: float = 0.02, cube_low=(0.20, -0.16), cube_high=(0.34, 0.16),

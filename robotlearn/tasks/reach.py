@@ -10,12 +10,14 @@ from gymnasium import spaces
 from robotlearn.core.backend import Backend, State
 from robotlearn.core.task import Task
 from robotlearn.tasks.arm_common import jittered_home, sample_box
+from robotlearn.tasks.params import ArmReachParams
 
 
 class ArmReach(Task):
     """Dense reward: -distance (m). Sparse: 0 on success else -1. Success: distance < `tolerance`."""
 
     robot_kind = "arm"
+    Params = ArmReachParams
 
     def __init__(self, reward: str = "dense", max_episode_steps: int = 50, tolerance: float = 0.03,
                  goal_radius=(0.16, 0.34), goal_angle=(-0.8, 0.8), goal_height=(0.04, 0.18),

@@ -12,10 +12,13 @@ from gymnasium import spaces
 
 from robotlearn.core.backend import Backend, State
 from robotlearn.tasks.hover import QuadGoalTask
+from robotlearn.tasks.params import QuadTrackParams
 
 
 class QuadTrack(QuadGoalTask):
     """`shape`: "figure8" (Lissajous 1:2 of `size` m, `period` s) or "random" (sum of 3 sinusoids/axis)."""
+
+    Params = QuadTrackParams
 
     def __init__(self, shape: str = "figure8", center=(0.0, 0.0, 1.0), size=(1.0, 0.5, 0.0),
                  period: float = 8.0, **kwargs):

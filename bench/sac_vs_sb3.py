@@ -24,9 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from robotlearn.policies.rollout import make_env, run_episodes  # noqa: E402
 from robotlearn.policies.sac.config import SACConfig  # noqa: E402
 from robotlearn.policies.sac.train import train  # noqa: E402
+from robotlearn.rollout import EnvRecipe, PolicySource, Rollout  # noqa: E402
 
 HP = {"hidden": [256, 256], "batch_size": 256, "lr": 3e-4, "gamma": 0.99, "tau": 0.005}
 
@@ -69,8 +69,9 @@ def run_ours(env_id: str, steps: int, learning_starts: int, seed: int, episodes:
         from robotlearn.policies import load_policy
 
         policy = load_policy(result["checkpoint"])
-    env = make_env(env_id)
-    returns = [run_episodes(env, policy.act, 1, seed=s).returns[0] for s in eval_seeds(episodes)]
+    env = EnvRecipe(env_id, backend=None).make()
+    rollout = Rollout(env, PolicySource(policy))
+    returns = [rollout.run_episode(seed=s).episode_return for s in eval_seeds(episodes)]
     return {"sps": result["sps"], "return": float(np.mean(returns)), "seconds": result["seconds"]}
 
 

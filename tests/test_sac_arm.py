@@ -16,10 +16,10 @@ from robotlearn.cli.eval import evaluate_checkpoint
 from robotlearn.cli.quickstart import start_emulator
 from robotlearn.core.config import load_config
 from robotlearn.data.loader import load_demos
-from robotlearn.policies.rollout import make_env, run_episodes
 from robotlearn.policies.sac.agent import SACAgent, obs_spec_from_space
 from robotlearn.policies.sac.config import SACConfig
-from robotlearn.policies.sac.train import train
+from robotlearn.policies.sac.train import env_recipe, train
+from robotlearn.rollout import PolicySource, Rollout
 
 torch.set_num_threads(1)
 EPISODES = 5
@@ -35,11 +35,11 @@ def trained(tmp_path_factory):
 
 
 def untrained_return(cfg: SACConfig) -> float:
-    env = make_env(cfg.env, "mujoco", cfg.env_overrides)
+    env = env_recipe(cfg).make()
     torch.manual_seed(123)
     agent = SACAgent(cfg, obs_spec_from_space(env.observation_space), env.action_space.low, env.action_space.high)
     try:
-        return run_episodes(env, agent.policy.act, EPISODES, seed=1000).mean_return
+        return Rollout(env, PolicySource(agent.policy)).run(EPISODES, seed=1000).mean_return
     finally:
         env.close()
 
@@ -61,7 +61,7 @@ def test_same_checkpoint_on_pybullet_and_emulated_real_arm(trained, tmp_path):
     link = str(tmp_path / "arm0")
     emulator = start_emulator(link, tmp_path / "emulator.log")
     try:
-        real = deploy(ckpt, "real", 2, port=link, record=str(tmp_path / "rollouts"), seed=1000)
+        real = deploy(ckpt, "real", 2, {"port": link}, record=str(tmp_path / "rollouts"), seed=1000)
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)

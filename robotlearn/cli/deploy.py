@@ -1,7 +1,8 @@
-"""`robotlearn deploy --checkpoint DIR --backend real --port /tmp/rl-arm0`: run a policy on the robot, record it.
+"""`robotlearn deploy --checkpoint DIR --backend real --backend-opt port=/tmp/rl-arm0`: run a policy on the
+robot, record it.
 
-The policy runs unchanged on the env rebuilt from its checkpoint; on `backend real` every command goes
-through the production driver and its compiled real-time loop (limits, watchdog, e-stop live there,
+The policy runs unchanged on the env rebuilt from its checkpoint's recipe; on `backend real` every command
+goes through the production driver and its compiled real-time loop (limits, watchdog, e-stop live there,
 not here). Each rollout is written through the one dataset recorder (robotlearn.data) with per-step
 source labels: "policy", or "human" while an operator device (--intervene) has taken over.
 """
@@ -11,81 +12,68 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-import torch
-
+from robotlearn.cli.common import add_backend_arguments, backend_options
 from robotlearn.correction.hil import OPERATORS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
-    parser.add_argument("--backend", default="real", help="default %(default)s; a sim name dry-runs the deploy")
-    parser.add_argument("--port", help="serial port / pty of the robot (e.g. /tmp/rl-arm0 from `robotlearn emulate arm`)")
-    parser.add_argument("--episodes", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=2000)
+    add_backend_arguments(parser, default="real", help_default="real; a sim name dry-runs the deploy")
+    parser.add_argument("--episodes", type=int, default=5, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=2000, help="default: %(default)s")
     parser.add_argument("--record", help="dataset directory to record rollouts into (default runs/deploy-<time>)")
-    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--no-record", action="store_true", help="do not record")
     parser.add_argument("--intervene", default="none", choices=OPERATORS,
-                        help="operator device that may take over (steps recorded with source=human)")
+                        help="operator device that may take over (steps recorded with source=human; default: none)")
 
 
-def deploy(checkpoint: str, backend: str, episodes: int, port: str | None = None, record: str | None = None,
-           intervene: str = "none", seed: int = 2000) -> dict:
+def deploy(checkpoint: str, backend: str, episodes: int, options: dict[str, Any] | None = None,
+           record: str | None = None, intervene: str = "none", seed: int = 2000,
+           progress: str | None = None) -> dict:
     from robotlearn.correction.hil import make_operator
     from robotlearn.data.recorder import EpisodeRecorder
     from robotlearn.policies import load_policy, read_config
-    from robotlearn.policies.rollout import env_for_checkpoint, run_episodes
+    from robotlearn.rollout import InterventionSource, PolicySource, RecorderSink, Rollout, checkpoint_recipe
 
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
-    if backend == "real" and not port:
-        raise ValueError("backend real needs --port (e.g. the --link of `robotlearn emulate arm`)")
     config = read_config(checkpoint)
+    recipe = checkpoint_recipe(config, checkpoint).with_backend(backend, options)
     policy = load_policy(checkpoint)
-    env = env_for_checkpoint(config, backend, **({"port": port} if port else {}))
-    recorder = EpisodeRecorder.for_env(record, env) if record else None
-    hil = make_operator(intervene, env)
-    last_source = ["policy"]
-
-    def act(obs: dict) -> np.ndarray:
-        action = policy.act(obs)
-        if hil is not None:
-            action, last_source[0] = hil.select(obs, action)
-        if recorder is not None and not recorder.recording:
-            recorder.start_episode(task=config["env"]["id"])
-        return action
-
-    def on_step(obs, action, reward, done, info) -> None:
-        if recorder is not None:
-            recorder.add_frame(obs, action, reward, done, bool(info.get("is_success", False)), last_source[0])
-        if done:
-            if recorder is not None:
-                recorder.save_episode()
-            if hil is not None:
-                hil.end_episode()
-
-    t0 = time.perf_counter()
+    env = recipe.make()
     try:
-        result = run_episodes(env, act, episodes, seed=seed, reset_policy=policy.reset, on_step=on_step)
-    finally:
-        if recorder is not None:
-            if recorder.recording:
-                recorder.discard_episode()
-            recorder.close()
+        source = PolicySource(policy)
+        hil = make_operator(intervene, env)
         if hil is not None:
-            hil.close()
+            source = InterventionSource(source, hil)
+        sinks = []
+        if record:
+            recorder = EpisodeRecorder.for_env(record, env, robot_type=env.unwrapped.backend.spec.name,
+                                               env_record=recipe.to_dict())
+            sinks.append(RecorderSink(recorder, recipe.env_id))
+        rollout = Rollout(env, source, sinks)
+        t0 = time.perf_counter()
+        try:
+            result = rollout.run(episodes, seed, progress=progress)
+        finally:
+            rollout.close()
+    finally:
         env.close()
-    return {"backend": backend, **result.summary(), "seconds": time.perf_counter() - t0,
-            "intervention_rate": hil.intervention_rate if hil is not None else 0.0, "dataset": record}
+    return {"backend": recipe.backend, **result.summary(), "seconds": time.perf_counter() - t0,
+            "intervention_rate": result.source_fraction("human"), "dataset": record}
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     torch.set_num_threads(1)
     record = None if args.no_record else (args.record or f"runs/deploy-{time.strftime('%Y%m%d-%H%M%S')}")
     if record and Path(record).exists() and not (Path(record) / "meta").exists():
         raise ValueError(f"--record {record} exists and is not a robotlearn dataset")
-    s = deploy(args.checkpoint, args.backend, args.episodes, args.port, record, args.intervene, args.seed)
+    s = deploy(args.checkpoint, args.backend, args.episodes, backend_options(args), record, args.intervene, args.seed,
+               progress="deploy")
     print(f"{s['backend']}: success {s['success_rate']:.0%} over {s['episodes']} episodes, mean return "
           f"{s['mean_return']:.2f}, {s['seconds']:.1f} s" + (f"; recorded to {record}" if record else ""))
     return 0

@@ -1,51 +1,60 @@
 """`robotlearn eval --checkpoint DIR --backend B [--episodes N] [--video out.mp4]`: success rate, returns, video.
 
-The env is rebuilt from the checkpoint's record (task, overrides, cameras); only the backend changes,
-so the same checkpoint is scored on MuJoCo, PyBullet or the (emulated) real arm.
+The env is rebuilt from the checkpoint's env recipe (task, overrides, cameras); only the backend changes,
+so the same checkpoint is scored on MuJoCo, PyBullet or the (emulated) real robot.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-import torch
+from robotlearn.cli.common import add_backend_arguments, add_video_size, backend_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
-    parser.add_argument("--backend", help="backend to evaluate on (default: the training backend)")
-    parser.add_argument("--port", help="serial port / pty of a real robot (backend real)")
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--video", help="write a rollout video (mp4) of the evaluated episodes")
+    add_backend_arguments(parser, default=None, help_default="the training backend")
+    parser.add_argument("--episodes", type=int, default=10, help="default: %(default)s")
+    parser.add_argument("--seed", type=int, default=1000, help="episode i is seeded seed+i (default: %(default)s)")
+    parser.add_argument("--video", help="write a rollout video (mp4) of the first evaluated episode")
+    add_video_size(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")
 
 
 def evaluate_checkpoint(checkpoint: str, backend: str | None, episodes: int, seed: int = 1000,
-                        video: str | None = None, port: str | None = None) -> dict[str, float]:
+                        video: str | None = None, options: dict[str, Any] | None = None,
+                        video_size: tuple[int, int] | None = None, progress: str | None = None) -> dict[str, Any]:
     from robotlearn.policies import load_policy, read_config
-    from robotlearn.policies.rollout import env_for_checkpoint, run_episodes, write_video
+    from robotlearn.rollout import VIDEO_SIZE, PolicySource, Rollout, VideoSink, checkpoint_recipe
 
     if episodes <= 0:
         raise ValueError(f"--episodes must be positive, got {episodes}")
     config = read_config(checkpoint)
+    recipe = checkpoint_recipe(config, checkpoint).with_backend(backend, options)
     policy = load_policy(checkpoint)
-    options = {"port": port} if port else {}
-    env = env_for_checkpoint(config, backend, render_mode="rgb_array" if video else None, **options)
+    env = recipe.make()
     try:
-        frames: list | None = [] if video else None
-        result = run_episodes(env, policy.act, episodes, seed=seed, reset_policy=policy.reset, frames=frames)
-        if video:
-            write_video(video, frames, fps=float(env.metadata.get("render_fps") or 20))
+        sinks = [VideoSink(env, video, size=video_size or VIDEO_SIZE)] if video else []
+        rollout = Rollout(env, PolicySource(policy), sinks)
+        try:
+            result = rollout.run(episodes, seed, progress=progress)
+        finally:
+            rollout.close()
     finally:
         env.close()
-    return {"backend": backend or config["env"].get("backend"), **result.summary()}
+    return {"backend": recipe.backend, **result.summary()}
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from robotlearn.rollout import parse_size
+
     torch.set_num_threads(1)
-    summary = evaluate_checkpoint(args.checkpoint, args.backend, args.episodes, args.seed, args.video, args.port)
+    summary = evaluate_checkpoint(args.checkpoint, args.backend, args.episodes, args.seed, args.video,
+                                  backend_options(args), parse_size(args.video_size), progress="eval")
     if args.json:
         print(json.dumps(summary))
     else:

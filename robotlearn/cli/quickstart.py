@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from robotlearn.cli.common import add_video_size
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/quickstart", help="output directory (default %(default)s)")
@@ -30,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="training env steps (default: the config's total_steps)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per backend")
     parser.add_argument("--link", help="pty link for the emulated arm (default: a fresh temp path)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_video_size(parser)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="SAC config overrides")
     parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
 
@@ -82,8 +85,13 @@ def run(args: argparse.Namespace) -> int:
     from robotlearn.core.config import load_config
     from robotlearn.policies.sac.config import SACConfig
     from robotlearn.policies.sac.train import train
+    from robotlearn.rollout import parse_size
 
     torch.set_num_threads(1)
+    size = parse_size(args.video_size)
+    def bar(name: str) -> str | None:
+        return None if args.no_progress else name
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(SACConfig, "algos", args.config, args.overrides)
@@ -101,10 +109,12 @@ def run(args: argparse.Namespace) -> int:
         result = train(cfg, out / "train", progress_bar=not args.no_progress)
         ckpt = result["checkpoint"]
         print("[3/4] evaluating the checkpoint in MuJoCo and PyBullet", flush=True)
-        rows = [evaluate_checkpoint(ckpt, "mujoco", args.episodes, video=str(out / "rollout_mujoco.mp4")),
-                evaluate_checkpoint(ckpt, "pybullet", args.episodes)]
+        rows = [evaluate_checkpoint(ckpt, "mujoco", args.episodes, video=str(out / "rollout_mujoco.mp4"),
+                                    video_size=size, progress=bar("eval mujoco")),
+                evaluate_checkpoint(ckpt, "pybullet", args.episodes, progress=bar("eval pybullet"))]
         print(f"[4/4] deploying through the real driver to the emulated arm ({link})", flush=True)
-        rows.append(deploy(ckpt, "real", args.episodes, port=link, record=str(out / "deploy_dataset")))
+        rows.append(deploy(ckpt, "real", args.episodes, {"port": link}, record=str(out / "deploy_dataset"),
+                           progress=bar("deploy real")))
     finally:
         emulator.terminate()
         try:
@@ -123,6 +133,9 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         print(f"{r['backend']:<10} {r['success_rate']:>8.0%} {r['mean_return']:>9.2f} {r['episodes']:>9}")
     print(f"\ntrained {result['steps']} steps in {result['seconds']:.0f} s; total {summary['total_seconds']:.0f} s")
-    print(f"wrote {out / 'learning_curve.png'}, {out / 'rollout_mujoco.mp4'}, {out / 'results.json'}, "
-          f"{out / 'deploy_dataset'}")
+    print(f"\nwhere to look:\n  learning curve  {out / 'learning_curve.png'}\n"
+          f"  rollout video   {out / 'rollout_mujoco.mp4'} ({args.video_size})\n"
+          f"  results         {out / 'results.json'}\n"
+          f"  deploy dataset  {out / 'deploy_dataset'}  (robotlearn dataset info {out / 'deploy_dataset'})\n"
+          f"  checkpoint      {ckpt}  (robotlearn eval --checkpoint {ckpt} --backend pybullet)")
     return 0

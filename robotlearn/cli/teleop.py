@@ -11,38 +11,39 @@ import sys
 
 import numpy as np
 
-from robotlearn.cli.record import add_env_arguments, build, run_episode
+from robotlearn.cli.record import add_env_arguments, build, realtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_env_arguments(parser)
-    parser.add_argument("--episodes", type=int, default=1)
+    parser.add_argument("--episodes", type=int, default=1, help="default: %(default)s")
     parser.add_argument("--quiet", action="store_true", help="no per-step status lines")
 
 
 def run(args: argparse.Namespace) -> int:
-    env, device = build(args)
-    realtime = args.realtime == "on" or (args.realtime == "auto" and device.source == "human")
+    from robotlearn.rollout import CallbackSink, Rollout
+
+    _, env, source = build(args)
     step = 0
 
-    def on_step(obs, action, reward, done, info):
+    def on_step(tr) -> None:
         nonlocal step
         step += 1
         if not args.quiet:
-            ee = np.round(obs.get("ee_pos", np.zeros(0)), 3).tolist()
-            sys.stdout.write(f"step {step} action {np.round(action, 2).tolist()} ee {ee} "
-                             f"success {bool(info.get('is_success', False))}\r\n")
+            ee = np.round(tr.next_obs.get("ee_pos", np.zeros(0)), 3).tolist()
+            sys.stdout.write(f"step {step} action {np.round(tr.action, 2).tolist()} ee {ee} "
+                             f"success {bool(tr.info.get('is_success', False))}\r\n")
             sys.stdout.flush()
 
+    def on_end(stats) -> None:
+        sys.stdout.write(f"episode {stats.index}: {stats.outcome}, success={stats.success}\r\n")
+
+    rollout = Rollout(env, source, [CallbackSink(on_step, on_end)], realtime=realtime(args))
     try:
-        if hasattr(device, "fd"):
+        if hasattr(source.device, "fd"):
             sys.stdout.write("keyboard teleop: w/s x  a/d y  r/f z  q/e yaw  space gripper  enter next  esc quit\r\n")
-        for ep in range(args.episodes):
-            outcome, info = run_episode(env, device, args.seed + ep, realtime, on_step)
-            sys.stdout.write(f"episode {ep}: {outcome}, success={bool(info.get('is_success', False))}\r\n")
-            if outcome == "quit":
-                break
+        rollout.run(args.episodes, args.seed, keep=lambda stats: True)
     finally:
-        device.close()
+        rollout.close()
         env.close()
     return 0

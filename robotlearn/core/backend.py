@@ -74,8 +74,9 @@ class Backend(ABC):
         """(pos, quat wxyz) of a scene object. Sims and emulators know it; real robots need perception."""
         raise NotImplementedError(f"backend {self.name!r} cannot observe object {name!r}")
 
-    def render(self, camera: str) -> np.ndarray:
-        """uint8 HxWx3 image from a camera in `spec.cameras`."""
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
+        """uint8 HxWx3 image from a camera in `spec.cameras`, at the camera's resolution or at `size`
+        (width, height), e.g. a watchable video of a camera whose policy resolution is 84x84."""
         raise NotImplementedError(f"backend {self.name!r} has no camera {camera!r}")
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import gymnasium as gym
@@ -81,14 +82,20 @@ class RobotEnv(gym.Env):
         if not np.all(np.isfinite(action)):
             raise ValueError(f"action contains NaN/inf: {action}; nothing was sent to the robot")
         clipped = np.clip(action, self.action_space.low, self.action_space.high)
+        t0 = time.perf_counter()
         command = self.robot.command(clipped, self.backend.read())
         self.backend.command(command)
+        t1 = time.perf_counter()
         step_info = self.backend.advance()
+        t2 = time.perf_counter()
         self._steps += 1
         obs = self._observe()
         reward, terminated, info = self.task.evaluate(obs)
         truncated = self._steps >= self.task.max_episode_steps
         info.update(step_info)
+        # the step's sections (s): compute and send the command, wait for the backend's control period
+        # (physics in sim, the robot's next tick on hardware), observe and score; rollout/runner.py reports them
+        info["timing"] = {"send": t1 - t0, "wait": t2 - t1, "observe": time.perf_counter() - t2}
         info["action_clipped"] = bool(np.any(clipped != action))
         return obs, float(reward), bool(terminated), bool(truncated), info
 

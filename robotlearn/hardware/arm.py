@@ -283,7 +283,7 @@ class RealArmBackend(Backend):
             return super().object_pose(name)
         return self.scene_oracle.object_pose(name)
 
-    def render(self, camera: str) -> np.ndarray:
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
         import cv2
 
         from robotlearn.hardware.cameras import OpenCVCamera
@@ -295,8 +295,9 @@ class RealArmBackend(Backend):
             self._cameras[camera] = OpenCVCamera(camera, self._camera_sources[camera],
                                                  max_age_s=self._camera_max_age).start()
         image = self._cameras[camera].latest().image
-        if image.shape[:2] != (cam.height, cam.width):
-            return cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_AREA)
+        width, height = size or (cam.width, cam.height)
+        if image.shape[:2] != (height, width):
+            return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
         # The capture thread hands the same frame to every reader until a new one arrives: each
         # observation gets its own pixels, so a user editing one cannot change another.
         return image.copy()

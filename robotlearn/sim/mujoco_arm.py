@@ -230,13 +230,17 @@ class MujocoArmBackend(Backend):
         self.data.qpos[self._qadr] = q
         mujoco.mj_kinematics(self.model, self.data)
 
-    def render(self, camera: str) -> np.ndarray:
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
         cam = self.spec.camera(camera)
+        width, height = size or (cam.width, cam.height)
+        limit = (self.model.vis.global_.offwidth, self.model.vis.global_.offheight)
+        if width > limit[0] or height > limit[1]:
+            raise ValueError(f"render size {width}x{height} exceeds the offscreen buffer {limit[0]}x{limit[1]}")
         if self._renderer is None:
             self._renderer = _OffscreenRenderer(self.model)
         mujoco.mj_kinematics(self.model, self.data)  # frames and cameras at the current state, not the
         mujoco.mj_camlight(self.model, self.data)  # one before the last mj_step
-        return self._renderer.render(self.model, self.data, self.model.camera(camera).id, cam.width, cam.height)
+        return self._renderer.render(self.model, self.data, self.model.camera(camera).id, width, height)
 
     def close(self) -> None:
         if self._closed:

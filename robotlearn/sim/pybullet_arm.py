@@ -246,8 +246,9 @@ class PybulletArmBackend(Backend):
         for i, qi in zip(self._idx, q, strict=True):
             pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=self.client)
 
-    def render(self, camera: str) -> np.ndarray:
+    def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
         cam = self.spec.camera(camera)
+        width, height = size or (cam.width, cam.height)
         right, up, forward = camera_axes(cam)
         pos = np.asarray(cam.pos, float)
         if cam.parent != "world":
@@ -258,10 +259,10 @@ class PybulletArmBackend(Backend):
             pos, forward, up = link_pos + rot @ pos, rot @ forward, rot @ up
         near, far = self.scene.camera_clip
         view = pb.computeViewMatrix(pos.tolist(), (pos + forward).tolist(), up.tolist())
-        proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, cam.width / cam.height, near, far)
-        _, _, rgba, _, _ = pb.getCameraImage(cam.width, cam.height, view, proj, renderer=pb.ER_TINY_RENDERER,
+        proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, width / height, near, far)
+        _, _, rgba, _, _ = pb.getCameraImage(width, height, view, proj, renderer=pb.ER_TINY_RENDERER,
                                              flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
-        return np.ascontiguousarray(np.reshape(rgba, (cam.height, cam.width, 4))[:, :, :3], dtype=np.uint8)
+        return np.ascontiguousarray(np.reshape(rgba, (height, width, 4))[:, :, :3], dtype=np.uint8)
 
     def close(self) -> None:
         if self._closed:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from robotlearn.core.config import Strict
@@ -15,6 +17,7 @@ class SACConfig(Strict):
     backend: str | None = "mujoco"
     env_overrides: list[str] = Field(default_factory=list, description="task config overrides, e.g. action_mode=ee_delta")
     cameras: list[str] = Field(default_factory=list)
+    backend_options: dict[str, Any] = Field(default_factory=dict, description="the backend's options, e.g. port")
     num_envs: int = Field(1, ge=1)
     seed: int = 0
     # budget and bookkeeping

@@ -1,7 +1,8 @@
-"""SAC training loop: vector envs, replay (+ RLPD demos, + human interventions), eval, checkpoints, resume.
+"""SAC training loop: rollouts, replay (+ RLPD demos, + human interventions), eval, checkpoints, resume.
 
-Read top to bottom: build envs and agent -> (resume) -> loop { act, step, store, update } with periodic
-log rows, evaluation and atomic checkpoints. A SIGKILL at any point loses at most the steps since the
+Read top to bottom: build envs and agent -> (resume) -> loop { collect one step per env through the
+rollout runner, update } with periodic log rows, evaluation and atomic checkpoints. Collection is the
+one episode runner (robotlearn.rollout) with `SACSource` acting and `ReplaySink` storing. A SIGKILL at any point loses at most the steps since the
 last checkpoint: `--resume` restores networks, optimizers, temperature, replay buffer, RNG states and
 counters from it.
 """
@@ -14,7 +15,6 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -28,19 +28,67 @@ from robotlearn.policies.checkpoint import (
     read_config,
     save_checkpoint,
 )
-from robotlearn.policies.rollout import make_env, run_episodes
 from robotlearn.policies.sac.agent import SACAgent, obs_spec_from_space, update
 from robotlearn.policies.sac.config import SACConfig
+from robotlearn.rollout import (
+    ActionSource,
+    EnvRecipe,
+    InterventionSource,
+    PolicySource,
+    Rollout,
+    Sink,
+    Transition,
+)
 
 CHECKPOINT_DIR = "checkpoint"
 LOG_FIELDS = ["step", "time_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
               "interventions", "eval_return", "eval_success"]
 
 
-def make_vector_env(cfg: SACConfig) -> gym.vector.VectorEnv:
-    """SAME_STEP autoreset: the true final observation of an episode arrives in info["final_obs"]."""
-    fns = [lambda: make_env(cfg.env, cfg.backend, cfg.env_overrides, cfg.cameras) for _ in range(cfg.num_envs)]
-    return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+def env_recipe(cfg: SACConfig) -> EnvRecipe:
+    return EnvRecipe(cfg.env, cfg.backend, tuple(cfg.env_overrides), cameras=tuple(cfg.cameras),
+                     backend_options=cfg.backend_options)
+
+
+class SACSource(ActionSource):
+    """Uniform random actions until `explore` is switched off, then samples of the stochastic policy."""
+
+    def __init__(self, agent: SACAgent, rng: np.random.Generator):
+        self.agent, self.rng, self.explore = agent, rng, True
+
+    def act(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
+        if self.explore:
+            action = self.rng.uniform(-1.0, 1.0, self.agent.policy.action_dim).astype(np.float32)
+        else:
+            action = self.agent.policy.act_batch({k: np.asarray(v)[None] for k, v in obs.items()})[0]
+        return self.agent.policy.to_env(action), "policy"
+
+
+class ReplaySink(Sink):
+    """Stores transitions (agent action space, true final observations) into the online buffer, and
+    human interventions also into the demo buffer (HIL-SERL); keeps the episode statistics."""
+
+    def __init__(self, agent: SACAgent, replay: ReplayBuffer, demos: ReplayBuffer | None, prog: dict[str, Any]):
+        self.agent, self.replay, self.demos, self.prog = agent, replay, demos, prog
+        self.returns: deque[float] = deque(maxlen=20)
+        self.successes: deque[float] = deque(maxlen=20)
+
+    def add(self, tr: Transition) -> None:
+        obs = {k: np.asarray(v)[None] for k, v in tr.obs.items()}
+        next_obs = {k: np.asarray(v)[None] for k, v in tr.next_obs.items()}
+        action = self.agent.policy.from_env(tr.action)[None]
+        reward, terminated = np.array([tr.reward]), np.array([tr.terminated])
+        self.replay.add(obs, action, reward, next_obs, terminated, tr.source)
+        if tr.source == "human":
+            self.demos.add(obs, action, reward, next_obs, terminated, "human")
+            self.prog["interventions"] += 1
+        if self.agent.policy.norm is not None:
+            self.agent.policy.norm.update(torch.from_numpy(self.agent.policy.state_vector(obs)))
+
+    def end_episode(self, stats) -> None:
+        self.returns.append(stats.episode_return)
+        self.successes.append(float(stats.success))
+        self.prog["episodes"] += 1
 
 
 def load_demo_buffer(cfg: SACConfig, agent: SACAgent, obs_shapes: dict) -> ReplayBuffer:
@@ -89,7 +137,7 @@ def checkpoint_config(cfg: SACConfig, agent: SACAgent, progress: dict[str, Any])
     p = agent.policy
     return {"algo": "sac", "algo_config": cfg.model_dump(), "obs_spec": p.obs_spec,
             "action_low": p.action_low.tolist(), "action_high": p.action_high.tolist(),
-            "env": {"id": cfg.env, "backend": cfg.backend, "overrides": cfg.env_overrides, "cameras": cfg.cameras},
+            "env": env_recipe(cfg).to_dict(),
             "progress": progress}
 
 
@@ -163,9 +211,9 @@ class CsvLog:
 
 
 def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[str, float]:
-    env = make_env(cfg.env, cfg.backend, cfg.env_overrides, cfg.cameras)
+    env = env_recipe(cfg).make()
     try:
-        return run_episodes(env, agent.policy.act, episodes, seed=seed).summary()
+        return Rollout(env, PolicySource(agent.policy), realtime=False).run(episodes, seed=seed).summary()
     finally:
         env.close()
 
@@ -183,10 +231,11 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     if intervene != "none" and cfg.num_envs != 1:
         raise ValueError("human interventions need num_envs=1 (one operator, one robot)")
     torch.manual_seed(cfg.seed)
-    envs = make_vector_env(cfg)
-    hil = make_operator(intervene, envs.envs[0])
-    obs_space = envs.single_observation_space
-    act_space = envs.single_action_space
+    recipe = env_recipe(cfg)
+    envs = [recipe.make() for _ in range(cfg.num_envs)]
+    hil = make_operator(intervene, envs[0])
+    obs_space = envs[0].observation_space
+    act_space = envs[0].action_space
     agent = SACAgent(cfg, obs_spec_from_space(obs_space), act_space.low, act_space.high)
     obs_shapes = {k: (s.shape, s.dtype) for k, s in obs_space.spaces.items()}
     replay = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + cfg.num_envs), obs_shapes, agent.policy.action_dim)
@@ -204,10 +253,13 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     log = CsvLog(out / "progress.csv", append=resume)
 
     step, start_step = int(prog["step"]), int(prog["step"])
-    obs, _ = envs.reset(seed=cfg.seed + step)
-    ep_return = np.zeros(cfg.num_envs)
-    returns: deque[float] = deque(maxlen=20)
-    successes: deque[float] = deque(maxlen=20)
+    source = SACSource(agent, rng)
+    sink = ReplaySink(agent, replay, demos, prog)
+    actor = InterventionSource(source, hil) if hil is not None else source
+    # one rollout per env; env i's episodes are seeded seed + step + i, then counted up by the runner
+    rollouts = [Rollout(env, actor, [sink], realtime=False) for env in envs]
+    for i, rollout in enumerate(rollouts):
+        rollout.start_episode(cfg.seed + step + i * 1_000_003)
     metrics: dict[str, float] = {}
     last_eval: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -215,40 +267,10 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     bar = tqdm(total=cfg.total_steps, initial=step, disable=not progress_bar, unit="step", dynamic_ncols=True)
     try:
         while step < cfg.total_steps:
-            # ---- act ----
-            if step < cfg.learning_starts:
-                action = rng.uniform(-1.0, 1.0, (cfg.num_envs, agent.policy.action_dim)).astype(np.float32)
-            else:
-                action = agent.policy.act_batch(obs)
-            source = "policy"
-            if hil is not None:
-                single = {k: v[0] for k, v in obs.items()}
-                env_action, source = hil.select(single, agent.policy.to_env(action[0]))
-                action = agent.policy.from_env(env_action)[None]
-            next_obs, reward, terminated, truncated, info = envs.step(agent.policy.to_env(action))
-
-            # ---- store (the true last observation of finished episodes is in final_obs) ----
-            done = terminated | truncated
-            real_next = {k: v.copy() for k, v in next_obs.items()} if done.any() else next_obs
-            for i in np.flatnonzero(done):
-                for k in real_next:
-                    real_next[k][i] = info["final_obs"][i][k]
-            replay.add(obs, action, reward, real_next, terminated, source)
-            if source == "human":
-                demos.add(obs, action, reward, real_next, terminated, "human")
-                prog["interventions"] += 1
-            if agent.policy.norm is not None:
-                agent.policy.norm.update(torch.from_numpy(agent.policy.state_vector(obs)))
-            ep_return += reward
-            for i in np.flatnonzero(done):
-                returns.append(float(ep_return[i]))
-                fi = info.get("final_info", {})
-                successes.append(float(fi["is_success"][i]) if "is_success" in fi else 0.0)
-                ep_return[i] = 0.0
-                prog["episodes"] += 1
-                if hil is not None:
-                    hil.end_episode()
-            obs = next_obs
+            # ---- collect one step per env (act, step, store through the rollout runner) ----
+            source.explore = step < cfg.learning_starts
+            for rollout in rollouts:
+                rollout.step()
             step += cfg.num_envs
             bar.update(cfg.num_envs)
 
@@ -266,6 +288,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                 last_eval = evaluate(agent, cfg, cfg.eval_episodes, seed=10_000 + step)
                 side_time += time.perf_counter() - t_side
                 row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
+            returns, successes = sink.returns, sink.successes
             if row or step % cfg.log_every < cfg.num_envs:
                 row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
                            episodes=prog["episodes"], interventions=prog["interventions"],
@@ -284,14 +307,14 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     finally:
         bar.close()
         log.close()
-        if hil is not None:
-            hil.close()
-        envs.close()
+        rollouts[0].close()  # closes the shared source (and the operator device); the others share it
+        for env in envs:
+            env.close()
     elapsed = time.perf_counter() - t0
     return {"steps": step, "trained_steps": step - start_step, "seconds": elapsed,
             "sps": (step - start_step) / max(elapsed - side_time, 1e-9), "checkpoint": str(ckpt),
             "eval_success": last_eval.get("success_rate"), "eval_return": last_eval.get("mean_return"),
-            "train_return": float(np.mean(returns)) if returns else None}
+            "train_return": float(np.mean(sink.returns)) if sink.returns else None}
 
 
 def cli_main(args) -> int:

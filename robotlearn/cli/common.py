@@ -33,4 +33,4 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def add_video_size(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--video-size", default="320x240", metavar="WxH", help="video resolution (default: %(default)s)")
+    parser.add_argument("--video-size", default="320x240", metavar="WxH", help="video resolution")

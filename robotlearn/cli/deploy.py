@@ -21,8 +21,8 @@ from robotlearn.correction.hil import OPERATORS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory")
     add_backend_arguments(parser, default="real", help_default="real; a sim name dry-runs the deploy")
-    parser.add_argument("--episodes", type=int, default=5, help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=2000, help="default: %(default)s")
+    parser.add_argument("--episodes", type=int, default=5, help="episodes to run")
+    parser.add_argument("--seed", type=int, default=2000, help="episode i is seeded seed+i")
     parser.add_argument("--record", help="dataset directory to record rollouts into (default runs/deploy-<time>)")
     parser.add_argument("--no-record", action="store_true", help="do not record")
     parser.add_argument("--intervene", default="none", choices=OPERATORS,

@@ -16,7 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="device", required=True)
     for device, module_name in DEVICES.items():
         module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(device, help=(module.__doc__ or "").strip().splitlines()[0]))
+        module.add_arguments(sub.add_parser(device, help=(module.__doc__ or "").strip().splitlines()[0],
+                                            formatter_class=parser.formatter_class))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from robotlearn.backends import backend_names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--link", default="/tmp/rl-arm0", help="symlink to create for the pty (default %(default)s)")
+    parser.add_argument("--link", default="/tmp/rl-arm0", help="symlink to create for the pty")
     parser.add_argument("--config", default=None,
                         help="hardware config in configs/hardware (default arm6_emulated, or arm6_emulated_feetech "
                              "with --protocol feetech)")

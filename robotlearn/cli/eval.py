@@ -16,8 +16,8 @@ from robotlearn.cli.common import add_backend_arguments, add_video_size, backend
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint directory (config.json + model.safetensors)")
     add_backend_arguments(parser, default=None, help_default="the training backend")
-    parser.add_argument("--episodes", type=int, default=10, help="default: %(default)s")
-    parser.add_argument("--seed", type=int, default=1000, help="episode i is seeded seed+i (default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to run")
+    parser.add_argument("--seed", type=int, default=1000, help="episode i is seeded seed+i")
     parser.add_argument("--video", help="write a rollout video (mp4) of the first evaluated episode")
     add_video_size(parser)
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON line")

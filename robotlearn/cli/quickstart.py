@@ -27,8 +27,8 @@ from robotlearn.cli.common import add_video_size
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/quickstart", help="output directory (default %(default)s)")
-    parser.add_argument("--config", default="sac_arm_reach", help="SAC config in configs/algos/ (default %(default)s)")
+    parser.add_argument("--out", default="runs/quickstart", help="output directory")
+    parser.add_argument("--config", default="sac_arm_reach", help="SAC config in configs/algos/")
     parser.add_argument("--steps", type=int, help="training env steps (default: the config's total_steps)")
     parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per backend")
     parser.add_argument("--link", help="pty link for the emulated arm (default: a fresh temp path)")

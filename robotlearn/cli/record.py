@@ -19,9 +19,9 @@ def add_env_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", required=True, help="env id (ArmPickPlace-v0, robotlearn/ArmReach-v0) or task config")
     add_backend_arguments(parser)
     parser.add_argument("--device", default="keyboard",
-                        help="scripted | keyboard | gamepad | spacemouse | leader_arm (default: %(default)s)")
+                        help="scripted | keyboard | gamepad | spacemouse | leader_arm")
     parser.add_argument("--cameras", default="", help="comma-separated camera names to record as video")
-    parser.add_argument("--seed", type=int, default=0, help="episode attempt i resets with seed+i (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="episode attempt i resets with seed+i")
     parser.add_argument("--realtime", choices=["auto", "on", "off"], default="auto",
                         help="pace steps at control_hz (auto: on for human devices and real robots; default: auto)")
     parser.add_argument("--device-opt", action="append", default=[], metavar="K=V",
@@ -52,7 +52,7 @@ def realtime(args: argparse.Namespace) -> bool | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_env_arguments(parser)
-    parser.add_argument("--episodes", type=int, default=10, help="episodes to record (kept ones; default: %(default)s)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to record (kept ones)")
     parser.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     parser.add_argument("--task-text", default=None, help="task description stored with each episode (default: env id)")
     parser.add_argument("--only-success", action="store_true", help="keep only episodes that end in success")

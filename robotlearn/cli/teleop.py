@@ -16,7 +16,7 @@ from robotlearn.cli.record import add_env_arguments, build, realtime
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_env_arguments(parser)
-    parser.add_argument("--episodes", type=int, default=1, help="default: %(default)s")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes to run")
     parser.add_argument("--quiet", action="store_true", help="no per-step status lines")
 
 

@@ -1,43 +1,82 @@
-"""`robotlearn train <algo> --env ... --backend ... [--steps N] [key=value ...]`: train a policy."""
+"""`robotlearn train sac|diffusion [options] [key=value ...]`: train a policy.
+
+Each algorithm has its own options and config keys (`robotlearn train sac --help`). The help is built
+without importing torch: config keys are listed from the algorithm's default YAML in configs/algos/.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 
-import torch
+import yaml
 
+from robotlearn.cli.common import add_backend_arguments
 from robotlearn.correction.hil import OPERATORS
 
-# algo -> "module:function(args) -> int"; one line per algorithm
-TRAINERS: dict[str, str] = {
-    "sac": "robotlearn.policies.sac.train:cli_main",
-    "diffusion": "robotlearn.policies.diffusion.train:cli_main",
+# algo -> ("module:function(args) -> int", default config name, one-line help)
+TRAINERS: dict[str, tuple[str, str, str]] = {
+    "sac": ("robotlearn.policies.sac.train:cli_main", "sac", "SAC (RLPD demos, HIL interventions) on any env"),
+    "diffusion": ("robotlearn.policies.diffusion.train:cli_main", "diffusion", "diffusion policy from a dataset"),
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("algo", help=f"algorithm: {', '.join(sorted(TRAINERS))}")
-    parser.add_argument("--env", help="env id, e.g. robotlearn/ArmReach-v0 or InvertedPendulum-v5")
-    parser.add_argument("--backend", help="mujoco | pybullet | real (robotlearn envs only)")
-    parser.add_argument("--config", help="algo config name in configs/algos/ or a YAML path (default: <algo>)")
-    parser.add_argument("--steps", type=int, help="total env steps")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--dataset", help="recorded dataset directory (offline algos: diffusion)")
-    parser.add_argument("--out", help="run directory (progress.csv, checkpoint/); default runs/<algo>-<env>")
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
-    parser.add_argument("--intervene", default="none", choices=OPERATORS,
-                        help="operator device that may take over during training (HIL); scripted: the task's expert")
+def _config_keys(name: str) -> str:
+    from robotlearn.core.config import config_path
+
+    path = config_path("algos", name)
+    data = yaml.safe_load(path.read_text()) or {}
+
+    def lines(node: dict, prefix: str = "") -> list[str]:
+        out = []
+        for key, value in node.items():
+            if isinstance(value, dict):
+                out += lines(value, f"{prefix}{key}.")
+            else:
+                out.append(f"  {prefix}{key}={value!r}")
+        return out
+
+    return f"config keys (defaults from {path.name}; override as key=value):\n" + "\n".join(lines(data))
+
+
+def _common(parser: argparse.ArgumentParser, algo: str) -> None:
+    parser.add_argument("--config", default=TRAINERS[algo][1], help="algo config name in configs/algos/ or a YAML path")
+    parser.add_argument("--steps", type=int, help="training steps (default: the config's)")
+    parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    parser.add_argument("--out", help=f"run directory (default: runs/{algo}-<env or dataset>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. utd=4 batch_size=128")
-    # key=value overrides may come after the options (`train sac --env X utd=4`), which plain parse_args
-    # rejects for a second positional; intermixed parsing accepts it
-    parser.parse_args = parser.parse_intermixed_args  # type: ignore[method-assign]
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, see below")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="algo", required=True, metavar="{" + ",".join(TRAINERS) + "}")
+    sac = sub.add_parser("sac", help=TRAINERS["sac"][2], description=TRAINERS["sac"][2], epilog=_config_keys("sac"),
+                         formatter_class=_formatter(parser))
+    sac.add_argument("--env", help="env id, e.g. robotlearn/ArmReach-v0 or InvertedPendulum-v5 (default: the config's)")
+    add_backend_arguments(sac, default=None, help_default="the config's")
+    sac.add_argument("--dataset", help="recorded demos (a robotlearn dataset) for RLPD symmetric sampling")
+    sac.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
+    sac.add_argument("--intervene", default="none", choices=OPERATORS,
+                     help="operator device that may take over during training (HIL); scripted: the task's expert")
+    _common(sac, "sac")
+    diffusion = sub.add_parser("diffusion", help=TRAINERS["diffusion"][2], description=TRAINERS["diffusion"][2],
+                               epilog=_config_keys("diffusion"), formatter_class=_formatter(parser))
+    diffusion.add_argument("--dataset", required=True, help="recorded dataset directory (see `robotlearn record`)")
+    _common(diffusion, "diffusion")
+
+
+def _formatter(parser: argparse.ArgumentParser):
+    base = parser.formatter_class
+
+    class Formatter(base, argparse.RawDescriptionHelpFormatter):  # keep the config-key list's line breaks
+        pass
+
+    return Formatter
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     torch.set_num_threads(1)
-    if args.algo not in TRAINERS:
-        raise ValueError(f"unknown algo {args.algo!r}; known: {', '.join(sorted(TRAINERS))}")
-    module_name, func = TRAINERS[args.algo].split(":")
+    module_name, func = TRAINERS[args.algo][0].split(":")
     return getattr(importlib.import_module(module_name), func)(args)

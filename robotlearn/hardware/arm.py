@@ -32,6 +32,7 @@ from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
+from robotlearn.hardware.ports import check_port
 from robotlearn.hardware.scene_oracle import EmulatorOracle, SceneOracle
 from robotlearn.hardware.servo_tables import load_servo_table
 
@@ -79,6 +80,7 @@ class RealArmBackend(Backend):
         if not port:
             raise ConfigError("backend 'real' needs a port: --backend-opt port=<serial device or emulator link>, "
                               "e.g. port=/tmp/rl-arm0")
+        check_port(str(port))
         self.port = str(port)
         self.hw = load_hardware_config(opts.config, opts.overrides, opts.calibration_file)
         cal = self.hw.calibration

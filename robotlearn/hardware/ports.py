@@ -8,6 +8,8 @@ servo loop near 30 Hz, so it is reported here.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,3 +70,35 @@ def find_servo_port(serial_number: str | None = None) -> str:
         names = ", ".join(f"{p.device} ({p.adapter}, serial {p.serial_number})" for p in ports)
         raise RuntimeError(f"several servo adapters found: {names}; pass port=... or serial_number=...")
     return ports[0].device
+
+
+class PortError(ValueError):
+    """A serial port that cannot be a servo bus or telemetry link, said in one line."""
+
+
+def check_port(port: str) -> None:
+    """Fail early and clearly on a port that does not exist, is a regular file, or is not a terminal.
+
+    The C++ transport would fail too, but with errno text; this names the likely mistake and the fix.
+    """
+    path = Path(port)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        seen = ", ".join(p.device for p in list_serial_ports()) or "none"
+        raise PortError(f"port {port} does not exist (serial ports seen: {seen}; an emulator's link appears only "
+                        "while `robotlearn emulate ...` runs)") from None
+    except PermissionError:
+        raise PortError(f"port {port}: permission denied (add yourself to the 'dialout' group)") from None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        raise PortError(f"port {port} is a {'directory' if stat.S_ISDIR(mode) else 'regular file'}, "
+                        "not a serial device")
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as err:
+        raise PortError(f"port {port}: cannot open ({err.strerror})") from None
+    try:
+        if not os.isatty(fd):
+            raise PortError(f"port {port} is not a serial device (not a tty)")
+    finally:
+        os.close(fd)

@@ -319,6 +319,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
 
 def cli_main(args) -> int:
     """`robotlearn train sac ...`: config + overrides (+ the checkpoint's own config on --resume) -> train()."""
+    from robotlearn.cli.common import backend_options
     from robotlearn.core.config import load_config, parse_overrides, validate
 
     out = Path(args.out or f"runs/sac-{(args.env or 'default').replace('/', '_')}")
@@ -332,7 +333,10 @@ def cli_main(args) -> int:
                        ("demos", getattr(args, "dataset", None))):
         if value is not None:
             setattr(cfg, key, value)
-    if not cfg.env.startswith("robotlearn/") and args.backend is None:
+    options = backend_options(args)
+    if options:
+        cfg.backend_options = options
+    if not EnvRecipe(cfg.env, None).is_robotlearn and args.backend is None:
         cfg.backend = None
     result = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, intervene=args.intervene)
     print(f"trained {result['trained_steps']} steps in {result['seconds']:.0f} s ({result['sps']:.0f} steps/s); "

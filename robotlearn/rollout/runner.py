@@ -185,6 +185,7 @@ class Rollout:
         self._next_tick = 0.0
         self._t_episode = 0.0
         self._t_step = 0.0
+        self._prev_sections: dict[str, float] = {}
         self.quit = False
 
     # ---- episode-level API ------------------------------------------------------------------------
@@ -295,11 +296,11 @@ class Rollout:
             sections["wait"] = step_s
         for name, seconds in sections.items():
             self._timer.add(name, seconds)
-        if late:
+        if late and self._prev_sections:
+            # the previous step ran long; its largest section is the one that overran
             stats.overruns += 1
-            # "wait" is the backend holding the control tick: it overruns only if the others leave no room
-            busy = {k: v for k, v in sections.items() if k != "wait"} or sections
-            stats.overrun_sections[max(busy, key=busy.get)] += 1
+            stats.overrun_sections[max(self._prev_sections, key=self._prev_sections.get)] += 1
+        self._prev_sections = sections
 
     def _pace(self) -> None:
         self._next_tick += self.period

@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
+from robotlearn.core.resources import data_root
+
+CONFIG_ROOT = data_root("configs")
 M = TypeVar("M", bound=BaseModel)
 
 

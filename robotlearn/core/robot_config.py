@@ -7,11 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from robotlearn.core.config import CONFIG_ROOT, Strict, config_path, load_config, validate
+from robotlearn.core.config import Strict, config_path, load_config, validate
+from robotlearn.core.resources import data_root
 from robotlearn.core.robot_params import ROBOT_PARAMS
 from robotlearn.core.spec import CameraSpec, JointSpec, RobotSpec
 
-ASSET_ROOT = CONFIG_ROOT.parent / "sim_assets"
+ASSET_ROOT = data_root("sim_assets")
 
 
 class CameraConfig(Strict):

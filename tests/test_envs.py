@@ -8,12 +8,20 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import robotlearn  # noqa: F401  (registers the envs)
-from robotlearn.cli.sim import run_episodes
 from robotlearn.core.config import ConfigError
 from robotlearn.envs import make_env
 
 ARM_ENVS = ["robotlearn/ArmReach-v0", "robotlearn/ArmPickPlace-v0"]
 SIMS = ["mujoco", "pybullet"]
+
+
+def run_episodes(env, policy: str, episodes: int, seed: int) -> tuple[float, None]:
+    """Success rate of the scripted expert (or random actions) over seeded episodes, via the rollout runner."""
+    from robotlearn.rollout import DeviceSource, RandomSource, Rollout
+    from robotlearn.teleop import make_device
+
+    source = DeviceSource(make_device("scripted", env)) if policy == "expert" else RandomSource(env.action_space, seed)
+    return Rollout(env, source).run(episodes, seed).success_rate, None
 
 
 @pytest.mark.parametrize("backend", SIMS)

@@ -11,7 +11,7 @@ import importlib
 
 import yaml
 
-from robotlearn.cli.common import add_backend_arguments
+from robotlearn.cli.common import add_backend_arguments, backend_options
 from robotlearn.correction.hil import OPERATORS
 
 # algo -> ("module:function(args) -> int", default config name, one-line help)
@@ -78,5 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(1)
+    if args.algo == "sac":
+        args.backend_options = backend_options(args)
     module_name, func = TRAINERS[args.algo][0].split(":")
     return getattr(importlib.import_module(module_name), func)(args)

@@ -21,8 +21,11 @@ def data_root(name: str) -> Path:
     override = os.environ.get(_ENV_VARS[name])
     if override:
         return Path(override).expanduser().resolve()
-    package = resources.files("robotlearn")
-    checkout = Path(str(package)).parent / name
+    import robotlearn
+
+    # the package's own source folder (an editable install also maps site-packages into the package path,
+    # so importlib.resources alone could answer with the installed copy instead of the checkout)
+    checkout = Path(robotlearn.__file__).resolve().parent.parent / name
     if (checkout / ".robotlearn-data").exists():
         return checkout
-    return Path(str(package / "_data" / name))
+    return Path(str(resources.files("robotlearn") / "_data" / name))

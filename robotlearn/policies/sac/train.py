@@ -319,7 +319,6 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
 
 def cli_main(args) -> int:
     """`robotlearn train sac ...`: config + overrides (+ the checkpoint's own config on --resume) -> train()."""
-    from robotlearn.cli.common import backend_options
     from robotlearn.core.config import load_config, parse_overrides, validate
 
     out = Path(args.out or f"runs/sac-{(args.env or 'default').replace('/', '_')}")
@@ -333,7 +332,7 @@ def cli_main(args) -> int:
                        ("demos", getattr(args, "dataset", None))):
         if value is not None:
             setattr(cfg, key, value)
-    options = backend_options(args)
+    options = getattr(args, "backend_options", None)  # cli/train.py: --backend-opt / --port
     if options:
         cfg.backend_options = options
     if not EnvRecipe(cfg.env, None).is_robotlearn and args.backend is None:

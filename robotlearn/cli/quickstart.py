@@ -21,8 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from robotlearn.cli.common import add_video_size
 
 
@@ -80,6 +78,8 @@ def plot_learning_curve(progress_csv: Path, png: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from robotlearn.cli.deploy import deploy
     from robotlearn.cli.eval import evaluate_checkpoint
     from robotlearn.core.config import load_config

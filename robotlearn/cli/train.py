@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _formatter(parser: argparse.ArgumentParser):
     base = parser.formatter_class
 
-    class Formatter(base, argparse.RawDescriptionHelpFormatter):  # keep the config-key list's line breaks
+    class Formatter(argparse.RawDescriptionHelpFormatter, base):  # keep the config-key list's line breaks
         pass
 
     return Formatter

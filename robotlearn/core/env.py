@@ -45,6 +45,7 @@ class RobotEnv(gym.Env):
             obs_spaces[f"images/{cam}"] = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
         self.observation_space = spaces.Dict(obs_spaces)
         self._steps = 0
+        self.last_step_timing: dict[str, float] = {}
 
     @property
     def spec(self) -> EnvSpec | None:
@@ -94,8 +95,9 @@ class RobotEnv(gym.Env):
         truncated = self._steps >= self.task.max_episode_steps
         info.update(step_info)
         # the step's sections (s): compute and send the command, wait for the backend's control period
-        # (physics in sim, the robot's next tick on hardware), observe and score; rollout/runner.py reports them
-        info["timing"] = {"send": t1 - t0, "wait": t2 - t1, "observe": time.perf_counter() - t2}
+        # (physics in sim, the robot's next tick on hardware), observe and score; rollout/runner.py reports
+        # them. Not in `info`: timings differ between identical steps, and info must replay bit for bit.
+        self.last_step_timing = {"send": t1 - t0, "wait": t2 - t1, "observe": time.perf_counter() - t2}
         info["action_clipped"] = bool(np.any(clipped != action))
         return obs, float(reward), bool(terminated), bool(truncated), info
 

@@ -13,7 +13,7 @@ action source and different sinks.
   backends that are not deterministic (hardware) and for human sources.
 * **Section timing**, after ros2_control's read/update/write cycle and LeRobot's loop timer: each step
   is split into ``act`` (the source), ``send`` / ``wait`` / ``observe`` (from RobotEnv's
-  ``info["timing"]``) and ``record`` (the sinks). An overrun is a missed control tick (a step that
+  ``last_step_timing``) and ``record`` (the sinks). An overrun is a missed control tick (a step that
   started more than 1.5 periods after the previous one); it is counted against the section that took
   the largest share of that step, so a user sees *which part* overran.
 """
@@ -288,7 +288,7 @@ class Rollout:
         stats.success = bool(tr.info.get("is_success", stats.success))
         if "loop_stats" in tr.info:
             stats.loop_stats = tr.info["loop_stats"]
-        env_timing = tr.info.get("timing") or {}
+        env_timing = getattr(self.env.unwrapped, "last_step_timing", None)
         sections = {"act": act_s, "record": record_s}
         if env_timing:
             sections.update(send=env_timing["send"], wait=env_timing["wait"], observe=env_timing["observe"])

@@ -62,7 +62,8 @@ def deploy(checkpoint: str, backend: str, episodes: int, options: dict[str, Any]
     finally:
         env.close()
     return {"backend": recipe.backend, **result.summary(), "seconds": time.perf_counter() - t0,
-            "intervention_rate": result.source_fraction("human"), "dataset": record}
+            "intervention_rate": result.source_fraction("human"), "dataset": record,
+            "timing": result.timing_report()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,4 +77,5 @@ def run(args: argparse.Namespace) -> int:
                progress="deploy")
     print(f"{s['backend']}: success {s['success_rate']:.0%} over {s['episodes']} episodes, mean return "
           f"{s['mean_return']:.2f}, {s['seconds']:.1f} s" + (f"; recorded to {record}" if record else ""))
+    print(s["timing"])
     return 0

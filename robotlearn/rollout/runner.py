@@ -137,6 +137,20 @@ class RolloutResult:
         total = sum(sum(e.sources.values()) for e in self.episodes)
         return sum(e.sources[label] for e in self.episodes) / max(total, 1)
 
+    def timing_report(self) -> str:
+        """One line: per-section p50/p99 step time over all episodes' medians, and what overran."""
+        sections = []
+        for name in SECTIONS:
+            rows = [e.timing_ms[name] for e in self.episodes if name in e.timing_ms]
+            if rows:
+                sections.append(f"{name} {np.median([r['p50'] for r in rows]):.1f}/{max(r['p99'] for r in rows):.1f}")
+        overruns = Counter()
+        for e in self.episodes:
+            overruns.update(e.overrun_sections)
+        missed = sum(e.overruns for e in self.episodes)
+        why = f" ({', '.join(f'{k} {v}' for k, v in overruns.most_common())})" if overruns else ""
+        return f"step ms p50/p99: {', '.join(sections)}; missed ticks: {missed}{why}"
+
     def summary(self) -> dict[str, float]:
         kept = self.kept
         return {"episodes": len(kept), "success_rate": self.success_rate, "mean_return": self.mean_return,

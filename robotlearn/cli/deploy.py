@@ -47,6 +47,7 @@ def deploy(checkpoint: str, backend: str, episodes: int, port: str | None = None
     recorder = EpisodeRecorder.for_env(record, env) if record else None
     hil = make_operator(intervene, env)
     last_source = ["policy"]
+    clock = [0.0]  # backend clock of the observation being recorded: 0 at reset, then each step's
 
     def act(obs: dict) -> np.ndarray:
         action = policy.act(obs)
@@ -58,10 +59,12 @@ def deploy(checkpoint: str, backend: str, episodes: int, port: str | None = None
 
     def on_step(obs, action, reward, done, info) -> None:
         if recorder is not None:
-            recorder.add_frame(obs, action, reward, done, bool(info.get("is_success", False)), last_source[0])
+            recorder.add_frame(obs, action, reward, done, bool(info.get("is_success", False)), last_source[0],
+                               timestamp=clock[0])
+        clock[0] = 0.0 if done else float(info.get("timestamp", np.nan))
         if done:
             if recorder is not None:
-                recorder.save_episode()
+                recorder.save_episode(loop_stats=info.get("loop_stats"))
             if hil is not None:
                 hil.end_episode()
 

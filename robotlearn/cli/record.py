@@ -12,6 +12,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
+
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `record` and `teleop`."""
@@ -80,6 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-text", default=None, help="task description stored with each episode")
     parser.add_argument("--only-success", action="store_true", help="keep only episodes that end in success")
     parser.add_argument("--max-attempts", type=int, default=None, help="stop after this many episodes tried")
+    parser.add_argument("--pack", action="store_true", help="pack many episodes per file (LeRobot's layout)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     env_id = next((f"{NAMESPACE}/{i}" for i, t in ENV_TASK_CONFIGS.items() if args.env in (t, i)), args.env)
     env_record = {"id": env_id, "backend": args.backend, "overrides": list(args.overrides),
                   "cameras": [c for c in args.cameras.split(",") if c]}
-    rec = EpisodeRecorder.for_env(args.out, env, robot_type=env.unwrapped.backend.spec.name, env_record=env_record)
+    rec = EpisodeRecorder.for_env(args.out, env, env_recipe=env_record, pack=args.pack)
     realtime = args.realtime == "on" or (args.realtime == "auto" and device.source == "human")
     text = args.task_text or args.env
     kept, tried = 0, 0
@@ -99,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         while kept < args.episodes and tried < max_attempts:
             rec.start_episode(text)
+            clock = [0.0]  # backend clock of the observation being recorded: 0 at reset, then each step's
 
-            def on_step(obs, action, reward, done, info):
-                rec.add_frame(obs, action, reward, done, bool(info.get("is_success", False)), device.source)
+            def on_step(obs, action, reward, done, info, clock=clock):
+                rec.add_frame(obs, action, reward, done, bool(info.get("is_success", False)), device.source,
+                              timestamp=clock[0])
+                clock[0] = float(info.get("timestamp", np.nan))
 
             outcome, info = run_episode(env, device, args.seed + tried, realtime, on_step)
             tried += 1
@@ -113,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
                 rec.discard_episode()
                 print(f"episode attempt {tried}: discarded (success={success})", file=sys.stderr)
                 continue
-            ep = rec.save_episode()
+            ep = rec.save_episode(loop_stats=info.get("loop_stats"))
             kept += 1
             print(f"episode {ep}: saved, success={success}", file=sys.stderr)
     finally:

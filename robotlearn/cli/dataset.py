@@ -57,10 +57,10 @@ def print_info(root: str) -> None:
 
     meta = load_meta(root)
     info = meta.info
-    success = sum(bool(e.get("success")) for e in meta.episodes)
+    labelled = [bool(e["success"]) for e in meta.episodes if e.get("success") is not None]
+    success = f"{sum(labelled)}/{len(labelled)}" if labelled or not meta.episodes else "not recorded"
     print(f"dataset {meta.root}  ({info['codebase_version']}, robot {meta.robot_type or 'unknown (not recorded)'})")
-    print(f"episodes {len(meta.episodes)}  frames {meta.total_frames}  fps {meta.fps:g}  "
-          f"successful episodes {success}/{len(meta.episodes)}")
+    print(f"episodes {len(meta.episodes)}  frames {meta.total_frames}  fps {meta.fps:g}  successful episodes {success}")
     print(f"tasks: {meta.tasks}")
     recipe = meta.env_recipe
     print(f"env recipe: {json.dumps(recipe) if recipe else 'none recorded'}")

@@ -318,7 +318,12 @@ class EpisodeRecorder:
             table = table.set_column(table.column_names.index(name), name, pa.array(values, pa.int64()))
             stats[name] = feature_stats(values.reshape(n, 1))
 
-        chunk, file, append = self._target("data", meta.data_path, info["data_files_size_in_mb"], table.nbytes)
+        latest = self._latest("data")
+        per_frame = 0.0
+        if latest is not None:  # LeRobot's estimate: the latest file's bytes per frame
+            in_latest = sum(r["length"] for r in meta.episodes if (r["data/chunk_index"], r["data/file_index"]) == latest)
+            per_frame = meta.data_path(*latest).stat().st_size / in_latest
+        chunk, file, append = self._target("data", meta.data_path, info["data_files_size_in_mb"], per_frame * n)
         data_path = meta.data_path(chunk, file)
         packed = pa.concat_tables([read_parquet(data_path), table]) if append else table
         pq.write_table(packed, commit.stage(data_path), compression="snappy", write_page_checksum=True)

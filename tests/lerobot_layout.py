@@ -57,7 +57,8 @@ def _hf_type(dtype: str, shape: list[int]) -> dict:
 
 def write_lerobot_dataset(root: Path, lengths: tuple[int, ...] = (30, 25, 20, 15), data_files=((0, 1), (2,), (3,)),
                           video_files=((0, 1), (2, 3)), camera: tuple[int, int] | None = (48, 64), dim: int = 6,
-                          fps: int = 30, chunks_size: int = 2, tasks=("pick the cube", "place the cube")) -> Path:
+                          fps: int = 30, chunks_size: int = 2, tasks=("pick the cube", "place the cube"),
+                          video_fps: int | None = None) -> Path:
     """Episode e has len lengths[e] and task tasks[e % len(tasks)]; data_files/video_files group episodes into
     files, numbered (chunk, file) in order with `chunks_size` files per chunk (so later files land in chunk-001)."""
     features = {"observation.state": {"dtype": "float32", "shape": [dim], "names": [f"j{i}" for i in range(dim)]},
@@ -107,7 +108,7 @@ def write_lerobot_dataset(root: Path, lengths: tuple[int, ...] = (30, 25, 20, 15
             for e in eps:
                 frames = np.stack([np.full((*camera, 3), frame_level(e, t), np.uint8) for t in range(lengths[e])])
                 part = path.with_name(f"ep{e}.mp4")
-                _encode(frames, fps, part)
+                _encode(frames, video_fps or fps, part)
                 parts.append(part)
                 rows[e].update({f"videos/{CAM}/chunk_index": chunk, f"videos/{CAM}/file_index": file,
                                 f"videos/{CAM}/from_timestamp": offset,

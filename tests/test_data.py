@@ -128,24 +128,27 @@ def _wait_stopped(proc: subprocess.Popen, timeout: float = 120) -> None:
 CAM = "observation.images.scene"
 
 
-def _committed(n: int) -> set[str]:
+def _committed(n: int, pack: bool = False) -> set[str]:
+    """Files of n committed episodes: one data/video/index file each, or (packed) all in file-000."""
     files = {"meta/info.json", "meta/stats.json", "meta/tasks.parquet"}
-    for i in range(n):
+    for i in range(1 if pack else n):
         files |= {f"data/chunk-000/file-{i:03d}.parquet", f"videos/{CAM}/chunk-000/file-{i:03d}.mp4",
                   f"meta/episodes/chunk-000/file-{i:03d}.parquet"}
     return files
 
 
-STAGED = {"data/chunk-000/file-002.tmp.parquet", f"videos/{CAM}/chunk-000/file-002.tmp.mp4",
-          "meta/episodes/chunk-000/file-002.tmp.parquet", "meta/stats.tmp.json", "meta/info.tmp.json"}
+def _staged(file: int) -> set[str]:
+    return {f"data/chunk-000/file-{file:03d}.tmp.parquet", f"videos/{CAM}/chunk-000/file-{file:03d}.tmp.mp4",
+            f"meta/episodes/chunk-000/file-{file:03d}.tmp.parquet", "meta/stats.tmp.json", "meta/info.tmp.json"}
 
 
-@pytest.mark.parametrize("stop_at, left_on_disk, committed", [
-    ("frame:2:5", {f"videos/{CAM}/recording.tmp.mp4"}, 2),                 # inside episode 2, camera streaming
-    ("staged:2", STAGED | {"meta/.commit.json.tmp"}, 2),                    # episode 2 staged, before the commit point
-    ("journaled:2", STAGED | {"meta/.commit.json"}, 3),                     # after the commit point, renames pending
+@pytest.mark.parametrize("stop_at, pack, left_on_disk, committed", [
+    ("frame:2:5", False, {f"videos/{CAM}/recording.tmp.mp4"}, 2),          # inside episode 2, camera streaming
+    ("staged:2", False, _staged(2) | {"meta/.commit.json.tmp"}, 2),        # episode 2 staged, before the commit point
+    ("journaled:2", False, _staged(2) | {"meta/.commit.json"}, 3),         # after the commit point, renames pending
+    ("staged:2", True, _staged(0) | {"meta/.commit.json.tmp"}, 2),         # packed: file-000 rewritten, not yet swapped
 ])
-def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, stop_at, left_on_disk, committed):
+def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, stop_at, pack, left_on_disk, committed):
     """SIGKILL `robotlearn record` (camera on) at a known point: earlier episodes stay readable and verified,
     the killed episode is either absent (before its commit point) or complete (after it), and its
     temporary files are reported and then removed by the next recorder."""
@@ -156,7 +159,8 @@ def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, s
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROBOTLEARN_RECORDER_STOP_AT": stop_at}
     proc = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "record", "--env", "arm_reach",
                              "--backend", "mujoco", "--device", "scripted", "--cameras", "scene", "--episodes", "5",
-                             "--out", str(root)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             "--out", str(root)] + (["--pack"] if pack else []),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)  # its own process group: ffmpeg children die with it
     try:
         _wait_stopped(proc)
@@ -171,7 +175,7 @@ def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, s
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
     on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
-    assert on_disk == _committed(2) | left_on_disk
+    assert on_disk == _committed(2, pack) | left_on_disk
 
     meta = load_meta(root)  # finishes a journaled commit; reports, never loads, what is uncommitted
     assert len(meta.episodes) == committed
@@ -186,4 +190,4 @@ def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, s
         assert np.all(np.diff(ep["clock"]) > 0)  # the backend's clock, recorded per frame
     rec = EpisodeRecorder(root, meta.fps, meta.features)
     assert rec.num_episodes == committed and not leftovers(root)
-    assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts} == _committed(committed)
+    assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts} == _committed(committed, pack)

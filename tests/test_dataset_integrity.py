@@ -71,6 +71,12 @@ def test_edited_fps(tmp_path, capsys, video):
     assert "field fps" in cli_error(capsys, "dataset", "info", str(root))
 
 
+def test_video_stream_fps_disagreeing_with_info(tmp_path):
+    root = write_lerobot_dataset(tmp_path / "lr", video_fps=25)
+    with pytest.raises(DatasetError, match="file-000.mp4: video stream at 25 fps, meta/info.json field fps says 30"):
+        load_meta(root)
+
+
 def test_edited_shape_and_dtype(ds, capsys):
     edit_info(ds, lambda info: {**info, "features": {**info["features"], "observation.joint_pos":
                                                    {"dtype": "float32", "shape": [4], "names": None}}})

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from robotlearn.data.dataset import INFO_PATH, DatasetError, DatasetMeta, read_parquet
+from robotlearn.data.dataset import INFO_PATH, TASKS_PATH, DatasetError, DatasetMeta, read_parquet
 
 HASH_BLOCK = 1 << 20
 ARROW_DTYPES = {"float": "float32", "double": "float64", "halffloat": "float16", "large_string": "string"}
@@ -178,6 +178,7 @@ def problems(meta: DatasetMeta, full: bool = False) -> Iterator[str]:
     files = referenced_files(meta)
     video_of = {meta.video_file(k, e): k for e in range(len(meta.episodes)) for k in meta.video_keys}
     extra = [p for p in (meta.root / "meta" / "episodes").glob("chunk-*/file-*.parquet") if ".tmp" not in p.name]
+    extra += [p for p in [meta.root / TASKS_PATH] if p.exists()]
     for path in list(files) + extra:
         if path in bad:
             continue

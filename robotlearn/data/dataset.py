@@ -135,7 +135,7 @@ def validate_info(info: Any, path: Path) -> None:
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     """Read a parquet file; robotlearn's files carry page CRCs, so flipped bytes raise here instead of loading."""
     try:
-        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+        return pq.ParquetFile(path, page_checksum_verification=True).read(columns=columns)  # faster than read_table
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing") from None
     except (OSError, pa.ArrowException) as err:

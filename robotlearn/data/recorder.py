@@ -45,6 +45,7 @@ from robotlearn.data.dataset import (
     tasks_table,
 )
 from robotlearn.data.integrity import file_entry
+from robotlearn.data.video import concat_videos, open_writer
 
 IMAGE_STATS_MAX_FRAMES = 64  # frames kept per episode and camera for image stats (stats need not see every frame)
 # Tests only: "frame:<episode>:<frame>", "staged:<episode>" (commit staged, no journal yet) or
@@ -123,8 +124,10 @@ class EpisodeRecorder:
         self.fps = float(fps)
         self.pack = pack
         recipe = env_recipe if env_recipe is not None else env_record
-        if recipe is not None:
-            json.dumps(recipe)  # fails here, not at save time, when the recipe is not JSON-able
+        try:
+            json.dumps(recipe)  # fail here, not at the first commit, when the recipe is not JSON-able
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"env_recipe must be JSON-able (e.g. EnvRecipe.to_dict()): {err}") from None
         if (self.root / INFO_PATH).exists():
             meta = load_meta(self.root)
             if meta.features != features or meta.fps != self.fps:
@@ -192,8 +195,6 @@ class EpisodeRecorder:
 
     def _writer(self, key: str):
         if key not in self._writers:
-            from robotlearn.data.video import open_writer
-
             self._writers[key] = open_writer(self.segment_path(key), self.fps)
         return self._writers[key]
 
@@ -355,8 +356,6 @@ class EpisodeRecorder:
 
     def _stage_video(self, commit: Commit, key: str, segment: Path, n: int) -> dict[str, Any]:
         """Move (or, packing, append) a camera's segment into its video file; returns the row's video columns."""
-        from robotlearn.data.video import concat_videos
-
         if not segment.exists():
             raise RuntimeError(f"episode has no frames for camera {key}")
         meta = self.meta

@@ -191,3 +191,15 @@ def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, s
     rec = EpisodeRecorder(root, meta.fps, meta.features)
     assert rec.num_episodes == committed and not leftovers(root)
     assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts} == _committed(committed, pack)
+
+
+def test_resumes_a_dataset_recorded_before_the_clock_column(tmp_path):
+    feats = features_from_spaces(gym.spaces.Dict({"joint_pos": OBS["joint_pos"]}), ACT, 10)
+    old = {k: f for k, f in feats.items() if k != "clock"}
+    for features in (old, feats):
+        rec = EpisodeRecorder(tmp_path / "ds", 10, features)
+        rec.start_episode("push")
+        rec.add_frame({"joint_pos": np.zeros(3)}, np.zeros(2), timestamp=0.5)
+        rec.save_episode()
+    demos = load_demos(tmp_path / "ds")
+    assert rec.num_episodes == 2 and "clock" not in demos.data and demos.meta.features == old

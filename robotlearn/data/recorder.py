@@ -130,7 +130,8 @@ class EpisodeRecorder:
             raise ValueError(f"env_recipe must be JSON-able (e.g. EnvRecipe.to_dict()): {err}") from None
         if (self.root / INFO_PATH).exists():
             meta = load_meta(self.root)
-            if meta.features != features or meta.fps != self.fps:
+            older = {k: f for k, f in features.items() if k != "clock"}  # datasets recorded before `clock` existed
+            if meta.features not in (features, older) or meta.fps != self.fps:
                 raise DatasetError(f"{self.root}: existing dataset has different features/fps; use a new --out")
             for path in meta.leftovers:  # an episode that never reached its commit point
                 path.unlink()

@@ -134,6 +134,11 @@ def test_missing_index_column(ds):
         load_meta(ds)
 
 
+def test_deleted_episode_index_file(ds, capsys):
+    (ds / "meta/episodes/chunk-000/file-002.parquet").unlink()
+    assert "field total_episodes says 3, meta/episodes lists 2" in cli_error(capsys, "dataset", "info", str(ds))
+
+
 def test_leftovers_reported_then_cleaned(ds, capsys):
     stray = ds / "data/chunk-000/file-003.tmp.parquet"
     stray.write_bytes(b"half an episode")

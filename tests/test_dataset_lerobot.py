@@ -78,6 +78,8 @@ def test_index_that_would_mix_episodes_raises(tmp_path):
         return rows[:1]
 
     _rewrite_index(root, one_long_episode)
+    info = json.loads((root / "meta/info.json").read_text())
+    (root / "meta/info.json").write_text(json.dumps({**info, "total_episodes": 1}))  # consistent counters: rows must tell
     with pytest.raises(DatasetError, match="holds rows of episode 1"):
         load_demos(root, ["observation.state"], episodes=[0])
 

@@ -324,6 +324,9 @@ def load_meta(root: str | Path, verify: str = "cheap") -> DatasetMeta:
     video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
     meta = DatasetMeta(root=root, info=info, episodes=read_episode_rows(root, video_keys), tasks=read_tasks(root),
                        leftovers=leftovers(root))
+    for name, actual in (("total_episodes", len(meta.episodes)), ("total_frames", meta.total_frames)):
+        if info.get(name, actual) != actual:  # e.g. an episode-index file deleted: never load fewer episodes silently
+            raise DatasetError(f"{info_path}: field {name} says {info[name]}, meta/episodes lists {actual}")
     if verify != "none":
         check_dataset(meta, full=verify == "full")
     return meta

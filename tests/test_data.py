@@ -116,36 +116,90 @@ def test_dataset_cli_info_and_visualize(tmp_path):
     assert main(["dataset", "info", str(tmp_path / "missing")]) == 2
 
 
-def test_sigkill_mid_episode_keeps_finished_episodes(tmp_path):
-    """Kill `robotlearn record` while an episode is being recorded: every committed episode stays readable,
-    the killed one is absent, and the dataset can be appended to afterwards."""
+def _wait_stopped(proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Until the recorder has SIGSTOPped itself at its stop point (state T in /proc/<pid>/stat)."""
+    deadline = time.monotonic() + timeout
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, "recorder never reached its stop point"
+        time.sleep(0.02)
+
+
+CAM = "observation.images.scene"
+
+
+def _committed(n: int, pack: bool = False) -> set[str]:
+    """Files of n committed episodes: one data/video/index file each, or (packed) all in file-000."""
+    files = {"meta/info.json", "meta/stats.json", "meta/tasks.parquet"}
+    for i in range(1 if pack else n):
+        files |= {f"data/chunk-000/file-{i:03d}.parquet", f"videos/{CAM}/chunk-000/file-{i:03d}.mp4",
+                  f"meta/episodes/chunk-000/file-{i:03d}.parquet"}
+    return files
+
+
+def _staged(file: int) -> set[str]:
+    return {f"data/chunk-000/file-{file:03d}.tmp.parquet", f"videos/{CAM}/chunk-000/file-{file:03d}.tmp.mp4",
+            f"meta/episodes/chunk-000/file-{file:03d}.tmp.parquet", "meta/stats.tmp.json", "meta/info.tmp.json"}
+
+
+@pytest.mark.parametrize("stop_at, pack, left_on_disk, committed", [
+    ("frame:2:5", False, {f"videos/{CAM}/recording.tmp.mp4"}, 2),          # inside episode 2, camera streaming
+    ("staged:2", False, _staged(2) | {"meta/.commit.json.tmp"}, 2),        # episode 2 staged, before the commit point
+    ("journaled:2", False, _staged(2) | {"meta/.commit.json"}, 3),         # after the commit point, renames pending
+    ("staged:2", True, _staged(0) | {"meta/.commit.json.tmp"}, 2),         # packed: file-000 rewritten, not yet swapped
+])
+def test_sigkill_mid_recording_leaves_exactly_the_committed_episodes(tmp_path, stop_at, pack, left_on_disk, committed):
+    """SIGKILL `robotlearn record` (camera on) at a known point: earlier episodes stay readable and verified,
+    the killed episode is either absent (before its commit point) or complete (after it), and its
+    temporary files are reported and then removed by the next recorder."""
+    from robotlearn.data.commit import leftovers
+    from robotlearn.data.integrity import problems
+
     root = tmp_path / "ds"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROBOTLEARN_RECORDER_STOP_AT": stop_at}
     proc = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "record", "--env", "arm_reach",
-                             "--backend", "mujoco", "--device", "scripted", "--episodes", "100", "--out", str(root)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--backend", "mujoco", "--device", "scripted", "--cameras", "scene", "--episodes", "5",
+                             "--out", str(root)] + (["--pack"] if pack else []),
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own process group: ffmpeg children die with it
     try:
-        deadline = time.monotonic() + 90
-        while len(list(root.glob("meta/episodes/*/*.parquet"))) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "recorder made no progress"
+        _wait_stopped(proc)
+        deadline = time.monotonic() + 10
+        while not all((root / p).exists() for p in left_on_disk):  # ffmpeg (still running) creates its output
+            assert time.monotonic() < deadline, sorted(left_on_disk - {p for p in left_on_disk if (root / p).exists()})
             time.sleep(0.02)
-        time.sleep(0.1)  # an episode takes ~0.5 s: the kill lands inside the next one
-        proc.send_signal(signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
-            proc.kill()
-    n = len(list(root.glob("meta/episodes/*/*.parquet")))
-    assert n >= 3
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    on_disk = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+    assert on_disk == _committed(2, pack) | left_on_disk
+
+    meta = load_meta(root)  # finishes a journaled commit; reports, never loads, what is uncommitted
+    assert len(meta.episodes) == committed
+    expected_leftovers = set() if stop_at.startswith("journaled") else left_on_disk
+    assert {str(p.relative_to(root)) for p in meta.leftovers} == expected_leftovers
+    assert not list(problems(meta, full=True))  # every committed file matches its sha256
     demos = load_demos(root)
-    meta = demos.meta
-    assert len(meta.episodes) == n and len(demos.episode_ends) == n
-    for e in range(n):
+    for e in range(committed):
         ep = demos.episode(e)
-        assert len(ep["action"]) == meta.episodes[e]["length"] > 0
-        assert np.all(ep["episode_index"] == e) and np.all(np.isfinite(ep["action"]))
-    # reopening repairs info.json counters and removes the killed episode's leftovers
+        assert len(ep["action"]) == meta.episodes[e]["length"] == 40 and np.all(ep["episode_index"] == e)
+        assert ep[CAM].shape == (40, 84, 84, 3) and ep[CAM].std() > 1  # real rendered frames
+        assert np.all(np.diff(ep["clock"]) > 0)  # the backend's clock, recorded per frame
     rec = EpisodeRecorder(root, meta.fps, meta.features)
-    assert rec.num_episodes == n and load_meta(root).info["total_episodes"] == n
-    assert not list(root.glob("data/**/*.tmp")) and len(list(root.glob("data/*/*.parquet"))) == n
+    assert rec.num_episodes == committed and not leftovers(root)
+    assert {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".cache" not in p.parts} == _committed(committed, pack)
+
+
+def test_resumes_a_dataset_recorded_before_the_clock_column(tmp_path):
+    feats = features_from_spaces(gym.spaces.Dict({"joint_pos": OBS["joint_pos"]}), ACT, 10)
+    old = {k: f for k, f in feats.items() if k != "clock"}
+    for features in (old, feats):
+        rec = EpisodeRecorder(tmp_path / "ds", 10, features)
+        rec.start_episode("push")
+        rec.add_frame({"joint_pos": np.zeros(3)}, np.zeros(2), timestamp=0.5)
+        rec.save_episode()
+    demos = load_demos(tmp_path / "ds")
+    assert rec.num_episodes == 2 and "clock" not in demos.data and demos.meta.features == old

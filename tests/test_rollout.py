@@ -158,3 +158,26 @@ def test_step_stream_resets_on_its_own_and_counts_seeds_up():
         env.close()
     assert [t.done for t in transitions] == [False, False, True, False, False, True, False]
     assert [e.seed for e in ends] == [100, 101]
+
+
+def test_recorder_sink_stores_the_backend_clock_and_labels(tmp_path):
+    from robotlearn.data.dataset import load_meta
+    from robotlearn.data.loader import load_demos
+    from robotlearn.data.recorder import EpisodeRecorder
+    from robotlearn.rollout import RecorderSink
+
+    recipe = EnvRecipe("ArmReach-v0", "mujoco", ["max_episode_steps=5"])
+    env = recipe.make()
+    try:
+        sink = RecorderSink(EpisodeRecorder.for_env(tmp_path / "d", env, env_recipe=recipe.to_dict()), "reach")
+        rollout = Rollout(env, DeviceSource(make_device("scripted", env)), [sink])
+        rollout.run(2, seed=0)
+        rollout.close()
+    finally:
+        env.close()
+    data = load_demos(tmp_path / "d", keys=["clock", "source"])
+    clock = np.asarray(data.data["clock"]).ravel()
+    # the frame of step k is the observation after k control periods of 0.1 s (backend clock, reset = 0)
+    np.testing.assert_allclose(clock[:5], [0.0, 0.1, 0.2, 0.3, 0.4], atol=1e-9)
+    assert set(np.asarray(data.data["source"]).ravel().tolist()) == {"policy"}
+    assert EnvRecipe.from_dict(load_meta(tmp_path / "d").env_recipe) == recipe

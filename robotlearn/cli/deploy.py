@@ -50,8 +50,7 @@ def deploy(checkpoint: str, backend: str, episodes: int, options: dict[str, Any]
             source = InterventionSource(source, hil)
         sinks = []
         if record:
-            recorder = EpisodeRecorder.for_env(record, env, robot_type=env.unwrapped.backend.spec.name,
-                                               env_record=recipe.to_dict())
+            recorder = EpisodeRecorder.for_env(record, env, env_recipe=recipe.to_dict())
             sinks.append(RecorderSink(recorder, recipe.env_id))
         rollout = Rollout(env, source, sinks)
         t0 = time.perf_counter()

@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only-success", action="store_true", help="keep only episodes that end in success")
     parser.add_argument("--max-attempts", type=int, default=None, help="stop after this many episodes tried "
                         "(default: 3 x --episodes)")
+    parser.add_argument("--pack", action="store_true", help="pack many episodes per file (LeRobot's layout)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
 
     try:
-        recorder = EpisodeRecorder.for_env(args.out, env, robot_type=env.unwrapped.backend.spec.name,
-                                           env_record=recipe.to_dict())
+        recorder = EpisodeRecorder.for_env(args.out, env, env_recipe=recipe.to_dict(), pack=args.pack)
         sink = RecorderSink(recorder, args.task_text or recipe.env_id, keep)
         rollout = Rollout(env, source, [sink, CallbackSink(lambda tr: None, report)], realtime=realtime(args))
         try:

@@ -1,8 +1,10 @@
 """Fast training loader: whole dataset in memory as numpy arrays, videos decoded once and cached.
 
-Training samples thousands of windows per second; decoding mp4 per step would dominate, so each episode's
-video is decoded the first time and kept as a .npy next to the dataset (`.cache/`, keyed by the video's
-size and mtime so a re-recorded episode is decoded again). Windows are index arithmetic on the flat arrays.
+Rows and frames are found through the episode index (meta/episodes: each episode's data file and row
+range, each camera's video file and time span), so files holding one episode or many read the same.
+Training samples thousands of windows per second; decoding mp4 per step would dominate, so each video
+file is decoded the first time and kept as a .npy next to the dataset (`.cache/`, keyed by the file's
+size and mtime so a rewritten file is decoded again). Windows are index arithmetic on the flat arrays.
 """
 
 from __future__ import annotations
@@ -11,32 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import imageio.v2 as imageio
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from robotlearn.data.dataset import DatasetMeta, load_meta
-
-
-def decode_video(path: Path) -> np.ndarray:
-    """All frames of an mp4 as uint8 (T,H,W,3)."""
-    reader = imageio.get_reader(path, format="FFMPEG")
-    try:
-        return np.stack([np.asarray(f, dtype=np.uint8) for f in reader])
-    finally:
-        reader.close()
+from robotlearn.data.dataset import MISSING_SOURCE, DatasetError, DatasetMeta, load_meta, read_parquet
+from robotlearn.data.video import decode_video
 
 
-def cached_frames(meta: DatasetMeta, video_key: str, episode_index: int) -> np.ndarray:
-    video = meta.video_file(video_key, episode_index)
+def cached_frames(meta: DatasetMeta, video_key: str, video: Path) -> np.ndarray:
+    """All frames of one video file, decoded once per (file, size, mtime)."""
     st = video.stat()
-    cache = meta.root / ".cache" / video_key / f"ep{episode_index:06d}-{st.st_size}-{st.st_mtime_ns}.npy"
+    tag = f"{video.parent.name}-{video.stem}"
+    cache = meta.root / ".cache" / video_key / f"{tag}-{st.st_size}-{st.st_mtime_ns}.npy"
     if cache.exists():
         return np.load(cache, mmap_mode="r")
     frames = decode_video(video)
     cache.parent.mkdir(parents=True, exist_ok=True)
-    for old in cache.parent.glob(f"ep{episode_index:06d}-*.npy"):
+    for old in cache.parent.glob(f"{tag}-*.npy"):
         old.unlink()
     tmp = cache.with_name(cache.stem + ".tmp.npy")
     np.save(tmp, frames)
@@ -61,39 +54,66 @@ class Demos:
         return {k: v[lo:int(self.episode_ends[e])] for k, v in self.data.items()}
 
 
+def column_values(col: pa.ChunkedArray, key: str, feat: dict[str, Any], n: int, path: Path) -> np.ndarray:
+    """A parquet column as numpy: (n, *shape); shape-[1] non-vector columns stay (n,)."""
+    if feat["dtype"] == "string":
+        return np.asarray(col.to_pylist(), dtype=object)
+    arr = col.combine_chunks()
+    while pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        arr = arr.flatten()
+    values = arr.to_numpy(zero_copy_only=False)
+    shape = [int(d) for d in feat["shape"]]
+    if values.size != n * int(np.prod(shape)):
+        raise DatasetError(f"{path}: column {key} holds {values.size // max(n, 1)} values per frame, "
+                           f"meta/info.json field features.{key}.shape says {shape}")
+    if shape == [1] and not (key == "action" or key.startswith("observation.")):
+        return values.reshape(n)
+    return values.reshape(n, *shape)
+
+
 def load_demos(root: str | Path, keys: list[str] | None = None, episodes: list[int] | None = None) -> Demos:
-    """Load features `keys` (default: all non-video features and all videos) for `episodes` (default: all)."""
+    """Load features `keys` (default: all, videos decoded) for `episodes` (default: all).
+
+    A dataset without robotlearn's `source` column (e.g. recorded by LeRobot) yields source "demo".
+    """
     meta = load_meta(root)
     if not meta.episodes:
         raise ValueError(f"{meta.root}: dataset has no episodes")
-    wanted = keys or list(meta.features)
+    feats = meta.features
+    wanted = list(keys) if keys else list(feats) + ([] if "source" in feats else ["source"])
     for k in wanted:
-        if k not in meta.features:
-            raise KeyError(f"{meta.root}: no feature {k!r}; features: {', '.join(meta.features)}")
+        if k not in feats and k != "source":
+            raise KeyError(f"{meta.root}: no feature {k!r}; features: {', '.join(feats)}")
+        if k in feats and feats[k]["dtype"] == "image":
+            raise DatasetError(f"{meta.root}: feature {k} is stored as images in parquet, which robotlearn does not load")
     eps = episodes if episodes is not None else list(range(len(meta.episodes)))
+    bad = [e for e in eps if not 0 <= e < len(meta.episodes)]
+    if bad:
+        raise ValueError(f"{meta.root}: episodes {bad} out of range; dataset has {len(meta.episodes)}")
+    cols = [k for k in wanted if k in feats and feats[k]["dtype"] != "video"]
+    tables: dict[Path, pa.Table] = {}
     parts: dict[str, list[np.ndarray]] = {k: [] for k in wanted}
     lengths = []
     for e in eps:
         n = int(meta.episodes[e]["length"])
         lengths.append(n)
-        cols = [k for k in wanted if meta.features[k]["dtype"] != "video"]
-        table = pq.read_table(meta.data_file(e), columns=cols)
+        path = meta.data_file(e)
+        if path not in tables:
+            tables[path] = read_parquet(path, cols)
+        lo, hi = meta.rows_in_file[e]
+        rows = tables[path].slice(lo, hi - lo)
         for k in cols:
-            col = table.column(k).combine_chunks()
-            if meta.features[k]["dtype"] == "string":
-                parts[k].append(np.asarray(col.to_pylist(), dtype=object))
-            elif pa.types.is_fixed_size_list(col.type) or pa.types.is_list(col.type):
-                parts[k].append(col.flatten().to_numpy().reshape(n, -1))
-            elif k == "action" or k.startswith("observation."):
-                parts[k].append(col.to_numpy(zero_copy_only=False).reshape(n, 1))  # shape-[1] vector feature
-            else:
-                parts[k].append(col.to_numpy(zero_copy_only=False))
+            parts[k].append(column_values(rows.column(k), k, feats[k], n, path))
+        if "source" in wanted and "source" not in feats:
+            parts["source"].append(np.full(n, MISSING_SOURCE, dtype=object))
         for k in wanted:
-            if meta.features[k]["dtype"] == "video":
-                frames = cached_frames(meta, k, e)
-                if len(frames) < n:
-                    raise ValueError(f"{meta.video_file(k, e)}: {len(frames)} frames, episode has {n}")
-                parts[k].append(np.asarray(frames[:n]))
+            if k in feats and feats[k]["dtype"] == "video":
+                video = meta.video_file(k, e)
+                frames = cached_frames(meta, k, video)
+                first, last = meta.video_frames(k, e)
+                if last > len(frames):
+                    raise DatasetError(f"{video}: {len(frames)} frames decoded, episode {e} needs {first}..{last - 1}")
+                parts[k].append(np.asarray(frames[first:last]))
     data = {k: np.concatenate(v) for k, v in parts.items()}
     return Demos(meta=meta, data=data, episode_ends=np.cumsum(lengths))
 

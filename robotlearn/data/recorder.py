@@ -1,41 +1,56 @@
 """The one recorder: every demo, rollout, intervention and correction is written through `EpisodeRecorder`.
 
-Frames are buffered in memory (low-dim) or streamed to ffmpeg (images) while an episode runs; nothing under
-the dataset's visible names changes until `save_episode`, which commits data, videos and finally the
-episode's metadata row with atomic renames (see robotlearn.data.dataset for why one file per episode).
+Frames are buffered in memory (low-dim) or streamed to ffmpeg (images, into a temporary segment per
+camera) while an episode runs; nothing under the dataset's committed names changes until `save_episode`,
+which stages every changed file and commits them together (robotlearn.data.commit). A crash therefore
+loses at most the episode being recorded, whether episodes go one per file (`pack=False`, the cheapest
+commit) or are packed many per file up to a size cap as LeRobot does (`pack=True`).
 """
 
 from __future__ import annotations
 
-import shutil
+import json
+import math
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import imageio.v2 as imageio
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from robotlearn.data.commit import Commit
 from robotlearn.data.dataset import (
     CHUNKS_SIZE,
     CODEBASE_VERSION,
     DATA_PATH,
     DEFAULT_FEATURES,
     EPISODES_PATH,
+    EXTENSION_KEY,
+    EXTENSIONS,
+    INFO_PATH,
     SOURCES,
+    STATS_PATH,
+    TASKS_PATH,
     VIDEO_PATH,
     DatasetError,
     DatasetMeta,
-    atomic_write_json,
-    atomic_write_table,
-    chunk_of,
     feature_stats,
     load_meta,
+    next_file,
     obs_feature_key,
-    write_tasks,
+    read_parquet,
+    tasks_table,
 )
+from robotlearn.data.integrity import file_entry
+from robotlearn.data.video import concat_videos, open_writer
 
 IMAGE_STATS_MAX_FRAMES = 64  # frames kept per episode and camera for image stats (stats need not see every frame)
+# Tests only: "frame:<episode>:<frame>", "staged:<episode>" (commit staged, no journal yet) or
+# "journaled:<episode>" (journal written, renames pending) makes the recorder SIGSTOP itself there.
+STOP_ENV = "ROBOTLEARN_RECORDER_STOP_AT"
 
 
 def features_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.spaces.Box,
@@ -58,45 +73,99 @@ def features_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.s
     feats["next.done"] = {"dtype": "bool", "shape": [1], "names": None}
     feats["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
     feats["source"] = {"dtype": "string", "shape": [1], "names": list(SOURCES)}
+    feats["clock"] = {"dtype": "float64", "shape": [1], "names": None}
     return {**feats, **DEFAULT_FEATURES}
 
 
+def recipe_from_env(env: gym.Env) -> dict[str, Any]:
+    """The smallest recipe an env can tell about itself (callers with a full EnvRecipe pass its to_dict())."""
+    from robotlearn.backends import BACKENDS
+
+    backend = env.unwrapped.backend
+    path = f"{type(backend).__module__}:{type(backend).__name__}"
+    return {"id": env.spec.id if env.spec is not None else None,
+            "backend": next((name for (_, name), p in BACKENDS.items() if p == path), type(backend).__name__),
+            "cameras": list(getattr(env.unwrapped, "cameras", ()))}
+
+
+def _arrow_column(values: list[Any], feat: dict[str, Any]) -> pa.Array:
+    """One feature's column as LeRobot stores it: scalars for shape [1], fixed-size lists otherwise."""
+    dtype = feat["dtype"]
+    if dtype == "string":
+        return pa.array(values, pa.string())
+    arr = np.asarray(values, dtype=np.dtype(dtype))
+    if list(feat["shape"]) == [1]:
+        return pa.array(arr.reshape(-1))
+    width = int(np.prod(feat["shape"]))
+    return pa.FixedSizeListArray.from_arrays(pa.array(arr.reshape(-1)), width)
+
+
+def _stop_point() -> tuple[str, int, int] | None:
+    spec = os.environ.get(STOP_ENV)
+    if not spec:
+        return None
+    point, *nums = spec.split(":")
+    return point, int(nums[0]), int(nums[1]) if len(nums) > 1 else -1
+
+
 class EpisodeRecorder:
-    """Append episodes to a dataset root (created if missing, resumed if present with the same features)."""
+    """Append episodes to a dataset root (created if missing, resumed if present with the same features).
+
+    robot_type and env_recipe (a JSON-able dict, e.g. `EnvRecipe.to_dict()`) are stored in info.json;
+    pack=True writes LeRobot's packing: episodes are appended to the latest data/video/index file until it
+    would exceed `data_files_size_in_mb`/`video_files_size_in_mb`.
+    """
 
     def __init__(self, root: str | Path, fps: float, features: dict[str, dict[str, Any]], robot_type: str = "",
-                 env_record: dict[str, Any] | None = None):
+                 env_recipe: dict[str, Any] | None = None, *, pack: bool = False,
+                 data_files_size_in_mb: float = 100, video_files_size_in_mb: float = 200):
         self.root = Path(root)
         self.fps = float(fps)
-        info_path = self.root / "meta" / "info.json"
-        if info_path.exists():
+        self.pack = pack
+        recipe = env_recipe
+        try:
+            json.dumps(recipe)  # fail here, not at the first commit, when the recipe is not JSON-able
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"env_recipe must be JSON-able (e.g. EnvRecipe.to_dict()): {err}") from None
+        if (self.root / INFO_PATH).exists():
             meta = load_meta(self.root)
-            if meta.features != features or meta.fps != self.fps:
+            older = {k: f for k, f in features.items() if k != "clock"}  # datasets recorded before `clock` existed
+            if meta.features not in (features, older) or meta.fps != self.fps:
                 raise DatasetError(f"{self.root}: existing dataset has different features/fps; use a new --out")
+            for path in meta.leftovers:  # an episode that never reached its commit point
+                path.unlink()
+            meta.leftovers = []
             self.meta = meta
+            if robot_type and not meta.info.get("robot_type"):
+                meta.info["robot_type"] = robot_type
+            if recipe is not None and not meta.env_recipe:
+                meta.info.setdefault(EXTENSION_KEY, {})["env_recipe"] = recipe
         else:
+            has_video = any(f["dtype"] == "video" for f in features.values())
             info = {"codebase_version": CODEBASE_VERSION, "robot_type": robot_type, "total_episodes": 0,
-                    "total_frames": 0, "total_tasks": 0, "chunks_size": CHUNKS_SIZE, "data_files_size_in_mb": 100,
-                    "video_files_size_in_mb": 500, "fps": self.fps, "splits": {}, "data_path": DATA_PATH,
-                    "video_path": VIDEO_PATH if any(f["dtype"] == "video" for f in features.values()) else None,
-                    "features": features}
-            if env_record:
-                info["robotlearn_env"] = env_record  # how to rebuild the env (train/eval), ignored by LeRobot
-            atomic_write_json(info_path, info)
+                    "total_frames": 0, "total_tasks": 0, "chunks_size": CHUNKS_SIZE,
+                    "data_files_size_in_mb": data_files_size_in_mb, "video_files_size_in_mb": video_files_size_in_mb,
+                    "fps": self.fps, "splits": {}, "data_path": DATA_PATH,
+                    "video_path": VIDEO_PATH if has_video else None, "features": features,
+                    EXTENSION_KEY: {"env_recipe": recipe, "extensions": EXTENSIONS, "files": {}}}
             self.meta = DatasetMeta(self.root, info, [], [])
-        self._remove_uncommitted()
-        self._sync_meta()
+            commit = Commit(self.root)
+            commit.stage_json(self.root / INFO_PATH, info)
+            commit.apply()
         self._frames: list[dict[str, Any]] | None = None
         self._writers: dict[str, Any] = {}
         self._image_samples: dict[str, list[np.ndarray]] = {}
         self._task = ""
+        self._stop_at = _stop_point()
 
     @classmethod
-    def for_env(cls, root: str | Path, env: gym.Env, robot_type: str = "",
-                env_record: dict[str, Any] | None = None) -> EpisodeRecorder:
+    def for_env(cls, root: str | Path, env: gym.Env, robot_type: str = "", env_recipe: dict[str, Any] | None = None,
+                **kwargs: Any) -> EpisodeRecorder:
+        """A recorder for `env`'s spaces; robot_type and the env recipe default to what the env says."""
         fps = float(env.metadata.get("render_fps") or 10.0)
-        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps), robot_type,
-                   env_record)
+        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps),
+                   robot_type or env.unwrapped.backend.spec.name,
+                   env_recipe if env_recipe is not None else recipe_from_env(env), **kwargs)
 
     @property
     def num_episodes(self) -> int:
@@ -106,23 +175,16 @@ class EpisodeRecorder:
     def recording(self) -> bool:
         return self._frames is not None
 
-    def _remove_uncommitted(self) -> None:
-        """Files of an episode whose metadata row never landed (a crash) are leftovers: delete them."""
-        n = self.num_episodes
-        for path in list(self.root.glob("data/chunk-*/file-*")) + list(self.root.glob("videos/*/chunk-*/file-*")):
-            chunk = int(path.parent.name.split("-")[1])
-            file = int(path.name.split(".")[0].split("-")[1])
-            if chunk * CHUNKS_SIZE + file >= n or ".tmp" in path.name:
-                path.unlink()
-        for path in self.root.glob("meta/**/*.tmp"):
-            path.unlink()
+    def segment_path(self, key: str) -> Path:
+        """Where a camera's frames of the episode in progress are encoded (a temporary name: never committed)."""
+        path = self.root / "videos" / key / "recording.tmp.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
-    def _sync_meta(self) -> None:
-        """info.json/stats.json are derived from the episode rows; rewrite them so they match after a crash."""
-        self.meta.info = self.meta.refreshed_info()
-        atomic_write_json(self.root / "meta" / "info.json", self.meta.info)
-        if self.meta.episodes:
-            atomic_write_json(self.root / "meta" / "stats.json", self.meta.compute_stats())
+    def _maybe_stop(self, point: str, frame: int = -1) -> None:
+        """Test hook: freeze this process (SIGSTOP) at a chosen point so a test can SIGKILL it exactly there."""
+        if self._stop_at == (point, self.num_episodes, frame):
+            os.kill(os.getpid(), signal.SIGSTOP)
 
     def start_episode(self, task: str = "") -> None:
         if self.recording:
@@ -132,116 +194,200 @@ class EpisodeRecorder:
 
     def _writer(self, key: str):
         if key not in self._writers:
-            path = self.meta.video_file(key, self.num_episodes)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.stem + ".tmp.mp4")
-            self._writers[key] = imageio.get_writer(tmp, format="FFMPEG", fps=self.fps, codec="libx264",
-                                                    pixelformat="yuv420p", macro_block_size=1, quality=8,
-                                                    ffmpeg_log_level="error")
+            self._writers[key] = open_writer(self.segment_path(key), self.fps)
         return self._writers[key]
 
     def add_frame(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float = 0.0, done: bool = False,
-                  success: bool = False, source: str = "human") -> None:
-        """Record one step: the observation the action was chosen from, the action, and what followed."""
+                  success: bool = False, source: str = "human", timestamp: float | None = None) -> None:
+        """Record one step: the observation the action was chosen from, the action, and what followed.
+
+        timestamp: the backend clock when `obs` was taken (the env's info["timestamp"]), stored as `clock`.
+        """
         if self._frames is None:
             raise RuntimeError("start_episode() before add_frame()")
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        feats = self.meta.features
         frame: dict[str, Any] = {}
         for key, value in obs.items():
             fkey = obs_feature_key(key)
-            if fkey not in self.meta.features:
+            if fkey not in feats:
                 raise KeyError(f"observation key {key!r} is not a feature of {self.root}")
-            if key.startswith("images/"):
+            if feats[fkey]["dtype"] == "video":
                 img = np.asarray(value, dtype=np.uint8)
+                if list(img.shape) != list(feats[fkey]["shape"]):
+                    raise ValueError(f"observation {key!r} has shape {img.shape}, the dataset records {feats[fkey]['shape']}")
                 self._writer(fkey).append_data(img)
                 samples = self._image_samples[fkey]
                 if len(self._frames) % 4 == 0 and len(samples) < IMAGE_STATS_MAX_FRAMES:
                     samples.append(img)
             else:
-                frame[fkey] = np.asarray(value, dtype=np.float32).reshape(-1)
-        frame["action"] = np.asarray(action, dtype=np.float32).reshape(-1)
+                frame[fkey] = np.asarray(value).reshape(-1)
+        frame["action"] = np.asarray(action).reshape(-1)
+        for key in [k for k in frame if k in feats]:
+            if frame[key].size != int(np.prod(feats[key]["shape"])):
+                raise ValueError(f"{key} has {frame[key].size} values, the dataset records shape {feats[key]['shape']}")
+        missing = [k for k, f in feats.items() if k.startswith("observation.") and k not in frame and f["dtype"] != "video"]
+        if missing:
+            raise KeyError(f"observation lacks {missing[0]!r}, a feature of {self.root}")
         frame.update({"next.reward": float(reward), "next.done": bool(done), "next.success": bool(success),
-                      "source": source})
+                      "source": source, "clock": math.nan if timestamp is None else float(timestamp)})
         self._frames.append(frame)
+        self._maybe_stop("frame", len(self._frames) - 1)
 
-    def discard_episode(self) -> None:
+    def _close_writers(self) -> None:
         for w in self._writers.values():
             w.close()
         self._writers.clear()
+
+    def discard_episode(self) -> None:
+        self._close_writers()
         for key in self.meta.video_keys:
-            path = self.meta.video_file(key, self.num_episodes)
-            path.with_name(path.stem + ".tmp.mp4").unlink(missing_ok=True)
+            self.segment_path(key).unlink(missing_ok=True)
         self._frames = None
 
-    def save_episode(self) -> int:
-        """Commit the current episode; returns its index. The episode row is written last (the commit point)."""
+    def _latest(self, prefix: str) -> tuple[int, int] | None:
+        """(chunk, file) of the newest file in use for `prefix` ("data", "videos/<key>", "meta/episodes")."""
+        if not self.meta.episodes:
+            return None
+        return max((r[f"{prefix}/chunk_index"], r[f"{prefix}/file_index"]) for r in self.meta.episodes)
+
+    def _target(self, prefix: str, path_of, cap_mb: float, adding_bytes: float) -> tuple[int, int, bool]:
+        """(chunk, file, append?) for this episode's content under `prefix`."""
+        latest = self._latest(prefix)
+        if latest is None:
+            return 0, 0, False
+        if self.pack and path_of(*latest).stat().st_size + adding_bytes < cap_mb * 2**20:
+            return *latest, True
+        return *next_file(*latest, int(self.meta.info.get("chunks_size", CHUNKS_SIZE))), False
+
+    def _episode_table(self, frames: list[dict[str, Any]]) -> pa.Table:
+        """The frames as columns; episode_index/index/task_index are placeholders numbered at commit."""
+        n = len(frames)
+        zeros = np.zeros(n, np.int64)
+        computed = {"timestamp": np.arange(n, dtype=np.float32) / np.float32(self.fps), "frame_index": np.arange(n),
+                    "episode_index": zeros, "index": zeros, "task_index": zeros}
+        columns = {}
+        for key, feat in self.meta.features.items():
+            if feat["dtype"] == "video":
+                continue
+            values = computed[key] if key in computed else [f[key] for f in frames]
+            columns[key] = _arrow_column(values, feat)
+        return pa.table(columns)
+
+    def _frame_stats(self, table: pa.Table) -> dict[str, dict[str, np.ndarray]]:
+        stats = {}
+        for key, feat in self.meta.features.items():
+            if feat["dtype"] in ("video", "string", "bool") or key == "clock":
+                continue
+            col = table.column(key).combine_chunks()
+            flat = col.flatten() if pa.types.is_fixed_size_list(col.type) else col
+            stats[key] = feature_stats(flat.to_numpy(zero_copy_only=False).reshape(len(table), -1))
+        for key, samples in self._image_samples.items():
+            stats[key] = feature_stats(np.stack(samples))
+        return stats
+
+    def save_episode(self, loop_stats: dict[str, Any] | None = None) -> int:
+        """Commit the current episode; returns its index. loop_stats: the backend's info["loop_stats"] at its end."""
         frames = self._frames
         if frames is None or not frames:
             raise RuntimeError("no frames to save; call start_episode() and add_frame() first")
-        ep = self.num_episodes
-        n = len(frames)
-        start = self.meta.total_frames
-        tasks = list(self.meta.tasks)
-        if self._task not in tasks:
-            tasks.append(self._task)
-            write_tasks(self.root, tasks)
-        task_index = tasks.index(self._task)
+        self._close_writers()
+        table = self._episode_table(frames)
+        segments = {key: self.segment_path(key) for key in self.meta.video_keys}
+        ep = self.commit_episode(table, self._task, segments, self._frame_stats(table),
+                                 bool(frames[-1]["next.success"]), loop_stats)
+        self._frames = None
+        return ep
 
-        columns: dict[str, pa.Array] = {}
-        stats: dict[str, dict[str, np.ndarray]] = {}
-        for key, feat in self.meta.features.items():
-            if feat["dtype"] == "float32" and key not in DEFAULT_FEATURES and key != "next.reward":
-                values = np.stack([f[key] for f in frames]).astype(np.float32)
-                if values.shape[1] == 1:  # LeRobot stores shape-[1] features as scalar columns
-                    columns[key] = pa.array(values[:, 0], pa.float32())
-                else:
-                    columns[key] = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
-                stats[key] = feature_stats(values)
-        scalars = {
-            "next.reward": pa.array([f["next.reward"] for f in frames], pa.float32()),
-            "next.done": pa.array([f["next.done"] for f in frames], pa.bool_()),
-            "next.success": pa.array([f["next.success"] for f in frames], pa.bool_()),
-            "source": pa.array([f["source"] for f in frames], pa.string()),
-            "timestamp": pa.array(np.arange(n, dtype=np.float32) / np.float32(self.fps), pa.float32()),
-            "frame_index": pa.array(np.arange(n), pa.int64()),
-            "episode_index": pa.array(np.full(n, ep), pa.int64()),
-            "index": pa.array(np.arange(start, start + n), pa.int64()),
-            "task_index": pa.array(np.full(n, task_index), pa.int64()),
-        }
-        columns.update(scalars)
-        for key in ("next.reward", "timestamp", "frame_index", "episode_index", "index", "task_index"):
-            stats[key] = feature_stats(np.asarray(scalars[key]).reshape(n, 1))
-        atomic_write_table(self.meta.data_file(ep), pa.table(columns))
+    def commit_episode(self, table: pa.Table, task: str, segments: dict[str, Path],
+                       stats: dict[str, dict[str, np.ndarray]], success: bool,
+                       loop_stats: dict[str, Any] | None = None) -> int:
+        """Commit one episode given as a frame table (every non-video feature) and one mp4 segment per camera
+        (moved into the dataset). episode_index, index and task_index are (re)numbered here."""
+        meta, info = self.meta, dict(self.meta.info)
+        ep, n, start = self.num_episodes, len(table), meta.total_frames
+        tasks = list(meta.tasks)
+        commit = Commit(self.root)
+        if task not in tasks:
+            tasks.append(task)
+            pq.write_table(tasks_table(tasks), commit.stage(self.root / TASKS_PATH))
+        stats = dict(stats)
+        for name, values in (("episode_index", np.full(n, ep)), ("index", np.arange(start, start + n)),
+                             ("task_index", np.full(n, tasks.index(task)))):
+            table = table.set_column(table.column_names.index(name), name, pa.array(values, pa.int64()))
+            stats[name] = feature_stats(values.reshape(n, 1))
 
-        for key, writer in self._writers.items():
-            writer.close()
-            path = self.meta.video_file(key, ep)
-            shutil.move(path.with_name(path.stem + ".tmp.mp4"), path)
-            stats[key] = feature_stats(np.stack(self._image_samples[key]))
-        self._writers.clear()
-
-        chunk, file = chunk_of(ep)
-        row: dict[str, Any] = {
-            "episode_index": ep, "tasks": [self._task], "length": n,
-            "data/chunk_index": chunk, "data/file_index": file,
-            "dataset_from_index": start, "dataset_to_index": start + n,
-            "success": bool(frames[-1]["next.success"]),
-        }
-        for key in self.meta.video_keys:
-            row.update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                        f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": n / self.fps})
-        row.update({"meta/episodes/chunk_index": chunk, "meta/episodes/file_index": file})
+        latest = self._latest("data")
+        per_frame = 0.0
+        if latest is not None:  # LeRobot's estimate: the latest file's bytes per frame
+            in_latest = sum(r["length"] for r in meta.episodes if (r["data/chunk_index"], r["data/file_index"]) == latest)
+            per_frame = meta.data_path(*latest).stat().st_size / in_latest
+        chunk, file, append = self._target("data", meta.data_path, info["data_files_size_in_mb"], per_frame * n)
+        data_path = meta.data_path(chunk, file)
+        packed = pa.concat_tables([read_parquet(data_path), table]) if append else table
+        pq.write_table(packed, commit.stage(data_path), compression="snappy", write_page_checksum=True)
+        row: dict[str, Any] = {"episode_index": ep, "tasks": [task], "length": n,
+                               "data/chunk_index": chunk, "data/file_index": file,
+                               "dataset_from_index": start, "dataset_to_index": start + n}
+        for key in meta.video_keys:
+            row.update(self._stage_video(commit, key, segments[key], n))
+        row["success"] = bool(success)
+        row["robotlearn/loop_stats"] = json.dumps(loop_stats) if loop_stats is not None else None
         for feat, s in stats.items():
             for name, value in s.items():
                 row[f"stats/{feat}/{name}"] = np.asarray(value, dtype=np.float64).reshape(-1).tolist()
-        atomic_write_table(self.root / EPISODES_PATH.format(chunk_index=chunk, file_index=file), pa.Table.from_pylist([row]))
+        self._stage_episode_row(commit, row)
 
-        self.meta.episodes.append(row)
-        self.meta.tasks = tasks
-        self._frames = None
-        self._sync_meta()
+        new_meta = DatasetMeta(self.root, info, meta.episodes + [row], tasks)
+        commit.stage_json(self.root / STATS_PATH, new_meta.compute_stats())
+        ext = dict(info.get(EXTENSION_KEY) or {})
+        files = dict(ext.get("files") or {})
+        for staged, final in commit.renames:
+            files[str(final.relative_to(self.root))] = file_entry(staged)
+        new_info = new_meta.refreshed_info()
+        new_info[EXTENSION_KEY] = {**ext, "files": files}
+        new_meta.info = new_info
+        commit.stage_json(self.root / INFO_PATH, new_info)
+        commit.apply(pause=self._maybe_stop)
+        self.meta = new_meta
         return ep
+
+    def _stage_video(self, commit: Commit, key: str, segment: Path, n: int) -> dict[str, Any]:
+        """Move (or, packing, append) a camera's segment into its video file; returns the row's video columns."""
+        if not segment.exists():
+            raise RuntimeError(f"episode has no frames for camera {key}")
+        meta = self.meta
+
+        def path_of(c: int, f: int) -> Path:
+            return meta.video_path(key, c, f)
+
+        chunk, file, append = self._target(f"videos/{key}", path_of, meta.info["video_files_size_in_mb"],
+                                           segment.stat().st_size)
+        video_path, offset = path_of(chunk, file), 0.0
+        if append:
+            offset = max(r[f"videos/{key}/to_timestamp"] for r in meta.episodes
+                         if (r[f"videos/{key}/chunk_index"], r[f"videos/{key}/file_index"]) == (chunk, file))
+            concat_videos([video_path, segment], commit.stage(video_path))
+            segment.unlink()
+        else:
+            os.replace(segment, commit.stage(video_path))
+        return {f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
+                f"videos/{key}/from_timestamp": offset, f"videos/{key}/to_timestamp": offset + n / self.fps}
+
+    def _stage_episode_row(self, commit: Commit, row: dict[str, Any]) -> None:
+        """Write the episode's index row into meta/episodes (its own file, or appended to the latest when packing)."""
+        def path_of(c: int, f: int) -> Path:
+            return self.root / EPISODES_PATH.format(chunk_index=c, file_index=f)
+
+        chunk, file, append = self._target("meta/episodes", path_of, self.meta.info["data_files_size_in_mb"], 4096)
+        row.update({"meta/episodes/chunk_index": chunk, "meta/episodes/file_index": file})
+        rows = [r for r in self.meta.episodes
+                if (r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]) == (chunk, file)] if append else []
+        schema = pa.Table.from_pylist([row]).schema
+        schema = schema.set(schema.get_field_index("robotlearn/loop_stats"), pa.field("robotlearn/loop_stats", pa.string()))
+        pq.write_table(pa.Table.from_pylist(rows + [row], schema=schema), commit.stage(path_of(chunk, file)),
+                       write_page_checksum=True)
 
     def close(self) -> None:
         """Drop an unfinished episode (it was never committed) and release ffmpeg writers."""

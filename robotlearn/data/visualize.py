@@ -37,7 +37,8 @@ def plot_episodes(root: str | Path, out: str | Path, episodes: list[int]) -> lis
                 axes[0, 0].fill_between(t, 0, 1, where=mask, color=color, alpha=0.15,
                                         transform=axes[0, 0].get_xaxis_transform(), label=name)
         axes[-1, 0].set_xlabel("time (s)")
-        fig.suptitle(f"episode {e}: {len(t)} steps, success={bool(ep['next.success'][-1])}")
+        outcome = f", success={bool(ep['next.success'][-1])}" if "next.success" in ep else ""  # LeRobot has none
+        fig.suptitle(f"episode {e}: {len(t)} steps{outcome}")
         fig.tight_layout()
         path = out / f"episode_{e:04d}.png"
         fig.savefig(path, dpi=80)

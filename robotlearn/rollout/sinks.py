@@ -24,26 +24,30 @@ def parse_size(text: str) -> tuple[int, int]:
 
 class RecorderSink(Sink):
     """Writes episodes into a dataset (robotlearn.data.recorder.EpisodeRecorder) with per-step source
-    labels and the backend's clock. An episode is committed when `keep(stats)` says so (default: it
-    ended on its own or an operator saved it), discarded otherwise, so a killed run loses at most the
-    episode in progress."""
+    labels, the backend's clock and the episode's loop stats. An episode is committed when `keep(stats)`
+    says so (default: it ended on its own or an operator saved it), discarded otherwise, so a killed run
+    loses at most the episode in progress."""
 
     def __init__(self, recorder: Any, task_text: str, keep: Callable[[EpisodeStats], bool] | None = None):
         self.recorder, self.task_text = recorder, task_text
         self.keep = keep or kept
         self.saved: list[int] = []
+        self._clock = 0.0
 
     def start_episode(self, obs, info, seed) -> None:
         self.recorder.start_episode(task=self.task_text)
+        self._clock = float(info.get("timestamp", 0.0))
 
     def add(self, tr: Transition) -> None:
+        # a frame is the observation acted on: its clock is the one its step (or the reset) reported
         self.recorder.add_frame(tr.obs, tr.action, tr.reward, tr.done, bool(tr.info.get("is_success", False)),
-                                tr.source)
+                                tr.source, timestamp=self._clock)
+        self._clock = float(tr.info.get("timestamp", np.nan))
 
     def end_episode(self, stats: EpisodeStats) -> None:
         if self.recorder.recording:
             if self.keep(stats):
-                self.saved.append(self.recorder.save_episode())
+                self.saved.append(self.recorder.save_episode(loop_stats=stats.loop_stats))
             else:
                 self.recorder.discard_episode()
 

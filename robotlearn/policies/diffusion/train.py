@@ -69,7 +69,7 @@ def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = No
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     lr_sched = get_scheduler("cosine", opt, num_warmup_steps=tc.warmup_steps, num_training_steps=tc.steps)
     losses: list[float] = []
-    extra = {"dataset": str(dataset), "train_frames": len(data), "env": load_meta(dataset).info.get("robotlearn_env")}
+    extra = {"dataset": str(dataset), "train_frames": len(data), "env": load_meta(dataset).env_recipe}
     t0 = time.perf_counter()
 
     def update(batch: dict[str, torch.Tensor]) -> float:

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("robotlearn.cli.calibrate", "measure an arm's servo offsets (and ranges), write a calibration YAML"),
     "teleop": ("robotlearn.cli.teleop", "drive an env live with a teleop device (keyboard, gamepad, SpaceMouse, leader arm)"),
     "record": ("robotlearn.cli.record", "record teleop or scripted demos into a LeRobot v3 dataset"),
-    "dataset": ("robotlearn.cli.dataset", "inspect a recorded dataset: info, stats, visualize"),
+    "dataset": ("robotlearn.cli.dataset", "inspect, verify and convert datasets: info, stats, verify, convert, visualize"),
     "train": ("robotlearn.cli.train", "train a policy (sac, diffusion); checkpoints, eval, --resume"),
     "eval": ("robotlearn.cli.eval", "evaluate a checkpoint on any backend: success rate, returns, video"),
     "deploy": ("robotlearn.cli.deploy", "run a checkpoint on the robot (backend real), record the rollout"),

@@ -138,10 +138,15 @@ def test_sims_and_the_real_arm_run_the_robot_configs_interpolation(emulator):
     """One interpolation default, in configs/robots/arm6.yaml: each backend's compiled controller runs it,
     so a changed default in a sim's options or in a hardware config makes sim and real diverge here."""
     from robotlearn.backends import backend_names
-    from robotlearn.core.robot_config import load_robot_spec
+    from robotlearn.core.config import ConfigError, validate
+    from robotlearn.core.robot_config import RobotConfig, load_robot_spec
     from robotlearn.envs import make_env
 
     assert load_robot_spec("arm6").interpolation == "min_jerk"  # what the real arm has always run
+    robot = yaml.safe_load((REPO / "configs" / "robots" / "arm6.yaml").read_text())
+    del robot["interpolation"]  # no code default to fall back on: the robot config is the one place
+    with pytest.raises(ConfigError, match="an arm needs interpolation"):
+        validate(RobotConfig, robot, "arm6.yaml")
     modes = {}
     for backend in backend_names("arm"):
         env = make_env("arm_reach", backend=backend,

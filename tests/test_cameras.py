@@ -111,18 +111,33 @@ def test_file_source_ends_and_unread_frames_are_counted(tmp_path):
     writer.release()
     cam = OpenCVCamera("file", str(path)).start()
     try:
+        got = []  # indices of the frames this reader was given
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
             try:
-                cam.read(timeout_s=0.5)
+                got.append(cam.read(timeout_s=0.5).index)
             except CameraError as err:
                 assert "ended" in str(err)
                 break
         else:
             pytest.fail("file stream never ended")
         stats = cam.stats()
+        assert stats["frames"] == 12 and got == sorted(set(got))
+        # Every frame is either read, dropped unread (replaced before anyone read it), or the unread last one.
+        assert stats["dropped_unread"] == 12 - len(got) - (0 if got and got[-1] == 12 else 1), (stats, got)
+    finally:
+        cam.close()
+    # A reader that takes one frame and then looks away: all later frames but the last are dropped unread.
+    cam = OpenCVCamera("file", str(path), fps=50).start()
+    try:
+        first = cam.read(timeout_s=2.0).index
+        deadline = time.monotonic() + 5.0
+        while cam.running and time.monotonic() < deadline:  # the capture thread exits when the file ends
+            time.sleep(0.01)
+        assert not cam.running
+        stats = cam.stats()
         assert stats["frames"] == 12
-        assert stats["dropped_unread"] >= 0 and stats["dropped_unread"] < 12
+        assert stats["dropped_unread"] == 12 - 1 - (first != 12) and stats["dropped_unread"] >= 10, (stats, first)
     finally:
         cam.close()
     with pytest.raises(CameraError, match="neither"):

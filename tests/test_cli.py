@@ -45,8 +45,9 @@ def test_sim_runs_the_expert_on_both_sims_and_renders_a_video(tmp_path):
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = robotlearn(*args)
     assert result.returncode == 2
-    assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr  # one line, naming the problem; no traceback
+    assert result.stdout == ""
 
 
 def test_list_index_overrides():

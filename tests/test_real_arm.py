@@ -22,6 +22,7 @@ import yaml
 from gymnasium.utils.env_checker import check_env
 
 import robotlearn  # noqa: F401 - registers the envs
+from robotlearn import _rt
 from robotlearn.hardware.arm import ArmFault, RealArmBackend
 from robotlearn.hardware.calibration import load_calibration
 from robotlearn.hardware.cameras import StaleFrameError
@@ -131,6 +132,33 @@ def test_scripted_expert_on_emulated_arm_matches_mujoco(emulator):
     print(f"pick-place scripted expert success: mujoco {sim_rate:.2f}, emulated real arm {real_rate:.2f}")
     assert sim_rate >= 0.8
     assert real_rate >= sim_rate - 0.10
+
+
+def test_sims_and_the_real_arm_run_the_robot_configs_interpolation(emulator):
+    """One interpolation default, in configs/robots/arm6.yaml: each backend's compiled controller runs it,
+    so a changed default in a sim's options or in a hardware config makes sim and real diverge here."""
+    from robotlearn.backends import backend_names
+    from robotlearn.core.config import ConfigError, validate
+    from robotlearn.core.robot_config import RobotConfig, load_robot_spec
+    from robotlearn.envs import make_env
+
+    assert load_robot_spec("arm6").interpolation == "min_jerk"  # what the real arm has always run
+    robot = yaml.safe_load((REPO / "configs" / "robots" / "arm6.yaml").read_text())
+    del robot["interpolation"]  # no code default to fall back on: the robot config is the one place
+    with pytest.raises(ConfigError, match="an arm needs interpolation"):
+        validate(RobotConfig, robot, "arm6.yaml")
+    modes = {}
+    for backend in backend_names("arm"):
+        env = make_env("arm_reach", backend=backend,
+                       backend_options={"port": str(emulator.link)} if backend == "real" else {})
+        try:
+            modes[backend] = (env.backend.loop if backend == "real" else env.backend.drive).interpolation
+        finally:
+            env.close()
+    assert modes == dict.fromkeys(backend_names("arm"), _rt.Interpolation.MIN_JERK), modes
+    env = make_env("arm_reach", backend="mujoco", backend_options={"interpolation": "linear"})  # explicit override
+    assert env.backend.drive.interpolation == _rt.Interpolation.LINEAR
+    env.close()
 
 
 def test_packet_corruption_is_counted_and_bus_loss_faults_fast(tmp_path):

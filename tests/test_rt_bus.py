@@ -145,10 +145,45 @@ def test_servo_tables_load_and_reject_bad_files(tmp_path) -> None:
         load_servo_table(bad)
 
 
-def test_port_discovery() -> None:
+def _usb_port(device: str, vid: int, pid: int, serial_number: str):
+    """A port as pyserial's Linux backend describes a USB-serial adapter (no such hardware on a CI machine)."""
+    from serial.tools.list_ports_common import ListPortInfo
+
+    port = ListPortInfo(device, skip_link_detection=True)
+    port.vid, port.pid, port.serial_number = vid, pid, serial_number
+    port.description = f"USB serial {serial_number}"
+    port.hwid = port.usb_info()
+    return port
+
+
+def test_port_discovery_and_the_ftdi_latency_timer(tmp_path) -> None:
+    from serial.tools.list_ports_common import ListPortInfo
+
     from robotlearn.hardware.ports import find_servo_port, latency_timer_ms, list_serial_ports
 
-    assert all(p.device for p in list_serial_ports())
+    # A sysfs tree as the usb-serial driver lays it out: only the FTDI port has a latency timer.
+    sysfs = tmp_path / "usb-serial"
+    (sysfs / "ttyUSB0").mkdir(parents=True)
+    (sysfs / "ttyUSB0" / "latency_timer").write_text("16\n")
+    (sysfs / "ttyACM0").mkdir()
+    u2d2 = _usb_port("/dev/ttyUSB0", 0x0403, 0x6014, "FT4NQ0XY")
+    ch340 = _usb_port("/dev/ttyACM0", 0x1A86, 0x7523, "5A7B")
+    onboard = ListPortInfo("/dev/ttyS0", skip_link_detection=True)
+    ports = list_serial_ports([onboard, ch340, u2d2], sysfs)
+    assert [p.device for p in ports] == ["/dev/ttyACM0", "/dev/ttyUSB0", "/dev/ttyS0"]  # adapters first
+    by_device = {p.device: p for p in ports}
+    assert by_device["/dev/ttyUSB0"].adapter.startswith("ROBOTIS U2D2")
+    assert by_device["/dev/ttyUSB0"].latency_timer_ms == 16
+    assert by_device["/dev/ttyACM0"].latency_timer_ms is None and by_device["/dev/ttyS0"].adapter is None
+    assert latency_timer_ms("/dev/pts/0", sysfs) is None  # only FTDI USB adapters have one
+    assert find_servo_port(comports=[onboard, u2d2], sysfs=sysfs) == "/dev/ttyUSB0"
+    assert find_servo_port("5A7B", comports=[onboard, ch340, u2d2], sysfs=sysfs) == "/dev/ttyACM0"
+    with pytest.raises(RuntimeError, match=r"several servo adapters found: /dev/ttyACM0 \(CH340"):
+        find_servo_port(comports=[ch340, u2d2], sysfs=sysfs)
+    with pytest.raises(RuntimeError, match=r"no servo bus adapter found \(serial ports seen: /dev/ttyS0\)"):
+        find_servo_port(comports=[onboard], sysfs=sysfs)
+    # And on this machine, through pyserial and the real /sys: whatever it has, described without error.
+    for port in list_serial_ports():
+        assert port.device.startswith("/dev/")
     with pytest.raises(RuntimeError, match="no servo bus adapter"):
         find_servo_port(serial_number="no-such-adapter")
-    assert latency_timer_ms("/dev/pts/0") is None  # only FTDI USB adapters have one

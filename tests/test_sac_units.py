@@ -142,9 +142,14 @@ def test_corrupted_and_mismatched_checkpoints_raise_clear_errors(tmp_path):
     model = ckpt / "model.safetensors"
     good = model.read_bytes()
 
-    model.write_bytes(good[: len(good) // 2])  # truncated
-    with pytest.raises(CheckpointError, match="corrupted"):
-        load_policy(ckpt)
+    # Both damages are caught by the recorded sha256 (safetensors alone would reject the truncated file with
+    # its own error, and would load the flipped byte as a silently different weight).
+    flipped = bytearray(good)
+    flipped[-1] ^= 0x01  # last byte of the tensor data; the header stays valid
+    for damaged in (good[: len(good) // 2], bytes(flipped)):
+        model.write_bytes(damaged)
+        with pytest.raises(CheckpointError, match=r"corrupted \(sha256 does not match config.json\)"):
+            load_policy(ckpt)
     model.write_bytes(good)
 
     config_path = ckpt / "config.json"

@@ -68,6 +68,7 @@ void bind_control(nb::module_& m) {
       .def_prop_ro("target", [](const rt::JointDrive& d) { return to_numpy(d.target()); }, nb::rv_policy::move)
       .def_prop_ro("time", &rt::JointDrive::time)
       .def_prop_ro("dt", &rt::JointDrive::dt)
+      .def_prop_ro("interpolation", &rt::JointDrive::interpolation)
       .def_prop_ro("size", &rt::JointDrive::size);
 
   nb::class_<rt::MujocoStepper>(m, "MujocoStepper")

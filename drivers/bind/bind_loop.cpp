@@ -178,6 +178,8 @@ void bind_loop(nb::module_& m) {
              d["dt"] = r.dt;
              return d;
            }, "Recorded (cycle, setpoint) stream and applied targets when record_setpoints > 0, else None.")
+      .def_prop_ro("interpolation", [](const rt::ControlLoop& l) { return l.config().interpolation; },
+                   "The target interpolation this loop runs (LoopConfig.interpolation).")
       .def_prop_ro("running", &rt::ControlLoop::running)
       .def_prop_ro("size", &rt::ControlLoop::size);
 }

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from robotlearn.core.config import Strict, config_path, load_config, validate
 from robotlearn.core.resources import data_root
 from robotlearn.core.robot_params import ROBOT_PARAMS
-from robotlearn.core.spec import CameraSpec, JointSpec, RobotSpec
+from robotlearn.core.spec import CameraSpec, Interpolation, JointSpec, RobotSpec
 
 ASSET_ROOT = data_root("sim_assets")
 
@@ -40,6 +40,8 @@ class RobotConfig(Strict):
     physics_hz: float = Field(500.0, gt=0)
     control_hz: float = Field(10.0, gt=0)
     servo: ServoConfig | None = None
+    #: joint-target interpolation of every backend (sim drives and the real loop); required for arms
+    interpolation: Interpolation | None = None
     cameras: list[CameraConfig] = []
     params: dict[str, Any] = {}
 
@@ -48,6 +50,8 @@ class RobotConfig(Strict):
         ratio = self.physics_hz / self.control_hz
         if abs(ratio - round(ratio)) > 1e-9 or ratio < 1:
             raise ValueError(f"physics_hz ({self.physics_hz}) must be a multiple of control_hz ({self.control_hz})")
+        if self.kind == "arm" and self.interpolation is None:
+            raise ValueError("an arm needs interpolation: linear | min_jerk (its sims and real loop share it)")
         return self
 
 
@@ -75,4 +79,5 @@ def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, .
         name=cfg.name, kind=cfg.kind, description=description, joints=joints or (),
         physics_hz=cfg.physics_hz, control_hz=cfg.control_hz,
         cameras=tuple(CameraSpec(**c.model_dump()) for c in cfg.cameras), params=params,
+        interpolation=cfg.interpolation,
     )

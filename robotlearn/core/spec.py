@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+
+#: How the host-side joint controller (the same C++ in the sims' drive and the real loop) moves the setpoint
+#: toward each new target over one control period.
+Interpolation = Literal["linear", "min_jerk"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,8 @@ class RobotSpec:
     control_hz: float
     cameras: tuple[CameraSpec, ...] = ()
     params: dict = field(default_factory=dict)  # kind-specific constants (e.g. ee link, gripper range)
+    #: target interpolation from the robot config, shared by every backend; None for robots without joint drives
+    interpolation: Interpolation | None = None
 
     @property
     def joint_names(self) -> list[str]:
@@ -75,6 +82,14 @@ class RobotSpec:
         if abs(ratio - round(ratio)) > 1e-9:
             raise ValueError(f"physics_hz {self.physics_hz} is not a multiple of control_hz {self.control_hz}")
         return int(round(ratio))
+
+    def joint_interpolation(self, override: str | None = None) -> str:
+        """The interpolation a joint drive runs: a backend's explicit `override`, else the robot's own, so that
+        sims and hardware run the same controller unless a config says otherwise."""
+        choice = override or self.interpolation
+        if choice is None:
+            raise ValueError(f"robot {self.name!r} has no interpolation (set it in its robot config)")
+        return choice
 
     def camera(self, name: str) -> CameraSpec:
         for cam in self.cameras:

@@ -36,8 +36,6 @@ from robotlearn.hardware.ports import check_port
 from robotlearn.hardware.scene_oracle import EmulatorOracle, SceneOracle
 from robotlearn.hardware.servo_tables import load_servo_table
 
-INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
-
 
 class ArmFault(RuntimeError):
     """The control loop stopped commanding the arm (bus lost, e-stop, watchdog). Reset is not possible."""
@@ -111,7 +109,8 @@ class RealArmBackend(Backend):
                                      [j.max_effort for j in joints])
             self.loop = _rt.ControlLoop(
                 self.bus, rate_hz=self.hw.rate_hz, limits=limits,
-                interpolation=INTERPOLATIONS[self.hw.interpolation], target_duration_s=1.0 / spec.control_hz,
+                interpolation=_rt.Interpolation[spec.joint_interpolation(self.hw.interpolation).upper()],
+                target_duration_s=1.0 / spec.control_hz,
                 ticks_per_unit=[s.ticks_per_unit for s in cal.servos], offset_ticks=[s.offset for s in cal.servos],
                 sign=[s.sign for s in cal.servos],
                 velocity_scale=[table.velocity_unit_rad_s * table.resolution / (2 * np.pi) / s.ticks_per_unit

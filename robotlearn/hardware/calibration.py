@@ -23,7 +23,7 @@ import yaml
 from pydantic import Field, model_validator
 
 from robotlearn.core.config import ConfigError, Strict, load_config, validate
-from robotlearn.core.spec import RobotSpec
+from robotlearn.core.spec import Interpolation, RobotSpec
 
 
 class JointCalibration(Strict):
@@ -68,7 +68,8 @@ class ArmHardwareConfig(Strict):
     max_consecutive_timeouts: int = Field(5, ge=1)  # cycles without any answer before the loop declares the link lost
     stall_timeout_s: float = Field(2.0, gt=0)  # backstop: the loop published no cycle for this long -> ArmFault
     rate_hz: float = Field(500.0, gt=0, le=2000)
-    interpolation: Literal["linear", "min_jerk"] = "min_jerk"
+    #: None: the robot config's interpolation, which the sims run too; set only to run this hardware differently
+    interpolation: Interpolation | None = None
     watchdog_hold_ms: float = Field(500.0, gt=0)
     watchdog_off_ms: float = Field(3000.0, gt=0)
     home_speed: float = Field(0.6, gt=0)           # rad/s (m/s fingers scaled) for safe-start / reset ramps

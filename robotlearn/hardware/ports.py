@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from serial.tools import list_ports
+from serial.tools.list_ports_common import ListPortInfo
+
+#: where Linux's usb-serial driver exposes each FTDI port's settings (ttyUSB0/latency_timer, ...)
+USB_SERIAL_SYSFS = Path("/sys/bus/usb-serial/devices")
 
 # (vid, pid) -> adapter, for the USB-serial chips servo interfaces use.
 KNOWN_ADAPTERS: dict[tuple[int, int], str] = {
@@ -39,32 +44,35 @@ class PortInfo:
     latency_timer_ms: int | None  # FTDI only
 
 
-def latency_timer_ms(device: str) -> int | None:
+def latency_timer_ms(device: str, sysfs: Path = USB_SERIAL_SYSFS) -> int | None:
     """FTDI latency timer (ms) from sysfs, or None when the port has none (not FTDI, pty, other OS)."""
-    node = Path("/sys/bus/usb-serial/devices") / Path(device).name / "latency_timer"
+    node = Path(sysfs) / Path(device).name / "latency_timer"
     try:
         return int(node.read_text().strip())
     except (OSError, ValueError):
         return None
 
 
-def list_serial_ports() -> list[PortInfo]:
-    """Every serial port the OS reports, known servo adapters first."""
+def list_serial_ports(comports: Iterable[ListPortInfo] | None = None, sysfs: Path = USB_SERIAL_SYSFS
+                      ) -> list[PortInfo]:
+    """Every serial port the OS reports (pyserial's comports(), unless given), known servo adapters first."""
     out = []
-    for p in list_ports.comports():
+    for p in list_ports.comports() if comports is None else comports:
         adapter = KNOWN_ADAPTERS.get((p.vid, p.pid)) if p.vid is not None else None
         out.append(PortInfo(p.device, p.description or "", p.hwid or "", p.vid, p.pid, p.serial_number, adapter,
-                            latency_timer_ms(p.device)))
+                            latency_timer_ms(p.device, sysfs)))
     return sorted(out, key=lambda i: (i.adapter is None, i.device))
 
 
-def find_servo_port(serial_number: str | None = None) -> str:
+def find_servo_port(serial_number: str | None = None, comports: Iterable[ListPortInfo] | None = None,
+                    sysfs: Path = USB_SERIAL_SYSFS) -> str:
     """The one servo adapter present (optionally by USB serial number); a clear error otherwise."""
-    ports = [p for p in list_serial_ports() if p.adapter is not None]
+    every = list_serial_ports(comports, sysfs)
+    ports = [p for p in every if p.adapter is not None]
     if serial_number is not None:
         ports = [p for p in ports if p.serial_number == serial_number]
     if not ports:
-        seen = ", ".join(p.device for p in list_serial_ports()) or "none"
+        seen = ", ".join(p.device for p in every) or "none"
         raise RuntimeError(f"no servo bus adapter found (serial ports seen: {seen}); pass port=... explicitly")
     if len(ports) > 1:
         names = ", ".join(f"{p.device} ({p.adapter}, serial {p.serial_number})" for p in ports)

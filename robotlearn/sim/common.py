@@ -3,36 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 import numpy as np
 
 from robotlearn import _rt
 from robotlearn.core.backend import BackendOptions
-from robotlearn.core.spec import RobotSpec
-
-INTERPOLATIONS = {"linear": _rt.Interpolation.LINEAR, "min_jerk": _rt.Interpolation.MIN_JERK}
+from robotlearn.core.spec import Interpolation, RobotSpec
 
 
 class SimArmOptions(BackendOptions):
     """Options of both arm sims."""
 
-    #: how the compiled drive moves the setpoint toward each new target over one control period
-    interpolation: Literal["linear", "min_jerk"] = "linear"
+    #: override the robot config's target interpolation (None: the robot's, which the real arm runs too)
+    interpolation: Interpolation | None = None
 
 
-def make_drive(spec: RobotSpec, interpolation: str) -> _rt.JointDrive:
+def make_drive(spec: RobotSpec, interpolation: str | None = None) -> _rt.JointDrive:
     """The compiled joint drive (target interpolation + servo PD with torque-speed limits) for `spec`.
 
     Both sims call it every physics tick, and the real-time loop runs the same C++, so a sim and the
-    hardware turn the same targets into the same setpoint stream.
+    hardware turn the same targets into the same setpoint stream. `interpolation` overrides the robot's.
     """
-    if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"interpolation must be one of {sorted(INTERPOLATIONS)}, got {interpolation!r}")
+    mode = _rt.Interpolation[spec.joint_interpolation(interpolation).upper()]
     limits = _rt.JointLimits([j.lower for j in spec.joints], [j.upper for j in spec.joints],
                              [j.max_velocity for j in spec.joints], [j.max_effort for j in spec.joints])
     return _rt.JointDrive(limits, [j.servo_kp for j in spec.joints], [j.servo_kd for j in spec.joints],
-                          INTERPOLATIONS[interpolation], 1.0 / spec.physics_hz)
+                          mode, 1.0 / spec.physics_hz)
 
 
 def check_target(target, n: int) -> np.ndarray:

@@ -150,7 +150,7 @@ class _OffscreenRenderer:
 
 
 class MujocoArmBackend(Backend):
-    """Arm + table scene in MuJoCo. Options: ``interpolation`` ("linear" | "min_jerk")."""
+    """Arm + table scene in MuJoCo. Options: ``interpolation`` (default: the robot config's)."""
 
     name = "mujoco"
 

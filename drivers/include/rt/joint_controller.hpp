@@ -31,6 +31,7 @@ class TargetInterpolator {
   const std::vector<double>& target() const { return target_; }
   std::size_t size() const { return limits_.size(); }
   const JointLimits& limits() const { return limits_; }
+  Interpolation mode() const { return mode_; }
 
  private:
   JointLimits limits_;

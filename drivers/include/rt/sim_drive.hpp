@@ -25,6 +25,7 @@ class JointDrive {
   double time() const { return t_; }
   double dt() const { return dt_; }
   std::size_t size() const { return interp_.size(); }
+  Interpolation interpolation() const { return interp_.mode(); }
 
  private:
   TargetInterpolator interp_;

@@ -100,14 +100,15 @@ class Camera(ABC):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, open_timeout_s: float = 10.0) -> Camera:
-        """Open the source in the capture thread and wait for the first frame."""
+        """Open the source in the capture thread and wait for the first frame (left unread for read())."""
         if self._thread is not None:
             return self
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"camera-{self.name}", daemon=True)
         self._thread.start()
         try:
-            self.wait_newer(0, open_timeout_s)
+            with self._cond:
+                self._wait_for_frame_after(0, open_timeout_s)
         except CameraError:
             self.close()
             raise
@@ -195,19 +196,23 @@ class Camera(ABC):
         self._last_returned = frame.index
         return frame
 
+    def _wait_for_frame_after(self, after_index: int, timeout_s: float) -> Frame:
+        """The current frame once its index is > `after_index` (caller holds `_cond`); does not consume it."""
+        deadline = time.monotonic() + timeout_s
+        while self._frame is None or self._frame.index <= after_index:
+            if self._ended:
+                raise CameraError(f"camera {self.name!r}: stream ended")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._thread is None:
+                why = f" (last error: {self._error})" if self._error else ""
+                raise FrameTimeout(f"camera {self.name!r}: no new frame within {timeout_s:.3f} s{why}")
+            self._cond.wait(remaining)
+        return self._frame
+
     def wait_newer(self, after_index: int, timeout_s: float) -> Frame:
         """A frame with index > `after_index`, waiting at most `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
         with self._cond:
-            while self._frame is None or self._frame.index <= after_index:
-                if self._ended:
-                    raise CameraError(f"camera {self.name!r}: stream ended")
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._thread is None:
-                    why = f" (last error: {self._error})" if self._error else ""
-                    raise FrameTimeout(f"camera {self.name!r}: no new frame within {timeout_s:.3f} s{why}")
-                self._cond.wait(remaining)
-            return self._take(self._frame)
+            return self._take(self._wait_for_frame_after(after_index, timeout_s))
 
     def read(self, timeout_s: float = 1.0) -> Frame:
         """Blocking read: the next frame this camera has not returned yet."""

@@ -197,11 +197,11 @@ class ArmEmulator:
                 self._info["cameras"][cam] = self._mjpeg.url(cam)
             self._mjpeg.start()
         threads = [("side-channel", self._side_channel_loop)]
-        if self._compiled:
+        if not self._compiled:
+            threads.append(("physics", self._physics_loop))
+        elif self.cameras:
             threads.append(("cameras", self._camera_loop))
         else:
-            threads.append(("physics", self._physics_loop))
-        if self._compiled and not self.cameras:
             self._warm.set()
         self.device.start()
         for name, target in threads:

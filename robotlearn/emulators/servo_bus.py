@@ -26,6 +26,10 @@ BAUD_RATES["feetech_scs"] = BAUD_RATES["feetech"]
 # operating_mode values that mean position control (Dynamixel: position / extended position; Feetech: servo)
 POSITION_MODES = {"dynamixel2": (3, 4), "feetech": (0,), "feetech_scs": (0,)}
 
+# SCHED_FIFO priority of the device thread: above the host's control loop (80), because the emulated
+# servos are hardware to the host and must not wait behind it on a shared CPU.
+DEVICE_PRIORITY = 90
+
 # Device defaults for registers a table may define, by name (factory values of the real servos).
 FACTORY_DEFAULTS = {
     "return_delay_time": 250,  # Dynamixel: 2 us units -> 500 us; set lower by most users
@@ -103,7 +107,7 @@ def make_device(table: ServoTable, ids: list[int], master_fd: int, model: _rt.Se
                              [memory_image(table, i, s) for i, s in zip(ids, settings, strict=True)],
                              writable_mask(table),
                              BAUD_RATES[table.protocol], wire_time, master_fd, model, physics, tick_hz,
-                             ticks_per_update, follow_tau_s, realtime, 80, lock_memory)
+                             ticks_per_update, follow_tau_s, realtime, DEVICE_PRIORITY, lock_memory)
 
 
 def identity_model(table: ServoTable, n: int) -> _rt.ServoModelConfig:

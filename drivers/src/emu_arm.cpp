@@ -176,8 +176,15 @@ void ServoEmulator::start() {
   if (running_.load()) return;
   check(physics_ != Physics::Mujoco || stepper_, "MuJoCo physics needs attach_mujoco() first");
   stop_.store(false);
+  ready_.store(false);
   running_.store(true);
   thread_ = std::thread(&ServoEmulator::run, this);
+  // A new thread starts as an ordinary one; on a loaded machine it may wait milliseconds for its first
+  // run (before it can make itself SCHED_FIFO). Hosts must not talk to it before that.
+  while (!ready_.load() && running_.load()) {
+    timespec ts{0, 100000};
+    nanosleep(&ts, nullptr);
+  }
 }
 
 void ServoEmulator::stop() {
@@ -370,6 +377,7 @@ void ServoEmulator::run() {
     t0_ = monotonic_ns();
     ticks_ = 0;
     if (physics_ == Physics::Mujoco) publish();
+    ready_.store(true);
     while (!stop_.load(std::memory_order_acquire)) {
       std::int64_t now = monotonic_ns();
       send_due(now);

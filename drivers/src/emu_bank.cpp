@@ -137,6 +137,21 @@ void RegisterBank::clear_goal_log() {
   log_dropped_ = 0;
 }
 
+// --- ReplyQueue ---------------------------------------------------------------------------------
+ReplyQueue::ReplyQueue(std::size_t capacity, std::size_t bytes) : slots_(capacity) {
+  for (auto& s : slots_) s.bytes.reserve(bytes);
+}
+
+PendingReply* ReplyQueue::push_back() {
+  if (n_ == slots_.size()) {
+    ++dropped_;
+    return nullptr;
+  }
+  PendingReply* r = &slots_[(head_ + n_) % slots_.size()];
+  ++n_;
+  return r;
+}
+
 // --- ServoResponder ----------------------------------------------------------------------------
 ServoResponder::ServoResponder(RegisterBank& bank, std::map<int, int> baud_codes, bool wire_time)
     : bank_(bank),
@@ -152,6 +167,11 @@ ServoResponder::ServoResponder(RegisterBank& bank, std::map<int, int> baud_codes
   model_ = bank.field("model_number");
   firmware_ = bank.field("firmware_version");
   silent_.assign(bank.size(), false);
+  for (Bytes* b : {&scratch_, &params_, &seg_data_, &status_params_}) b->reserve(2048);
+  sink_ = [this](const PacketView& v) {
+    // Instruction bytes on the wire: header+id+length+instr+crc (10, Dynamixel) or header+id+len+instr+sum (6).
+    handle(v, v.size + (dxl_ ? 10 : 6), feed_t_rx_, *feed_out_);
+  };
 }
 
 int ServoResponder::baud() const {
@@ -202,10 +222,16 @@ bool ServoResponder::answers_writes(std::size_t k) const {
 
 void ServoResponder::status(std::size_t k, std::uint8_t error, const std::uint8_t* params, std::size_t n) {
   if (dxl_ && hw_error_ && bank_.get_raw(k, *hw_error_)) error |= emu_err::kAlert;
-  codec_->status(bank_.id(k), error, params, n, scratch_);
+  if (!dxl_) {
+    codec_->status(bank_.id(k), error, params, n, scratch_);
+    return;
+  }
+  status_params_.assign(1, error);  // Dynamixel: ERR then params, encoded without temporaries
+  status_params_.insert(status_params_.end(), params, params + n);
+  dxl2::encode(bank_.id(k), dxl2::kStatus, status_params_.data(), status_params_.size(), scratch_);
 }
 
-void ServoResponder::queue(std::size_t k, std::int64_t t_rx, std::deque<PendingReply>& out) {
+void ServoResponder::queue(std::size_t k, std::int64_t t_rx, ReplyQueue& out) {
   if (corrupt_next_ > 0) {  // a bad checksum byte: the host must count a CRC error
     --corrupt_next_;
     scratch_.back() ^= 0x5A;
@@ -217,24 +243,23 @@ void ServoResponder::queue(std::size_t k, std::int64_t t_rx, std::deque<PendingR
   }
   // Each servo starts its reply after its return delay, once the wire is free.
   wire_cursor_ += static_cast<std::int64_t>(return_delay_s(k) * 1e9 * (wire_time_ ? 1 : 0)) + wire_ns(scratch_.size());
-  PendingReply r;
-  r.due_ns = wire_cursor_;
-  r.rx_ns = t_rx;
-  r.bytes = scratch_;
-  out.push_back(std::move(r));
+  PendingReply* r = out.push_back();
+  if (!r) return;
+  r->due_ns = wire_cursor_;
+  r->rx_ns = t_rx;
+  r->bytes.assign(scratch_.begin(), scratch_.end());  // within the reserved capacity: no allocation
   ++c_.replies;
 }
 
-void ServoResponder::feed(const std::uint8_t* data, std::size_t n, std::int64_t t_rx, std::deque<PendingReply>& out) {
+void ServoResponder::feed(const std::uint8_t* data, std::size_t n, std::int64_t t_rx, ReplyQueue& out) {
   std::lock_guard<PiMutex> lk(bank_.mutex());
-  decoder_->feed(data, n, [&](const PacketView& v) {
-    // Instruction bytes on the wire: header+id+length+instr+crc (10, Dynamixel) or header+id+len+instr+sum (6).
-    handle(v, v.size + (dxl_ ? 10 : 6), t_rx, out);
-  });
+  feed_t_rx_ = t_rx;
+  feed_out_ = &out;
+  decoder_->feed(data, n, sink_);
 }
 
 void ServoResponder::handle(const PacketView& v, std::size_t wire_bytes, std::int64_t t_rx,
-                            std::deque<PendingReply>& out) {
+                            ReplyQueue& out) {
   ++c_.requests;
   wire_cursor_ = std::max(wire_cursor_, t_rx) + wire_ns(wire_bytes);
   const std::uint8_t* p = v.params;

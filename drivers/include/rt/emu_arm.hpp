@@ -10,7 +10,6 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <random>
 #include <string>
@@ -87,7 +86,7 @@ class ServoEmulator {
                      const double* qvel, std::vector<int> qpos_index, std::vector<int> qvel_index);
   void set_initial(const double* q, const double* qd);  // initial present_* registers and pipeline state
 
-  void start();
+  void start();  // returns once the thread serves the pty (so the first request is never late)
   void stop();
 
   // External physics (called from that thread): next joint targets, then the resulting state.
@@ -154,9 +153,9 @@ class ServoEmulator {
 
   // thread
   std::thread thread_;
-  std::atomic<bool> stop_{false}, running_{false}, sched_fifo_{false}, mlocked_{false};
+  std::atomic<bool> stop_{false}, running_{false}, ready_{false}, sched_fifo_{false}, mlocked_{false};
   PiMutex physics_mu_;
-  std::deque<PendingReply> pending_;
+  ReplyQueue pending_;
   std::vector<std::uint8_t> rx_;
   std::int64_t t0_ = 0, ticks_ = 0;
   Histogram reply_latency_, reply_late_, physics_lag_;

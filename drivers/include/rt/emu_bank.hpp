@@ -12,7 +12,6 @@
 #include <pthread.h>
 
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <memory>
 #include <random>
@@ -109,6 +108,29 @@ struct PendingReply {
   Bytes bytes;
 };
 
+// Replies waiting for their due time, in wire order. Fixed capacity with buffers reserved up front:
+// the real-time thread never calls malloc (which can block on the process's mmap lock, held by a
+// preempted ordinary thread, for milliseconds) once the emulator runs.
+class ReplyQueue {
+ public:
+  explicit ReplyQueue(std::size_t capacity = 512, std::size_t bytes = 1024);
+  bool empty() const { return n_ == 0; }
+  std::size_t size() const { return n_; }
+  PendingReply& front() { return slots_[head_]; }
+  void pop_front() {
+    head_ = (head_ + 1) % slots_.size();
+    --n_;
+  }
+  // The slot to fill next; false (and the reply is dropped, counted) when the queue is full.
+  PendingReply* push_back();
+  std::uint64_t dropped() const { return dropped_; }
+
+ private:
+  std::vector<PendingReply> slots_;
+  std::size_t head_ = 0, n_ = 0;
+  std::uint64_t dropped_ = 0;
+};
+
 struct ResponderCounters {
   std::uint64_t requests = 0, replies = 0, unknown_instruction = 0, corrupted_replies = 0;
 };
@@ -120,7 +142,7 @@ class ServoResponder {
   ServoResponder(RegisterBank& bank, std::map<int, int> baud_codes, bool wire_time);
 
   // Bytes read from the host at t_rx; replies are appended to `out` in wire order.
-  void feed(const std::uint8_t* data, std::size_t n, std::int64_t t_rx, std::deque<PendingReply>& out);
+  void feed(const std::uint8_t* data, std::size_t n, std::int64_t t_rx, ReplyQueue& out);
   ResponderCounters counters() const;
   DecoderCounters decoder_counters() const;
   std::int64_t wire_ns(std::size_t bytes) const;  // at the current baud register (8N1)
@@ -135,9 +157,9 @@ class ServoResponder {
   void set_corruption(double p, std::uint64_t seed);
 
  private:
-  void handle(const PacketView& v, std::size_t wire_bytes, std::int64_t t_rx, std::deque<PendingReply>& out);
+  void handle(const PacketView& v, std::size_t wire_bytes, std::int64_t t_rx, ReplyQueue& out);
   void status(std::size_t k, std::uint8_t error, const std::uint8_t* params, std::size_t n);
-  void queue(std::size_t k, std::int64_t t_rx, std::deque<PendingReply>& out);  // scratch_ -> out
+  void queue(std::size_t k, std::int64_t t_rx, ReplyQueue& out);  // scratch_ -> out
   bool answers_writes(std::size_t k) const;
 
   RegisterBank& bank_;
@@ -157,7 +179,11 @@ class ServoResponder {
   double corrupt_p_ = 0.0;
   std::mt19937_64 rng_;
   std::int64_t wire_cursor_ = 0;  // when the wire is free again (end of the last queued reply)
-  Bytes scratch_, params_, seg_data_;
+  Bytes scratch_, params_, seg_data_, status_params_;
+  // The decoder's sink, built once (a lambda capturing more than `this` would allocate every feed).
+  Decoder::Sink sink_;
+  std::int64_t feed_t_rx_ = 0;
+  ReplyQueue* feed_out_ = nullptr;
   std::vector<std::uint8_t> seg_ids_, seg_err_;
   ResponderCounters c_;
 };

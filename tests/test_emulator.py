@@ -204,30 +204,3 @@ def test_reality_gap_changes_the_description_and_servo_path(tmp_path):
     assert delay(0.005, np.array([2.0]))[0] == 1.0 and delay(0.011, np.array([3.0]))[0] == 1.0
     assert delay(0.016, np.array([4.0]))[0] == 2.0
 
-
-def test_physics_keeps_wall_clock_time_with_cameras_on_and_timing_is_announced(tmp_path):
-    """The compiled device steps physics on wall-clock deadlines while Python renders a camera; the
-    announcement carries its own timing. Bounds: one host control period (2 ms at the config's 500 Hz)
-    for the lag p99 (bench/bus.py measured 0.4-0.9 ms under two CPU hogs with cameras on), and 250 us for
-    the reply lateness p99 (measured p99 8-18 us, p99.9 18-61 us)."""
-    hw = load_hardware_config("arm6_emulated")
-    emu = ArmEmulator(hw, tmp_path / "arm", gap=load_reality_gap("reality_gap"), cameras=("scene",),
-                      camera_fps=10.0).start()
-    try:
-        bus = rt.ServoBus(str(emu.link), hw.baud, "dynamixel2", list(range(1, 8)),
-                          load_servo_table(hw.servo_model).host_table(), timeout_ms=hw.timeout_ms)
-        t0, steps0 = time.monotonic(), emu.stats["physics_steps"]
-        while time.monotonic() - t0 < 2.5:
-            bus.read_state()
-            time.sleep(0.002)
-        elapsed, steps = time.monotonic() - t0, emu.stats["physics_steps"] - steps0
-        time.sleep(1.1)  # the announcement's timing is refreshed every second
-        timing = read_emulator_info(emu.link)["timing"]
-    finally:
-        emu.close()
-    tick = 1.0 / emu.spec.physics_hz
-    assert abs(steps * tick - elapsed) < 0.05 * elapsed, (steps, elapsed)  # sim time keeps wall-clock time
-    assert emu.stats["frames"] >= 15  # the camera thread rendered meanwhile
-    assert timing["physics_lag_us"]["count"] > 0 and timing["reply_latency_us"]["count"] > 500
-    assert timing["physics_lag_us"]["p99_us"] < 1e6 / hw.rate_hz
-    assert timing["reply_lateness_us"]["p99_us"] < 250

@@ -252,6 +252,9 @@ void bind_emulator(nb::module_& m) {
              d["physics_late"] = s.physics_late;
              d["physics_resyncs"] = s.physics_resyncs;
              d["servo_updates"] = s.updates;
+             d["wall_time_s"] = s.wall_time_s;
+             d["physics_time_s"] = s.physics_time_s;
+             d["resync_time_s"] = s.resync_time_s;
              d["read_errors"] = s.read_errors;
              d["write_errors"] = s.write_errors;
              d["goal_log_dropped"] = dropped;

@@ -375,6 +375,7 @@ void ServoEmulator::run() {
     const std::int64_t dt_ns = std::llround(dt_ * 1e9);
     const bool stepping = physics_ != Physics::External;
     t0_ = monotonic_ns();
+    start_ns_.store(t0_);
     ticks_ = 0;
     if (physics_ == Physics::Mujoco) publish();
     ready_.store(true);
@@ -386,6 +387,7 @@ void ServoEmulator::run() {
         std::int64_t deadline = t0_ + ticks_ * dt_ns;
         if (now >= deadline) {
           if (now - deadline > kResyncNs) {
+            resync_ns_.fetch_add(now - deadline, std::memory_order_relaxed);
             t0_ = now - ticks_ * dt_ns;
             deadline = now;
             resyncs_.fetch_add(1, std::memory_order_relaxed);
@@ -398,6 +400,7 @@ void ServoEmulator::run() {
             physics_lag_.add(lag);
             if (lag > dt_ns) late_.fetch_add(1, std::memory_order_relaxed);
             ++ticks_;
+            ticks_pub_.store(ticks_, std::memory_order_relaxed);
             steps_.fetch_add(1, std::memory_order_relaxed);
             if (physics_ == Physics::Mujoco) publish();
             continue;  // look at the bus before the next (catch-up) tick
@@ -437,6 +440,10 @@ EmulatorStats ServoEmulator::stats() const {
   s.reads = reads_.load();
   s.read_errors = read_err_.load();
   s.write_errors = write_err_.load();
+  const std::int64_t start = start_ns_.load();
+  s.wall_time_s = start ? (monotonic_ns() - start) * 1e-9 : 0.0;
+  s.physics_time_s = static_cast<double>(ticks_pub_.load()) * dt_;
+  s.resync_time_s = resync_ns_.load() * 1e-9;
   s.sched_fifo = sched_fifo_.load();
   s.mlockall = mlocked_.load();
   s.running = running_.load();

@@ -271,6 +271,8 @@ class ArmEmulator:
         if not self._compiled:  # PyBullet: the physics thread is Python's
             s["physics_lag"] = self._py_lag.summary()
             s["physics_steps"], s["physics_late"] = self._py_lag.count, self._py_lag.late
+            s["physics_time_s"] = self._py_lag.count * self.period
+            s["wall_time_s"], s["resync_time_s"] = self._py_lag.wall_s(), self._py_lag.resync_s
         s["physics_overruns"] = s["physics_late"]
         return s
 
@@ -284,6 +286,8 @@ class ArmEmulator:
                 "physics_lag_us": s["physics_lag"], "physics_tick_s": 1.0 / self.spec.physics_hz,
                 "physics_late": s["physics_late"], "physics_steps": s["physics_steps"],
                 "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
+                "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],
+                "resync_time_s": s["resync_time_s"],
                 "baud": self.device.baud}
 
     def timing_line(self) -> str:
@@ -361,6 +365,7 @@ class ArmEmulator:
             if pause > 0:
                 self._stop.wait(pause)
             elif pause < -0.1:  # far behind (VM pause): resynchronize instead of racing to catch up
+                self._py_lag.resync_s += -pause
                 next_t = time.monotonic()
 
     def _side_channel_loop(self) -> None:
@@ -427,8 +432,15 @@ class LagStats:
     def __init__(self, keep: int = 20000):
         self._lags: collections.deque[float] = collections.deque(maxlen=keep)
         self.count = self.late = 0
+        self.resync_s = 0.0
+        self._start: float | None = None
+
+    def wall_s(self) -> float:
+        return 0.0 if self._start is None else time.monotonic() - self._start
 
     def add(self, lag_s: float, period_s: float) -> None:
+        if self._start is None:
+            self._start = time.monotonic() - period_s - lag_s
         self._lags.append(lag_s)
         self.count += 1
         self.late += lag_s > period_s

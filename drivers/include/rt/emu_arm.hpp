@@ -64,6 +64,7 @@ class Backlash {
 struct EmulatorStats {
   std::uint64_t physics_steps = 0, physics_late = 0, physics_resyncs = 0, updates = 0;
   std::uint64_t polls = 0, reads = 0, read_errors = 0, write_errors = 0;
+  double wall_time_s = 0, physics_time_s = 0, resync_time_s = 0;  // since start; physics + resyncs ~ wall
   bool sched_fifo = false, mlockall = false, running = false;
   std::string error;
 };
@@ -158,6 +159,7 @@ class ServoEmulator {
   ReplyQueue pending_;
   std::vector<std::uint8_t> rx_;
   std::int64_t t0_ = 0, ticks_ = 0;
+  std::atomic<std::int64_t> start_ns_{0}, ticks_pub_{0}, resync_ns_{0};
   Histogram reply_latency_, reply_late_, physics_lag_;
   std::atomic<std::uint64_t> steps_{0}, late_{0}, resyncs_{0}, updates_{0}, polls_{0}, reads_{0}, read_err_{0},
       write_err_{0};

@@ -253,6 +253,7 @@ void bind_emulator(nb::module_& m) {
              d["physics_resyncs"] = s.physics_resyncs;
              d["servo_updates"] = s.updates;
              d["wall_time_s"] = s.wall_time_s;
+             d["tid"] = s.tid;
              d["physics_time_s"] = s.physics_time_s;
              d["resync_time_s"] = s.resync_time_s;
              d["read_errors"] = s.read_errors;
@@ -265,6 +266,7 @@ void bind_emulator(nb::module_& m) {
              d["reply_latency"] = histogram(e.reply_latency());
              d["reply_lateness"] = histogram(e.reply_lateness());
              d["physics_lag"] = histogram(e.physics_lag());
+             d["physics_work"] = histogram(e.physics_work());
              return d;
            }, "Counters and timing: reply latency (instruction read -> status written), reply lateness "
               "(written - due on the wire schedule), physics lag (tick done - its wall-clock deadline).");

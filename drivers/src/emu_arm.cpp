@@ -20,7 +20,7 @@
 namespace rt {
 namespace {
 
-constexpr std::int64_t kSpinNs = 150000;      // replies due sooner than this are sent by spinning, not sleeping
+constexpr std::int64_t kSpinNs = 60000;  // replies due sooner than this are sent by spinning (a FIFO thread wakes within ~20-50 us here)
 constexpr std::int64_t kResyncNs = 100000000;  // physics this far behind (VM pause): jump, do not race to catch up
 constexpr std::int64_t kIdlePollNs = 50000000;  // longest sleep, so stop() is seen promptly
 
@@ -374,6 +374,7 @@ void ServoEmulator::run() {
     }
     const std::int64_t dt_ns = std::llround(dt_ * 1e9);
     const bool stepping = physics_ != Physics::External;
+    tid_.store(static_cast<int>(gettid()));
     t0_ = monotonic_ns();
     start_ns_.store(t0_);
     ticks_ = 0;
@@ -393,10 +394,13 @@ void ServoEmulator::run() {
             resyncs_.fetch_add(1, std::memory_order_relaxed);
           }
           if (physics_mu_.try_lock()) {
+            const std::int64_t t_work = monotonic_ns();
             if (physics_ == Physics::Mujoco) physics_tick();
             else kinematic_tick();
             physics_mu_.unlock();
-            const std::int64_t lag = monotonic_ns() - deadline;
+            const std::int64_t done = monotonic_ns();
+            physics_work_.add(done - t_work);
+            const std::int64_t lag = done - deadline;
             physics_lag_.add(lag);
             if (lag > dt_ns) late_.fetch_add(1, std::memory_order_relaxed);
             ++ticks_;
@@ -444,6 +448,7 @@ EmulatorStats ServoEmulator::stats() const {
   s.wall_time_s = start ? (monotonic_ns() - start) * 1e-9 : 0.0;
   s.physics_time_s = static_cast<double>(ticks_pub_.load()) * dt_;
   s.resync_time_s = resync_ns_.load() * 1e-9;
+  s.tid = tid_.load();
   s.sched_fifo = sched_fifo_.load();
   s.mlockall = mlocked_.load();
   s.running = running_.load();

@@ -283,11 +283,11 @@ class ArmEmulator:
         if not s:
             return {}
         return {"reply_latency_us": s["reply_latency"], "reply_lateness_us": s["reply_lateness"],
-                "physics_lag_us": s["physics_lag"], "physics_tick_s": 1.0 / self.spec.physics_hz,
+                "physics_lag_us": s["physics_lag"], "physics_work_us": s.get("physics_work", {}), "physics_tick_s": 1.0 / self.spec.physics_hz,
                 "physics_late": s["physics_late"], "physics_steps": s["physics_steps"],
                 "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
                 "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],
-                "resync_time_s": s["resync_time_s"],
+                "resync_time_s": s["resync_time_s"], **_thread_counters(s["tid"]),
                 "baud": self.device.baud}
 
     def timing_line(self) -> str:
@@ -396,8 +396,11 @@ class ArmEmulator:
         op = request.get("op")
         n = len(self.spec.joints)
         if op == "object_pose":
-            with self._sim_paused():
-                pos, quat = self.backend.object_pose(str(request["name"]))
+            if self._compiled:  # from the device's snapshot: the stepping thread is never held up
+                pos, quat = self.backend.object_pose(str(request["name"]), self.device.snapshot()[0])
+            else:
+                with self._sim_paused():
+                    pos, quat = self.backend.object_pose(str(request["name"]))
             return {"pos": pos.tolist(), "quat": quat.tolist()}
         if op == "place":
             # The person resetting the table: scene keys only; the arm stays where it is.
@@ -424,6 +427,18 @@ class ArmEmulator:
             self.freeze_camera(str(request["name"]), bool(request.get("frozen", True)))
             return {"ok": True}
         raise ValueError(f"unknown op {op!r}; ops: object_pose, place, hold, stats, registers, freeze_camera")
+
+
+def _thread_counters(tid: int) -> dict[str, int]:
+    """Page faults and involuntary switches of the device thread (why a real-time thread was late)."""
+    try:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/self/task/{tid}/status").read_text()
+    except OSError:
+        return {}
+    nonvol = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("nonvoluntary_ctxt")), -1)
+    return {"device_minor_faults": int(stat[7]), "device_major_faults": int(stat[9]),
+            "device_involuntary_switches": nonvol}
 
 
 class LagStats:

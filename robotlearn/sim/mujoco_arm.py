@@ -214,11 +214,13 @@ class MujocoArmBackend(Backend):
     def read(self) -> State:
         return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
 
-    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def object_pose(self, name: str, qpos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(pos, quat) of a scene object in the sim, or in `qpos` (a snapshot of the full qpos vector)."""
         if name not in self._obj_qadr:
             raise KeyError(f"mujoco backend: no object {name!r}; objects: {sorted(self._obj_qadr)}")
         adr = self._obj_qadr[name]
-        return self.data.qpos[adr:adr + 3].copy(), self.data.qpos[adr + 3:adr + 7].copy()
+        q = self.data.qpos if qpos is None else qpos
+        return q[adr:adr + 3].copy(), q[adr + 3:adr + 7].copy()
 
     def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
         """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""

@@ -64,6 +64,7 @@ class Backlash {
 struct EmulatorStats {
   std::uint64_t physics_steps = 0, physics_late = 0, physics_resyncs = 0, updates = 0;
   std::uint64_t polls = 0, reads = 0, read_errors = 0, write_errors = 0;
+  int tid = 0;  // the device thread's kernel id (its /proc/self/task/<tid> counters)
   double wall_time_s = 0, physics_time_s = 0, resync_time_s = 0;  // since start; physics + resyncs ~ wall
   bool sched_fifo = false, mlockall = false, running = false;
   std::string error;
@@ -109,6 +110,7 @@ class ServoEmulator {
   const Histogram& reply_latency() const { return reply_latency_; }  // write time - instruction read time
   const Histogram& reply_lateness() const { return reply_late_; }    // write time - wire-schedule due time
   const Histogram& physics_lag() const { return physics_lag_; }      // tick end - its wall-clock deadline
+  const Histogram& physics_work() const { return physics_work_; }    // time one tick took (mj_step + servo model)
   EmulatorStats stats() const;
   double tick_s() const { return dt_; }
 
@@ -159,8 +161,9 @@ class ServoEmulator {
   ReplyQueue pending_;
   std::vector<std::uint8_t> rx_;
   std::int64_t t0_ = 0, ticks_ = 0;
+  std::atomic<int> tid_{0};
   std::atomic<std::int64_t> start_ns_{0}, ticks_pub_{0}, resync_ns_{0};
-  Histogram reply_latency_, reply_late_, physics_lag_;
+  Histogram reply_latency_, reply_late_, physics_lag_, physics_work_;
   std::atomic<std::uint64_t> steps_{0}, late_{0}, resyncs_{0}, updates_{0}, polls_{0}, reads_{0}, read_err_{0},
       write_err_{0};
   // snapshot (seqlock over a runtime-sized vector)

@@ -106,9 +106,11 @@ def summary(samples_us: list[float], seg_p99: list[float], wire_us: float, timeo
             "p50_over_wire": pct(samples_us, 50) / wire_us}
 
 
-def sdk_segment(link: Path, baud: int, reads: int, sync_reads: int, nice: int) -> tuple[list, int, list, int]:
+def sdk_segment(link: Path, baud: int, reads: int, sync_reads: int, nice: int, fifo: int) -> tuple[list, int, list, int]:
     old_nice = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, nice)  # this thread only (Linux); hogs and emulator keep theirs
+    if fifo:  # below the emulator's device thread (90) and the compiled control loop (80)
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(fifo))
     port = dxl.PortHandler(str(link))
     assert port.openPort() and port.setBaudRate(baud)
     ph = dxl.PacketHandler(2.0)
@@ -136,6 +138,8 @@ def sdk_segment(link: Path, baud: int, reads: int, sync_reads: int, nice: int) -
                 t_sync += 1
     finally:
         port.closePort()
+        if fifo:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
         os.setpriority(os.PRIO_PROCESS, 0, old_nice)
     return single, t_single, sync, t_sync
 
@@ -213,6 +217,9 @@ def main() -> None:
     ap.add_argument("--host-nice", type=int, default=-20,
                     help="niceness of the dynamixel-sdk host while it measures (-20: a host given the CPU it needs, "
                          "as a robot computer's bus process would be; 0: an ordinary process competing with the hogs)")
+    ap.add_argument("--host-fifo", type=int, default=0,
+                    help="SCHED_FIFO priority for the dynamixel-sdk host while it measures (0: none), as a real-time "
+                         "host process would run")
     args = ap.parse_args()
     hw = load_hardware_config("arm6_emulated")
     baud = hw.baud
@@ -232,7 +239,7 @@ def main() -> None:
                     ctx = Hogs() if cond == "load" else _Null()
                     with ctx:
                         single, t1, sync, t2 = sdk_segment(link, baud, args.reads // args.segments,
-                                                           args.sync_reads // args.segments, args.host_nice)
+                                                           args.sync_reads // args.segments, args.host_nice, args.host_fifo)
                         cycle, bstats = bus_cycle_segment(link, baud, args.cycles // args.segments)
                     r = res[cond]
                     r["single"] += single
@@ -259,7 +266,7 @@ def main() -> None:
                   f"{physics['late_ticks']}/{physics['ticks']} ticks late; host timeouts {physics['host_timeouts']}",
                   flush=True)
     tot1, steal1 = cpu_times()
-    result = {"bench": "bus", "baud": baud, "host_nice": args.host_nice, "device": "compiled (_rt.ServoEmulator)", "old_device": "removed",
+    result = {"bench": "bus", "baud": baud, "host_nice": args.host_nice, "host_fifo": args.host_fifo, "device": "compiled (_rt.ServoEmulator)", "old_device": "removed",
               "device_timing": {"reply_latency_us": device["reply_latency_us"],
                                 "reply_lateness_us": device["reply_lateness_us"], "sched_fifo": device["sched_fifo"]},
               "physics": physics}

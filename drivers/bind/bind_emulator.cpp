@@ -170,8 +170,10 @@ void bind_emulator(nb::module_& m) {
              auto v = e.snapshot(&t);
              return nb::make_tuple(array(v, v.size(), 0), t);
            }, "(qpos, physics time): the state after the latest physics tick.")
-      .def_prop_ro("last_target", [](const rt::ServoEmulator& e) { auto v = e.last_target(); return array(v, v.size(), 0); })
-      .def_prop_ro("joint_positions", [](const rt::ServoEmulator& e) { auto v = e.joint_positions(); return array(v, v.size(), 0); })
+      .def("last_target", [](const rt::ServoEmulator& e) { auto v = e.last_target(); return array(v, v.size(), 0); },
+           "The joint targets last handed to the physics.")
+      .def("joint_positions", [](const rt::ServoEmulator& e) { auto v = e.joint_positions(); return array(v, v.size(), 0); },
+           "The sim's joint positions after the latest servo update (before latency and noise).")
       .def("get", [](rt::ServoEmulator& e, int id, const std::string& name) {
              auto& b = e.bank();
              const rt::Field& f = b.require(name);
@@ -262,7 +264,7 @@ void bind_emulator(nb::module_& m) {
              d["sched_fifo"] = s.sched_fifo;
              d["mlockall"] = s.mlockall;
              d["running"] = s.running;
-             d["error"] = s.error;
+             d["thread_error"] = s.error;  // not "error": side-channel replies use that key for failures
              d["reply_latency"] = histogram(e.reply_latency());
              d["reply_lateness"] = histogram(e.reply_lateness());
              d["physics_lag"] = histogram(e.physics_lag());

@@ -373,6 +373,11 @@ class ArmEmulator:
         next_announce = time.monotonic() + 1.0
         while not self._stop.is_set():
             if time.monotonic() >= next_announce:
+                s = self.device.stats()
+                if s["thread_error"]:  # the compiled device thread died: stop, as a dead board would
+                    self.error = f"device thread crashed: {s['thread_error']}"
+                    print(f"emulator: {self.error}", file=sys.stderr, flush=True)
+                    self._stop.set()
                 self._announce()
                 next_announce += 1.0
             try:
@@ -417,8 +422,8 @@ class ArmEmulator:
                 np.asarray(pose, dtype=np.float64).reshape(n), self.spec.lower, self.spec.upper))
             return {"ok": True}
         if op == "stats":
-            return {**self.stats, "sim_target": self.device.last_target.tolist(),
-                    "sim_joint_pos": self.device.joint_positions.tolist()}
+            return {**self.stats, "sim_target": self.device.last_target().tolist(),
+                    "sim_joint_pos": self.device.joint_positions().tolist()}
         if op == "registers":
             names = request.get("names", ["torque_enable", "goal_position", "present_position"])
             return {str(i): {str(name): self.device.get(i, str(name)) for name in names if self.device.has(str(name))}

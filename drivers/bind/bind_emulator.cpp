@@ -260,6 +260,7 @@ void bind_emulator(nb::module_& m) {
              d["resync_time_s"] = s.resync_time_s;
              d["read_errors"] = s.read_errors;
              d["write_errors"] = s.write_errors;
+             d["replies_dropped"] = s.replies_dropped;
              d["goal_log_dropped"] = dropped;
              d["sched_fifo"] = s.sched_fifo;
              d["mlockall"] = s.mlockall;

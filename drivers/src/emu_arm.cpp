@@ -342,7 +342,7 @@ void ServoEmulator::send_due(std::int64_t now) {
   }
 }
 
-void ServoEmulator::serve_pty(std::int64_t) {
+void ServoEmulator::serve_pty() {
   for (;;) {
     const ssize_t n = ::read(fd_, rx_.data(), rx_.size());
     const std::int64_t t_rx = monotonic_ns();
@@ -420,7 +420,7 @@ void ServoEmulator::run() {
       timespec ts{static_cast<time_t>(wait / 1000000000LL), static_cast<long>(wait % 1000000000LL)};
       polls_.fetch_add(1, std::memory_order_relaxed);
       const int r = ppoll(&pfd, 1, &ts, nullptr);
-      if (r > 0 && (pfd.revents & POLLIN)) serve_pty(monotonic_ns());
+      if (r > 0 && (pfd.revents & POLLIN)) serve_pty();
       else if (r > 0 && (pfd.revents & (POLLHUP | POLLERR))) {
         read_err_.fetch_add(1, std::memory_order_relaxed);
         timespec nap{0, 1000000};
@@ -444,6 +444,7 @@ EmulatorStats ServoEmulator::stats() const {
   s.reads = reads_.load();
   s.read_errors = read_err_.load();
   s.write_errors = write_err_.load();
+  s.replies_dropped = pending_.dropped();
   const std::int64_t start = start_ns_.load();
   s.wall_time_s = start ? (monotonic_ns() - start) * 1e-9 : 0.0;
   s.physics_time_s = static_cast<double>(ticks_pub_.load()) * dt_;

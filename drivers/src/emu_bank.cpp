@@ -144,7 +144,7 @@ ReplyQueue::ReplyQueue(std::size_t capacity, std::size_t bytes) : slots_(capacit
 
 PendingReply* ReplyQueue::push_back() {
   if (n_ == slots_.size()) {
-    ++dropped_;
+    dropped_.fetch_add(1, std::memory_order_relaxed);
     return nullptr;
   }
   PendingReply* r = &slots_[(head_ + n_) % slots_.size()];

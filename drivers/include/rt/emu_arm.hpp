@@ -63,7 +63,7 @@ class Backlash {
 
 struct EmulatorStats {
   std::uint64_t physics_steps = 0, physics_late = 0, physics_resyncs = 0, updates = 0;
-  std::uint64_t polls = 0, reads = 0, read_errors = 0, write_errors = 0;
+  std::uint64_t polls = 0, reads = 0, read_errors = 0, write_errors = 0, replies_dropped = 0;
   int tid = 0;  // the device thread's kernel id (its /proc/self/task/<tid> counters)
   double wall_time_s = 0, physics_time_s = 0, resync_time_s = 0;  // since start; physics + resyncs ~ wall
   bool sched_fifo = false, mlockall = false, running = false;
@@ -116,7 +116,7 @@ class ServoEmulator {
 
  private:
   void run();
-  void serve_pty(std::int64_t now);
+  void serve_pty();
   void send_due(std::int64_t now);
   void physics_tick();
   void kinematic_tick();

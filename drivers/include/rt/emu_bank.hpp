@@ -11,6 +11,7 @@
 #pragma once
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -123,12 +124,12 @@ class ReplyQueue {
   }
   // The slot to fill next; false (and the reply is dropped, counted) when the queue is full.
   PendingReply* push_back();
-  std::uint64_t dropped() const { return dropped_; }
+  std::uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 
  private:
   std::vector<PendingReply> slots_;
   std::size_t head_ = 0, n_ = 0;
-  std::uint64_t dropped_ = 0;
+  std::atomic<std::uint64_t> dropped_{0};
 };
 
 struct ResponderCounters {

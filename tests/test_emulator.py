@@ -13,24 +13,32 @@ from pathlib import Path
 import dynamixel_sdk as dxl
 import numpy as np
 import pytest
+import robotlearn._rt as rt
 import serial
+from rt_device import PtyServoChain
 
 from robotlearn.emulators.arm import ArmEmulator
-from robotlearn.emulators.reality_gap import Backlash, DelayLine, load_reality_gap
-from robotlearn.emulators.servo_bus import (
-    FT_READ,
-    FT_WRITE,
-    FrameParser,
-    ServoBusDevice,
-    crc16,
-    dxl_packet,
-    ft_packet,
-)
+from robotlearn.emulators.reality_gap import load_reality_gap
 from robotlearn.hardware.calibration import load_hardware_config
 from robotlearn.hardware.scene_oracle import read_emulator_info, side_channel_request
 from robotlearn.hardware.servo_tables import load_servo_table
 
 ADDR_TORQUE, ADDR_GOAL, ADDR_PRESENT = 64, 116, 132  # XM430 e-Manual addresses, independent of our YAML
+DXL, FT = rt.Codec("dynamixel2"), rt.Codec("feetech")
+FT_READ, FT_WRITE = 0x02, 0x03
+
+
+def dxl_broadcast_write(addr: int, data: bytes) -> bytes:
+    """Protocol 2.0 WRITE to the broadcast id, built by hand from the e-Manual (no stuffing needed here)."""
+    body = bytes([0x03]) + addr.to_bytes(2, "little") + data
+    head = bytes([0xFF, 0xFF, 0xFD, 0x00, 0xFE]) + (len(body) + 2).to_bytes(2, "little") + body
+    return head + rt.dxl2_crc16(head).to_bytes(2, "little")
+
+
+def ft_packet(servo_id: int, instruction: int, params: bytes) -> bytes:
+    """Feetech frame built by hand from the manual (FF FF ID LEN INSTR PARAMS ~SUM), independent of the codec."""
+    body = bytes([servo_id, len(params) + 2, instruction]) + params
+    return b"\xff\xff" + body + bytes([~sum(body) & 0xFF])
 
 
 class Host:
@@ -67,8 +75,8 @@ def emulator(tmp_path):
 def test_crc16_matches_protocol_2_reference_packet():
     # e-Manual Protocol 2.0 example: PING to ID 1 is FF FF FD 00 01 03 00 01 19 4E.
     ping = bytes.fromhex("FFFFFD0001030001")
-    assert crc16(ping) == 0x4E19
-    assert dxl_packet(1, 0x01, b"") == bytes.fromhex("FFFFFD00010300011" "94E")
+    assert rt.dxl2_crc16(ping) == 0x4E19
+    assert DXL.ping(1) == bytes.fromhex("FFFFFD00010300011" "94E")
 
 
 def test_dynamixel_sdk_pings_reads_and_moves_a_joint(emulator):
@@ -119,13 +127,13 @@ def test_wire_time_is_added_at_the_configured_baud(emulator):
             times = []
             for _ in range(n):
                 t0 = time.perf_counter()
-                ser.write(dxl_packet(2, 0x02, (132).to_bytes(2, "little") + (4).to_bytes(2, "little")))
+                ser.write(DXL.read(2, 132, 4))
                 assert len(ser.read(15)) == 15
                 times.append(time.perf_counter() - t0)
             return float(np.median(times))
 
         fast = rtt()
-        ser.write(dxl_packet(0xFE, 0x03, (8).to_bytes(2, "little") + bytes([1])))  # broadcast: baud 57600
+        ser.write(dxl_broadcast_write(8, bytes([1])))  # broadcast: baud 57600
         time.sleep(0.05)
         slow = rtt()
     wire = 29 * 10 / 57600
@@ -133,32 +141,36 @@ def test_wire_time_is_added_at_the_configured_baud(emulator):
 
 
 def test_feetech_device_answers_read_and_write_and_skips_bad_frames():
-    table = load_servo_table("sts3215")
-    bus = ServoBusDevice(table, [1, 2])
-    bus.servos[2].set("present_position", 3000)
-    req = ft_packet(2, FT_READ, bytes([56, 2]))
-    corrupted = bytearray(ft_packet(1, FT_READ, bytes([56, 2])))
-    corrupted[-1] ^= 0xFF
-    out = [reply for _, reply in bus.feed(bytes(corrupted) + b"\x00\x13" + req)]
-    assert out == [ft_packet(2, 0, (3000).to_bytes(2, "little"))]
-    assert bus.counts["bad_frames"] == 1
-    [(_, reply)] = bus.feed(ft_packet(1, FT_WRITE, bytes([40, 1])))
-    assert reply == ft_packet(1, 0, b"") and bus.servos[1].get("torque_enable") == 1
-    bus.servos[1].set("present_velocity", -25)  # sign-magnitude at bit 15
-    assert bus.servos[1].get("present_velocity") == 0x8000 | 25
-    assert bus.servos[1].get("present_velocity", signed=True) == -25
+    with PtyServoChain(load_servo_table("sts3215"), [1, 2]) as chain, serial.Serial(chain.port, timeout=0.5) as ser:
+        chain.set(2, "present_position", 3000)
+        corrupted = bytearray(ft_packet(1, FT_READ, bytes([56, 2])))
+        corrupted[-1] ^= 0xFF
+        ser.write(bytes(corrupted) + b"\x00\x13" + ft_packet(2, FT_READ, bytes([56, 2])))
+        assert ser.read(8) == ft_packet(2, 0, (3000).to_bytes(2, "little"))
+        assert ser.read(1) == b""  # the corrupted request got no answer
+        assert chain.device.stats()["bad_frames"] >= 1
+        ser.write(ft_packet(1, FT_WRITE, bytes([40, 1])))
+        assert ser.read(6) == ft_packet(1, 0, b"") and chain.get(1, "torque_enable") == 1
+        chain.set(1, "present_velocity", -25)  # sign-magnitude at bit 15
+        ser.write(ft_packet(1, FT_READ, bytes([58, 2])))
+        assert ser.read(8) == ft_packet(1, 0, (0x8000 | 25).to_bytes(2, "little"))
+        assert chain.get(1, "present_velocity") == -25
 
 
-def test_dynamixel_parser_resynchronizes_and_unstuffs():
-    parser = FrameParser("dynamixel2")
-    payload = bytes([0xFF, 0xFF, 0xFD, 0x01])  # needs byte stuffing inside the frame
-    frame = dxl_packet(3, 0x03, (116).to_bytes(2, "little") + payload)
-    bad = bytearray(frame)
-    bad[9] ^= 0x10
-    reqs = list(parser.feed(b"\x01\xff" + bytes(bad) + frame[:5]))
-    reqs += list(parser.feed(frame[5:]))
-    assert [(r.servo_id, r.params[2:]) for r in reqs] == [(3, payload)]
-    assert parser.bad_frames == 1
+def test_dynamixel_device_resynchronizes_and_unstuffs():
+    with PtyServoChain(load_servo_table("xm430_w350"), [3]) as chain, serial.Serial(chain.port, timeout=0.5) as ser:
+        payload = bytes([0xFF, 0xFF, 0xFD, 0x01])  # needs byte stuffing inside the frame
+        frame = DXL.write(3, 116, payload)
+        assert b"\xff\xff\xfd\xfd" in frame[7:]
+        bad = bytearray(frame)
+        bad[9] ^= 0x10
+        ser.write(b"\x01\xff" + bytes(bad) + frame[:5])
+        time.sleep(0.05)
+        ser.write(frame[5:])
+        assert ser.read(11) == DXL.status(3, 0, b"")
+        assert ser.read(1) == b""  # one answer: the corrupted copy was skipped
+        assert chain.get(3, "goal_position") == int.from_bytes(payload, "little", signed=True)
+        assert chain.device.stats()["bad_frames"] >= 1
 
 
 def test_side_channel_reports_and_places_the_cube(emulator):
@@ -185,10 +197,11 @@ def test_reality_gap_changes_the_description_and_servo_path(tmp_path):
     assert gapped.joints[1].servo_kp == pytest.approx(spec.joints[1].servo_kp * gap.servo_kp_scale)
     with pytest.raises(ValueError, match="unknown links"):
         apply_arm_params(spec, load_reality_gap("reality_gap", ["link_mass_scale={nope: 2.0}"]), tmp_path / "x")
-    play = Backlash(0.01, np.zeros(1))
+    play = rt.Backlash([0.01], [0.0])
     assert play(np.array([0.004]))[0] == 0.0 and play(np.array([0.02]))[0] == pytest.approx(0.015)
     assert play(np.array([0.018]))[0] == pytest.approx(0.015)  # reversing inside the play: no motion
-    delay = DelayLine(0.01)
+    delay = rt.DelayLine(0.01, 1)
     assert delay(0.0, np.array([1.0]))[0] == 1.0
     assert delay(0.005, np.array([2.0]))[0] == 1.0 and delay(0.011, np.array([3.0]))[0] == 1.0
     assert delay(0.016, np.array([4.0]))[0] == 2.0
+

@@ -232,3 +232,19 @@ def test_feetech_bus_pybullet_physics_and_safe_start(tmp_path):
             backend.close()
     finally:
         emu.stop()
+
+
+def test_emulator_keeps_real_time_and_announces_its_timing(emulator):
+    """After this module's episodes (cameras on at 10 fps, the production 500 Hz loop as host), the
+    emulator's own timing: physics time kept with wall-clock time, physics lag p99 within one host control
+    period, replies on the wire schedule. Bounds from bench/bus.py's distributions on this VM: lag p99
+    0.16-0.95 ms idle to two CPU hogs (one 60 s run under heavy outside load: 2.7 ms, reported there),
+    reply lateness p99 8-18 us, p99.9 18-61 us; so 2 ms (the requirement itself) and 250 us."""
+    time.sleep(1.1)  # the announcement's timing is refreshed every second
+    t = read_emulator_info(emulator.link)["timing"]
+    period_us = 1e6 / 500.0  # configs/hardware/arm6_emulated.yaml rate_hz
+    assert t["sched_fifo"] and t["reply_latency_us"]["count"] > 1000 and t["physics_steps"] > 1000
+    assert t["wall_time_s"] - t["physics_time_s"] - t["resync_time_s"] < 2 * t["physics_tick_s"]
+    assert t["physics_lag_us"]["p99_us"] < period_us, t
+    assert t["reply_lateness_us"]["p99_us"] < 250
+    assert t["reply_latency_us"]["p50_us"] < 1000  # wire time at 4 Mbps plus scheduling

@@ -117,7 +117,7 @@ def test_timeouts_and_corruption_are_counted(chain: PtyServoChain) -> None:
     s = bus.stats()
     assert s["timeouts"] == 1 and s["partial_cycles"] == 1 and "servo 3" in s["last_error"]
     chain.silent.clear()
-    chain.corrupt_replies = 2
+    chain.corrupt_next(2)
     _, _, _, fresh = bus.read_state()
     assert fresh.count(False) == 2
     s = bus.stats()

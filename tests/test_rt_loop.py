@@ -34,7 +34,9 @@ def chain():
 def make_loop(chain: PtyServoChain | None, **kw) -> rt.ControlLoop:
     bus = None
     if chain is not None:
-        bus = rt.ServoBus(chain.port, 1_000_000, "dynamixel2", chain.ids, chain.table.host_table(), timeout_ms=20.0)  # the device is a Python thread
+        # 20 ms: round trips to the compiled test device measured max 3.1 ms (loop thread) / 4.0 ms (Python
+        # caller) with two CPU hogs; this VM also stalls 10-40 ms at times under heavy outside load.
+        bus = rt.ServoBus(chain.port, 1_000_000, "dynamixel2", chain.ids, chain.table.host_table(), timeout_ms=20.0)
     args = dict(rate_hz=RATE, limits=rt.JointLimits(**LIMITS), interpolation=rt.Interpolation.MIN_JERK,
                 target_duration_s=0.1, ticks_per_unit=[TPU] * N, offset_ticks=[2048.0] * N, sign=SIGN,
                 watchdog_hold_ms=2000.0, watchdog_off_ms=0.0, record_setpoints=20000)
@@ -113,21 +115,35 @@ def test_state_and_wait_cycle(chain: PtyServoChain) -> None:
     assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))  # torque off on stop
 
 
-def test_sim_and_real_paths_emit_the_same_setpoints(chain: PtyServoChain) -> None:
-    """Same targets -> same setpoint stream from JointDrive (sim, per physics tick) and ControlLoop (real)."""
+def test_servos_receive_the_sim_drives_setpoint_stream(chain: PtyServoChain) -> None:
+    """The goals the servos received (the device's own log, in raw ticks) are the setpoints a sim's
+    JointDrive makes from the same targets applied at the same cycles, and they respect max_velocity.
+
+    Targets jump up to 1.6 rad in 0.1 s (min-jerk peaks near 30 rad/s against a 3 rad/s limit), so the
+    velocity clamp shapes most of the stream: a loop that skipped or mis-timed it would break the
+    equality, and a clamp removed from the shared filter would break the speed bound.
+    """
     loop = make_loop(chain)
     loop.start()
     rng = np.random.default_rng(0)
     try:
         c = loop.wait_cycle(-1, 1.0)
-        for _ in range(12):
-            assert loop.set_target(rng.uniform(-0.08, 0.08, N))
-            for _ in range(int(rng.integers(5, 15))):
+        for k in range(12):
+            assert loop.set_target(rng.uniform(-0.8, 0.8, N) if k % 2 else rng.uniform(-0.05, 0.05, N))
+            for _ in range(int(rng.integers(10, 30))):
                 c = loop.wait_cycle(c, 1.0)
     finally:
         loop.stop()
-    rec = loop.setpoints
-    assert len(rec["target_cycle"]) == 12 and len(rec["cycle"]) > 100
+    rec = loop.setpoints  # used for *when* each target was applied and which cycles ran, not for values
+    t_rx, received = chain.device.goal_log()
+    # One sync-write per cycle that ran, after the start-up write of the measured pose.
+    assert len(received) == 1 + len(rec["cycle"]) and len(rec["target_cycle"]) == 12
+    sign, offset = np.array(SIGN), 2048.0
+
+    def ticks(q: np.ndarray) -> np.ndarray:
+        return np.rint(offset + sign * q * TPU)
+
+    assert np.array_equal(received[0], ticks(np.asarray(rec["initial_position"])))
     drive = rt.JointDrive(rt.JointLimits(**LIMITS), [1.0] * N, [0.0] * N, rt.Interpolation.MIN_JERK, rec["dt"])
     drive.reset(rec["initial_position"])
     sim = {}
@@ -138,10 +154,15 @@ def test_sim_and_real_paths_emit_the_same_setpoints(chain: PtyServoChain) -> Non
             j += 1
         drive.compute(zeros, zeros)
         sim[k] = drive.setpoint
-    real = rec["setpoint"]
-    sim_rows = np.array([sim[int(k)] for k in rec["cycle"]])
-    assert np.ptp(real, axis=0).max() > 0.05  # the stream actually moved
-    np.testing.assert_allclose(real, sim_rows, rtol=0, atol=1e-12)
+    expected = ticks(np.array([sim[int(k)] for k in rec["cycle"]]))
+    got = received[1:].astype(np.float64)
+    assert np.ptp(got, axis=0).max() > 0.3 * TPU  # the stream actually moved
+    # Equal to the tick; a one-tick difference only where the setpoint sits on a rounding edge.
+    assert np.abs(got - expected).max() <= 1 and np.mean(got == expected) > 0.99
+    speed = np.abs(np.diff(got, axis=0)) / TPU / (np.diff(rec["cycle"])[:, None] / RATE)
+    assert speed.max() <= LIMITS["max_velocity"][0] + 2 * RATE / TPU  # 3 rad/s, plus two ticks of rounding
+    assert speed.max() > 0.9 * LIMITS["max_velocity"][0]  # the clamp was what limited it
+    assert np.all(np.diff(t_rx) >= 0)
 
 
 def test_watchdog_holds_pose_when_targets_stop(chain: PtyServoChain) -> None:

@@ -31,8 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cameras", default="all", help="comma-separated camera names, 'all' or 'none'")
     parser.add_argument("--camera-fps", type=float, default=10.0)
     parser.add_argument("--mjpeg-port", type=int, default=0, help="HTTP port for camera streams (0: any free)")
-    parser.add_argument("--physics-rate", type=float, default=100.0,
-                        help="sim control periods per second (servo registers update at this rate)")
+    parser.add_argument("--physics-rate", type=float, default=500.0,
+                        help="servo updates per second: goals are sampled and present_* registers refreshed at this "
+                             "rate (a divisor of the robot's physics_hz; physics itself steps every physics tick)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until killed)")
 
 
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cameras = tuple(c for c in args.cameras.split(",") if c)
     emulator = ArmEmulator(hw, args.link, sim=args.sim, gap=gap, cameras=cameras, camera_fps=args.camera_fps,
-                           mjpeg_port=args.mjpeg_port, physics_rate_hz=args.physics_rate)
+                           mjpeg_port=args.mjpeg_port, physics_rate_hz=args.physics_rate, lock_memory=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: emulator.stop())
     try:
@@ -65,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
         emulator.wait(args.duration if args.duration > 0 else None)
     finally:
         emulator.close()
-        print(f"emulator stopped: {emulator.stats}", file=sys.stderr, flush=True)
+        if emulator.stats:
+            print(emulator.timing_line(), file=sys.stderr, flush=True)
+            print(f"emulator stopped: {emulator.stats}", file=sys.stderr, flush=True)
     return 1 if emulator.error else 0

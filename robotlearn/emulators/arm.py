@@ -6,27 +6,36 @@ pseudo-terminal, answers after the servo's return delay plus the time the bytes 
 wire at the configured baud, and moves an arm simulated in MuJoCo (default) or PyBullet with a hidden
 reality gap (emulators/reality_gap.py).
 
-Threads (all stopped and joined by `close()`):
-* bus     - reads the pty, decodes requests, answers (optionally corrupting a status packet);
-* physics - steps the sim in real time at ``physics_rate_hz`` control periods: servo goals -> sim
-  targets, sim state -> present_* registers; renders cameras at ``camera_fps`` and publishes MJPEG;
-  serves side-channel requests (MuJoCo is single-threaded, so only this thread touches the sim);
+The device side is compiled (`_rt.ServoEmulator`, drivers/src/emu_*.cpp): one real-time thread
+(SCHED_FIFO when granted) polls the pty master, decodes instructions, answers from the register bank
+on the wire schedule, runs the servo model (calibration, torque and mode rules, latency, backlash,
+encoder noise, packet corruption) and, for MuJoCo, steps the physics tick by tick on wall-clock
+deadlines through the same compiled stepper the sim backend uses. It never takes the GIL, so Python
+work here (camera rendering, the side channel) cannot make a reply late. Python threads (all stopped
+and joined by `close()`):
+* cameras - MuJoCo: renders each camera at ``camera_fps`` from the device's state snapshot into a
+  private mjData and publishes MJPEG;
+* physics - PyBullet only (its API is Python): steps the sim each servo period, exchanging joint
+  targets and state with the compiled servo model (`targets()` / `feedback()`), and renders cameras;
+  the bus is still answered by the compiled thread;
 * side channel - a localhost UDP JSON endpoint that exposes the *emulator's ground truth* (scene object
   poses) and lets a test or the real backend place scene objects or hold the limp arm in a pose,
-  standing in for a perception system and for the person who resets the table or calibrates the arm. Real hardware has no such thing; the real backend uses it
-  only when its config says ``emulator: true``.
+  standing in for a perception system and for the person who resets the table or calibrates the arm.
+  Real hardware has no such thing; the real backend uses it only when its config says ``emulator: true``.
+  It edits the sim with physics paused (bus replies continue meanwhile).
 
 When ready, the emulator writes ``<link>.json`` (pty path, camera URLs, side-channel address) next to
-the link; the real backend and tests read it. Both files are removed on close.
+the link and refreshes its ``timing`` entry (reply latency, physics lag) every second; the real backend
+and tests read it. Both files are removed on close.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import os
 import pty
-import queue
-import select
 import socket
 import sys
 import termios
@@ -34,22 +43,18 @@ import threading
 import time
 import traceback
 import tty
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from robotlearn import _rt
 from robotlearn.backends import make_backend
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.emulators.mjpeg import MjpegServer
-from robotlearn.emulators.reality_gap import (
-    Backlash,
-    DelayLine,
-    GapWorkdir,
-    RealityGapConfig,
-    corrupt,
-)
-from robotlearn.emulators.servo_bus import BAUD_RATES, Servo, ServoBusDevice
+from robotlearn.emulators.reality_gap import GapWorkdir, RealityGapConfig
+from robotlearn.emulators.servo_bus import POSITION_MODES, baud_code, make_device
 from robotlearn.hardware.calibration import ArmHardwareConfig, check_against_spec
 from robotlearn.hardware.scene_oracle import info_path
 from robotlearn.hardware.servo_tables import load_servo_table
@@ -61,11 +66,14 @@ class ArmEmulator:
 
     def __init__(self, hw: ArmHardwareConfig, link: str | Path, sim: str = "mujoco",
                  gap: RealityGapConfig | None = None, cameras: tuple[str, ...] | None = None,
-                 camera_fps: float = 10.0, mjpeg_port: int = 0, physics_rate_hz: float = 100.0):
+                 camera_fps: float = 10.0, mjpeg_port: int = 0, physics_rate_hz: float = 500.0,
+                 realtime: bool = True, lock_memory: bool = False):
         self.hw, self.link, self.gap = hw, Path(link), gap or RealityGapConfig()
         self.table = load_servo_table(hw.servo_model)
         if self.table.protocol != hw.protocol:
             raise ValueError(f"servo model {hw.servo_model!r} speaks {self.table.protocol}, config says {hw.protocol}")
+        self._eeprom = {"baud_rate": baud_code(hw.protocol, hw.baud), "return_delay_time": hw.return_delay_us // 2,
+                        "return_delay": hw.return_delay_us // 2}
         nominal = load_robot_spec(hw.robot, [f"control_hz={physics_rate_hz}"])
         check_against_spec(hw.calibration, nominal)
         self._workdir = GapWorkdir()
@@ -76,132 +84,122 @@ class ArmEmulator:
             self.spec.camera(cam)
         self.camera_fps = camera_fps
         self.period = 1.0 / physics_rate_hz
-        cal = hw.calibration.servos
-        self._cal = cal
-        self._servo_joint = [self.spec.joint_names.index(s.joint) for s in cal]
-        self._mirrors = [(self.spec.joint_names.index(dst), self.spec.joint_names.index(src))
-                         for dst, src in hw.calibration.mirrored_joints.items()]
-        self.device = ServoBusDevice(self.table, [s.servo_id for s in cal], on_write=self._on_write)
-        self._init_eeprom()
-        self._rng = np.random.default_rng(self.gap.seed)
-        self._lock = threading.Lock()  # guards self.device (bus thread vs physics thread)
+        self._realtime, self._lock_memory = realtime, lock_memory
+        self._cal = hw.calibration.servos
+        self._ids = [s.servo_id for s in self._cal]
+        # MuJoCo is stepped from the compiled thread; a sim without a compiled stepper from Python.
+        self._compiled = getattr(self.backend, "compiled_stepper", None)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._requests: queue.Queue[tuple[dict, Any]] = queue.Queue()
         self._mjpeg = MjpegServer(port=mjpeg_port) if self.cameras else None
         self._sock: socket.socket | None = None
         self._master = self._slave = -1
-        self._last_target = np.zeros(len(self.spec.joints))
+        self.device: _rt.ServoEmulator | None = None
         self.error: str | None = None  # set when a thread crashed
         self._warm = threading.Event()  # set once the first frames are rendered (GL set up): then announce
-        self._held: np.ndarray | None = None  # pose a (emulated) person holds the limp arm in
-        self._wake_r, self._wake_w = os.pipe()  # wakes the bus thread at close, so the pty hangs up at once
-        q0 = self.backend.read()["joint_pos"]
-        self._goal_si = q0[self._servo_joint].copy()
+        self._sim_lock = threading.Lock()  # PyBullet: held by the physics thread while it steps
+        self._info: dict[str, Any] = {}
+        self._frames = 0
+        self._py_lag = LagStats()  # PyBullet physics lag, measured in Python
+        self._final: dict[str, Any] | None = None
+
+    def _servo_model(self, q0: np.ndarray) -> _rt.ServoModelConfig:
+        """Mounting (calibration) and the hidden servo/wire gap, in the compiled servo model's terms."""
+        names = self.spec.joint_names
+        m = _rt.ServoModelConfig()
+        m.n_joints = len(names)
+        m.servo_joint = [names.index(s.joint) for s in self._cal]
+        m.mirrors = [(names.index(dst), names.index(src)) for dst, src in self.hw.calibration.mirrored_joints.items()]
+        m.lower, m.upper = self.spec.lower.tolist(), self.spec.upper.tolist()
+        m.offset = [float(c.offset) for c in self._cal]
+        m.sign = [float(c.sign) for c in self._cal]
+        m.ticks_per_unit = [float(c.ticks_per_unit) for c in self._cal]
+        m.position_modes = list(POSITION_MODES[self.hw.protocol])
+        m.resolution, m.velocity_unit_rad_s = self.table.resolution, self.table.velocity_unit_rad_s
         # Backlash and encoder noise live at the servo shaft (rad); in joint units they scale with the gearing.
-        shaft = np.array([self.table.resolution / (2 * np.pi) / c.ticks_per_unit for c in cal])
-        self._backlash = Backlash(self.gap.backlash * shaft, self._goal_si)
-        self._noise_std = np.zeros(len(self.spec.joints))
-        self._noise_std[self._servo_joint] = self.gap.position_noise * shaft
-        self._goal_delay = DelayLine(self.gap.latency_s)
-        self._sense_delay = DelayLine(self.gap.latency_s)
-        self.stats = {"corrupted_replies": 0, "physics_overruns": 0, "physics_steps": 0, "frames": 0}
-        self._write_present(q0, np.zeros_like(q0))
+        shaft = [self.table.resolution / (2 * np.pi) / c.ticks_per_unit for c in self._cal]
+        m.latency_s = self.gap.latency_s
+        m.backlash = [self.gap.backlash * s for s in shaft]
+        noise = np.zeros(len(names))
+        noise[m.servo_joint] = np.array(shaft) * self.gap.position_noise
+        m.noise_std = noise.tolist()
+        m.seed = self.gap.seed
+        return m
 
-    # -- servo memory ------------------------------------------------------------------------------
-    def _init_eeprom(self) -> None:
+    def _eeprom_settings(self, servo: int) -> dict[str, int]:
         """EEPROM as the user configured it: baud, return delay, position limits from the calibration."""
-        codes = {bps: code for code, bps in BAUD_RATES[self.hw.protocol].items()}
-        code = codes.get(self.hw.baud)
-        if code is None:
-            raise ValueError(f"{self.hw.protocol} servos do not support baud {self.hw.baud}; supported: {sorted(codes)}")
-        lower, upper = self.spec.lower, self.spec.upper
-        for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
-            servo.set("baud_rate", code)
-            servo.set("return_delay_time", self.hw.return_delay_us // 2)
-            servo.set("return_delay", self.hw.return_delay_us // 2)
-            raw = sorted((float(cal.to_raw(lower[j])), float(cal.to_raw(upper[j]))))
-            servo.set("min_position_limit", max(0, int(raw[0])))
-            servo.set("max_position_limit", min(self.table.resolution - 1, int(raw[1])))
-
-    def _on_write(self, servo: Servo, addr: int, size: int) -> None:
-        torque = self.table.registers.get("torque_enable")
-        if torque is not None and addr <= torque.addr < addr + size and servo.get("torque_enable"):
-            # Torque on: the servo holds where it is, so the goal register starts at the present position.
-            servo.set("goal_position", servo.get("present_position"))
-
-    def _write_present(self, q: np.ndarray, qd: np.ndarray) -> None:
-        vel_unit = self.table.velocity_unit_rad_s
-        for servo, cal, j in zip(self.device.servos.values(), self._cal, self._servo_joint, strict=True):
-            raw = int(round(float(cal.to_raw(q[j]))))
-            servo.set("present_position", max(0, min(self.table.resolution - 1, raw)))
-            ticks_per_s = cal.sign * qd[j] * cal.ticks_per_unit
-            servo.set("present_velocity", int(round(ticks_per_s * (2 * np.pi / self.table.resolution) / vel_unit)))
-            servo.set("moving", int(abs(qd[j]) > 0.01))
-
-    def _read_goals(self, q_now: np.ndarray) -> np.ndarray:
-        """Servo goals in SI; a servo with torque off (or not in position mode) follows the arm (limp),
-        unless the emulated person holds the arm (side-channel op "hold"), as during calibration."""
-        goals = np.empty(len(self._cal))
-        for k, (servo, cal, j) in enumerate(zip(self.device.servos.values(), self._cal, self._servo_joint,
-                                                strict=True)):
-            position_modes = (3, 4) if self.hw.protocol == "dynamixel2" else (0,)  # position / extended position
-            position_mode = not servo.has("operating_mode") or servo.get("operating_mode") in position_modes
-            if servo.get("torque_enable") and position_mode:
-                raw = servo.get("goal_position", signed=True)
-                if servo.has("min_position_limit") and servo.has("max_position_limit"):
-                    raw = min(max(raw, servo.get("min_position_limit")), servo.get("max_position_limit"))
-                goals[k] = float(cal.to_si(raw))
-            else:
-                goals[k] = q_now[j] if self._held is None else self._held[j]
-        return goals
+        cal, j = self._cal[servo], self.spec.joint_names.index(self._cal[servo].joint)
+        raw = sorted((float(cal.to_raw(self.spec.lower[j])), float(cal.to_raw(self.spec.upper[j]))))
+        return {**self._eeprom, "min_position_limit": max(0, int(raw[0])),
+                "max_position_limit": min(self.table.resolution - 1, int(raw[1]))}
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> ArmEmulator:
-        # A servo answers within microseconds; the bus thread must not wait the default 5 ms GIL switch
-        # interval behind the physics thread, or the host sees timeouts that real servos never cause.
-        sys.setswitchinterval(2e-4)
         info_path(self.link).unlink(missing_ok=True)  # never let a host read a previous run's announcement
         self._master, self._slave = pty.openpty()
         tty.setraw(self._slave, termios.TCSANOW)
         slave_name = os.ttyname(self._slave)
+        state = self.backend.read()
+        q0, qd0 = state["joint_pos"], state["joint_vel"]
+        physics = _rt.EmulatorPhysics.MUJOCO if self._compiled else _rt.EmulatorPhysics.EXTERNAL
+        self.device = make_device(self.table, self._ids, self._master, self._servo_model(q0), physics,
+                                  self.spec.physics_hz, settings=[self._eeprom_settings(k) for k in range(len(self._ids))],
+                                  ticks_per_update=self.spec.ticks_per_step, realtime=self._realtime,
+                                  lock_memory=self._lock_memory)
+        if self.gap.packet_corruption:
+            self.device.set_corruption(self.gap.packet_corruption, self.gap.seed)
+        if self._compiled:
+            self.device.attach_mujoco(**self._compiled())
+        self.device.set_initial(q0, qd0)
         if self.link.is_symlink() or self.link.exists():
             self.link.unlink()
         self.link.symlink_to(slave_name)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
         self._sock.settimeout(0.1)
-        info: dict[str, Any] = {"pid": os.getpid(), "pty": slave_name, "protocol": self.hw.protocol,
-                                "ids": list(self.device.servos), "sim": self.backend.name,
-                                "side_channel": list(self._sock.getsockname()), "cameras": {}}
+        self._info = {"pid": os.getpid(), "pty": slave_name, "protocol": self.hw.protocol, "ids": self._ids,
+                      "sim": self.backend.name, "side_channel": list(self._sock.getsockname()), "cameras": {}}
         if self._mjpeg is not None:
             for cam in self.cameras:
                 self._mjpeg.add_stream(cam)
-                info["cameras"][cam] = self._mjpeg.url(cam)
+                self._info["cameras"][cam] = self._mjpeg.url(cam)
             self._mjpeg.start()
-        for name, target in (("bus", self._bus_loop), ("physics", self._physics_loop),
-                             ("side-channel", self._side_channel_loop)):
+        threads = [("side-channel", self._side_channel_loop)]
+        if not self._compiled:
+            threads.append(("physics", self._physics_loop))
+        elif self.cameras:
+            threads.append(("cameras", self._camera_loop))
+        else:
+            self._warm.set()
+        self.device.start()
+        for name, target in threads:
             t = threading.Thread(target=self._guard, args=(name, target), name=f"emulator-{name}", daemon=True)
             t.start()
             self._threads.append(t)
         if not self._warm.wait(60.0) or self.error:
-            raise RuntimeError(self.error or "emulator physics thread did not start within 60 s")
-        tmp = info_path(self.link).with_suffix(".tmp")
-        tmp.write_text(json.dumps(info))
-        tmp.replace(info_path(self.link))
+            self.close()
+            raise RuntimeError(self.error or "emulator did not warm up within 60 s")
+        self._announce()
         return self
+
+    def _announce(self) -> None:
+        tmp = info_path(self.link).with_suffix(".tmp")
+        tmp.write_text(json.dumps({**self._info, "timing": self.timing()}))
+        tmp.replace(info_path(self.link))
 
     def close(self) -> None:
         """Stop every thread, close the pty (the host sees the device vanish), remove link and info file."""
         self._stop.set()
-        os.write(self._wake_w, b"x")
-        for t in self._threads:  # the bus thread goes first and closes the pty on its way out
+        if self.device is not None:
+            self.device.stop()
+            self._final = self.stats
+        for t in self._threads:
             t.join(timeout=5.0)
         self._threads.clear()
-        self._hang_up()
-        for fd in (self._wake_r, self._wake_w):
-            os.close(fd)
-        self._wake_r = self._wake_w = -1
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
         if self._mjpeg is not None:
             self._mjpeg.close()
         if self._sock is not None:
@@ -228,6 +226,47 @@ class ArmEmulator:
         if self._mjpeg is not None:
             self._mjpeg.freeze(name, frozen)
 
+    # -- reporting -------------------------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters and timing of the device (the compiled thread's, or the final ones after close)."""
+        if self.device is None:
+            return {}
+        if self._final is not None:
+            return self._final
+        s = dict(self.device.stats())
+        s["frames"] = self._frames
+        if not self._compiled:  # PyBullet: the physics thread is Python's
+            s["physics_lag"] = self._py_lag.summary()
+            s["physics_steps"], s["physics_late"] = self._py_lag.count, self._py_lag.late
+            s["physics_time_s"] = self._py_lag.count * self.period
+            s["wall_time_s"], s["resync_time_s"] = self._py_lag.wall_s(), self._py_lag.resync_s
+        s["physics_overruns"] = s["physics_late"]
+        return s
+
+    def timing(self) -> dict[str, Any]:
+        """Reply latency (instruction read -> reply written; includes the emulated wire time) and
+        physics lag (tick done -> its wall-clock deadline), as the announcement and the CLI report them."""
+        s = self.stats
+        if not s:
+            return {}
+        return {"reply_latency_us": s["reply_latency"], "reply_lateness_us": s["reply_lateness"],
+                "physics_lag_us": s["physics_lag"], "physics_work_us": s.get("physics_work", {}), "physics_tick_s": 1.0 / self.spec.physics_hz,
+                "physics_late": s["physics_late"], "physics_steps": s["physics_steps"],
+                "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
+                "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],
+                "resync_time_s": s["resync_time_s"], **_thread_counters(s["tid"]),
+                "baud": self.device.baud}
+
+    def timing_line(self) -> str:
+        t = self.timing()
+        r, lag = t["reply_latency_us"], t["physics_lag_us"]
+        return (f"emulator timing: reply p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us "
+                f"({r['count']} replies, lateness p99 {t['reply_lateness_us']['p99_us']:.0f} us); physics lag p99 "
+                f"{lag['p99_us']:.0f} us max {lag['max_us']:.0f} us, {t['physics_late']}/{t['physics_steps']} ticks "
+                f"late, {t['physics_resyncs']} resyncs; sched_fifo {t['sched_fifo']}")
+
+    # -- threads ---------------------------------------------------------------------------------
     def _guard(self, name: str, target) -> None:
         """Run a thread body; a crash stops the whole device (as a dead board would) and is reported."""
         try:
@@ -238,155 +277,163 @@ class ArmEmulator:
             self._stop.set()
             self._warm.set()
 
-    def _hang_up(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                os.close(fd)
-        self._master = self._slave = -1
-
-    # -- threads ---------------------------------------------------------------------------------
-    def _bus_loop(self) -> None:
-        try:
-            self._serve_bus()
-        finally:
-            self._hang_up()
-
-    def _serve_bus(self) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self._master, self._wake_r], [], [], 0.5)
-            if self._master not in ready:
-                continue
+    @contextlib.contextmanager
+    def _sim_paused(self) -> Iterator[None]:
+        """Exclusive access to the sim: the compiled thread skips physics ticks (and keeps answering the
+        bus) or the PyBullet thread waits, while the side channel edits the scene."""
+        if self._compiled:
+            self.device.lock_physics()
             try:
-                data = os.read(self._master, 4096)
-            except OSError:  # no host has the slave open right now
-                time.sleep(0.01)
-                continue
-            t_rx = time.monotonic()
-            with self._lock:
-                exchanges = list(self.device.feed(data))
-                delay = self.device.return_delay_s()
-                wire = self.device.wire_time
-            for req, reply in exchanges:
-                t_rx += wire(req.nbytes)
-                if not reply:
-                    continue
-                if self.gap.packet_corruption and self._rng.random() < self.gap.packet_corruption:
-                    reply = corrupt(reply, self._rng)
-                    self.stats["corrupted_replies"] += 1
-                due = t_rx + delay + wire(len(reply))
-                pause = due - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                try:
-                    os.write(self._master, reply)
-                except OSError:
-                    break
-                t_rx = max(due, time.monotonic())
+                yield
+            finally:
+                self.device.unlock_physics()
+        else:
+            with self._sim_lock:
+                yield
+
+    def _publish_frames(self, render) -> None:
+        for cam in self.cameras:
+            self._mjpeg.publish(cam, render(cam))
+        self._frames += 1
+
+    def _camera_loop(self) -> None:
+        """MuJoCo: render from the device's state snapshot at the camera rate, never touching the stepped sim."""
+        next_frame = time.monotonic()
+        while not self._stop.is_set():
+            qpos, _ = self.device.snapshot()
+            self._publish_frames(lambda cam, qpos=qpos: self.backend.render_qpos(cam, qpos))
+            self._warm.set()  # GL context made: hosts may connect
+            next_frame += 1.0 / self.camera_fps
+            now = time.monotonic()
+            if next_frame < now:
+                next_frame = now + 1.0 / self.camera_fps
+            self._stop.wait(next_frame - now)
 
     def _physics_loop(self) -> None:
-        for cam in self.cameras:  # GL context creation holds the GIL for a while: do it before hosts connect
-            self._mjpeg.publish(cam, self.backend.render(cam))
+        """PyBullet: one servo period per iteration; targets and sensing go through the compiled servo model."""
+        if self.cameras:  # first frames before hosts connect
+            self._publish_frames(self.backend.render)
         self._warm.set()
-        next_t = time.monotonic()
+        t0 = next_t = time.monotonic()
         next_frame = next_t
         while not self._stop.is_set():
-            self._serve_requests()
-            state = self.backend.read()
-            q = state["joint_pos"]
-            now = time.monotonic()
-            with self._lock:
-                goals = self._read_goals(q)
-            goals = self._backlash(self._goal_delay(now, goals))
-            target = q.copy()
-            target[self._servo_joint] = goals
-            for dst, src in self._mirrors:
-                target[dst] = target[src]
-            self._last_target = np.clip(target, self.spec.lower, self.spec.upper)
-            self.backend.command(self._last_target)
-            self.backend.advance()
-            self.stats["physics_steps"] += 1
-            state = self.backend.read()
-            sensed = self._sense_delay(now, np.concatenate([state["joint_pos"], state["joint_vel"]]))
-            n = len(q)
-            q_meas = sensed[:n] + self._rng.normal(0.0, 1.0, n) * self._noise_std
-            with self._lock:
-                self._write_present(q_meas, sensed[n:])
-            if self._mjpeg is not None and now >= next_frame:
-                for cam in self.cameras:
-                    self._mjpeg.publish(cam, self.backend.render(cam))
-                self.stats["frames"] += 1
-                next_frame += 1.0 / self.camera_fps
-                if next_frame < now:
-                    next_frame = now + 1.0 / self.camera_fps
+            with self._sim_lock:
+                target = self.device.targets(next_t - t0)
+                self.backend.command(target)
+                self.backend.advance()
+                state = self.backend.read()
+                self.device.feedback(next_t - t0 + self.period, state["joint_pos"], state["joint_vel"])
+                now = time.monotonic()
+                if self.cameras and now >= next_frame:
+                    self._publish_frames(self.backend.render)
+                    next_frame = max(next_frame + 1.0 / self.camera_fps, now)
+            self._py_lag.add(time.monotonic() - next_t, self.period)
             next_t += self.period
             pause = next_t - time.monotonic()
             if pause > 0:
                 self._stop.wait(pause)
-            else:
-                self.stats["physics_overruns"] += 1
-                if pause < -0.1:  # far behind (VM pause): resynchronize instead of racing to catch up
-                    next_t = time.monotonic()
+            elif pause < -0.1:  # far behind (VM pause): resynchronize instead of racing to catch up
+                self._py_lag.resync_s += -pause
+                next_t = time.monotonic()
 
     def _side_channel_loop(self) -> None:
         assert self._sock is not None
+        next_announce = time.monotonic() + 1.0
         while not self._stop.is_set():
+            if time.monotonic() >= next_announce:
+                s = self.device.stats()
+                if s["thread_error"]:  # the compiled device thread died: stop, as a dead board would
+                    self.error = f"device thread crashed: {s['thread_error']}"
+                    print(f"emulator: {self.error}", file=sys.stderr, flush=True)
+                    self._stop.set()
+                self._announce()
+                next_announce += 1.0
             try:
                 data, addr = self._sock.recvfrom(65536)
             except (TimeoutError, OSError):
                 continue
             try:
                 request = json.loads(data)
-                if not isinstance(request, dict):
-                    raise ValueError("request must be a JSON object")
             except ValueError as err:
-                self._reply({"error": f"bad request: {err}"}, addr)
-                continue
-            self._requests.put((request, addr))
-
-    def _reply(self, message: dict, addr) -> None:
-        if self._sock is not None:
-            self._sock.sendto(json.dumps(message).encode(), addr)
-
-    def _serve_requests(self) -> None:
-        while True:
-            try:
-                request, addr = self._requests.get_nowait()
-            except queue.Empty:
-                return
-            try:
-                self._reply(self._handle(request), addr)
-            except (KeyError, ValueError, TypeError) as err:
-                self._reply({"error": f"{type(err).__name__}: {err}"}, addr)
+                request = f"bad request: {err}"
+            if not isinstance(request, dict):
+                reply = {"error": request if isinstance(request, str) else "bad request: not a JSON object"}
+            else:
+                try:
+                    reply = self._handle(request)
+                except (KeyError, ValueError, TypeError, RuntimeError) as err:
+                    reply = {"error": f"{type(err).__name__}: {err}"}
+            self._sock.sendto(json.dumps(reply).encode(), addr)
 
     def _handle(self, request: dict) -> dict:
         op = request.get("op")
+        n = len(self.spec.joints)
         if op == "object_pose":
-            pos, quat = self.backend.object_pose(str(request["name"]))
+            if self._compiled:  # from the device's snapshot: the stepping thread is never held up
+                pos, quat = self.backend.object_pose(str(request["name"]), self.device.snapshot()[0])
+            else:
+                with self._sim_paused():
+                    pos, quat = self.backend.object_pose(str(request["name"]))
             return {"pos": pos.tolist(), "quat": quat.tolist()}
         if op == "place":
             # The person resetting the table: scene keys only; the arm stays where it is.
             scene = {k: np.asarray(v, dtype=np.float64) for k, v in request["scene"].items()
                      if k.startswith(("object/", "marker/"))}
-            q = self.backend.read()["joint_pos"]
-            self.backend.reset(np.random.default_rng(0), {"joint_pos": q, **scene})
+            with self._sim_paused():
+                q = self.backend.read()["joint_pos"]
+                self.backend.reset(np.random.default_rng(0), {"joint_pos": q, **scene})
             return {"ok": True}
         if op == "hold":
             # The person who holds the limp arm in a pose (calibration); null lets go.
             pose = request.get("joint_pos")
-            self._held = None if pose is None else np.clip(np.asarray(pose, dtype=np.float64).reshape(
-                len(self.spec.joints)), self.spec.lower, self.spec.upper)
+            self.device.set_hold(None if pose is None else np.clip(
+                np.asarray(pose, dtype=np.float64).reshape(n), self.spec.lower, self.spec.upper))
             return {"ok": True}
         if op == "stats":
-            with self._lock:
-                return {**self.stats, **self.device.counts, "sim_target": self._last_target.tolist(),
-                        "sim_joint_pos": self.backend.read()["joint_pos"].tolist()}
+            return {**self.stats, "sim_target": self.device.last_target().tolist(),
+                    "sim_joint_pos": self.device.joint_positions().tolist()}
         if op == "registers":
             names = request.get("names", ["torque_enable", "goal_position", "present_position"])
-            with self._lock:
-                return {str(i): {n: s.get(n, signed=True) for n in names if s.has(n)}
-                        for i, s in self.device.servos.items()}
+            return {str(i): {str(name): self.device.get(i, str(name)) for name in names if self.device.has(str(name))}
+                    for i in self._ids}
         if op == "freeze_camera":
             self.freeze_camera(str(request["name"]), bool(request.get("frozen", True)))
             return {"ok": True}
-        raise ValueError(f"unknown op {op!r}; ops: object_pose, place, hold, stats, registers, "
-                         "freeze_camera")
+        raise ValueError(f"unknown op {op!r}; ops: object_pose, place, hold, stats, registers, freeze_camera")
+
+
+def _thread_counters(tid: int) -> dict[str, int]:
+    """Page faults and involuntary switches of the device thread (why a real-time thread was late)."""
+    try:
+        stat = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/self/task/{tid}/status").read_text()
+    except OSError:
+        return {}
+    nonvol = next((int(ln.split()[1]) for ln in status.splitlines() if ln.startswith("nonvoluntary_ctxt")), -1)
+    return {"device_minor_faults": int(stat[7]), "device_major_faults": int(stat[9]),
+            "device_involuntary_switches": nonvol}
+
+
+class LagStats:
+    """Physics lag of a Python-stepped sim: tick done minus its deadline (count, late, quantiles)."""
+
+    def __init__(self, keep: int = 20000):
+        self._lags: collections.deque[float] = collections.deque(maxlen=keep)
+        self.count = self.late = 0
+        self.resync_s = 0.0
+        self._start: float | None = None
+
+    def wall_s(self) -> float:
+        return 0.0 if self._start is None else time.monotonic() - self._start
+
+    def add(self, lag_s: float, period_s: float) -> None:
+        if self._start is None:
+            self._start = time.monotonic() - period_s - lag_s
+        self._lags.append(lag_s)
+        self.count += 1
+        self.late += lag_s > period_s
+
+    def summary(self) -> dict[str, float]:
+        lags = np.array(self._lags) * 1e6 if self._lags else np.zeros(1)
+        return {"count": self.count, "p50_us": float(np.percentile(lags, 50)), "p99_us": float(np.percentile(lags, 99)),
+                "p999_us": float(np.percentile(lags, 99.9)), "max_us": float(lags.max()), "mean_us": float(lags.mean())}

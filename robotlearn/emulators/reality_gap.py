@@ -3,8 +3,8 @@
 Every item is a *hidden* property of the emulated hardware. The host driver never reads it; it can
 only notice it (that is what sysid estimates). Physical items are applied by sim/physical.py to the
 spec the emulator's physics backend is built from, so the same gap works for MuJoCo and PyBullet alike. Servo
-and wire items (backlash, latency, sensor noise, packet corruption) are applied by the emulator on
-the device side of the bus.
+and wire items (backlash, latency, sensor noise, packet corruption) are applied by the compiled device
+side of the bus (`_rt.ServoEmulator`: drivers/src/emu_arm.cpp, emu_bank.cpp).
 
 Configs: configs/hardware/reality_gap*.yaml (``reality_gap`` = a plausible gap, ``reality_gap_none`` =
 identity), plus ``key=value`` overrides.
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections import deque
 from pathlib import Path
 
-import numpy as np
 from pydantic import Field
 
 from robotlearn.core.config import load_config
@@ -50,37 +48,3 @@ class GapWorkdir:
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-class Backlash:
-    """Gear play: the output follows the input only after the input crosses a dead band of `width`."""
-
-    def __init__(self, width: float | np.ndarray, initial: np.ndarray):
-        self.half = np.asarray(width, dtype=np.float64) / 2.0
-        self.out = np.array(initial, dtype=np.float64)
-
-    def __call__(self, q_in: np.ndarray) -> np.ndarray:
-        self.out = np.clip(self.out, q_in - self.half, q_in + self.half)
-        return self.out
-
-
-class DelayLine:
-    """Returns the value pushed `delay_s` ago (the newest one when the delay is zero)."""
-
-    def __init__(self, delay_s: float):
-        self.delay = delay_s
-        self._items: deque[tuple[float, np.ndarray]] = deque()
-
-    def __call__(self, t: float, value: np.ndarray) -> np.ndarray:
-        self._items.append((t, np.array(value, dtype=np.float64)))
-        while len(self._items) > 1 and self._items[1][0] <= t - self.delay:
-            self._items.popleft()
-        return self._items[0][1]
-
-
-def corrupt(packet: bytes, rng: np.random.Generator) -> bytes:
-    """Flip one random bit of `packet` (a noisy line or a collision)."""
-    data = bytearray(packet)
-    k = int(rng.integers(len(data)))
-    data[k] ^= 1 << int(rng.integers(8))
-    return bytes(data)

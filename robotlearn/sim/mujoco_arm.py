@@ -176,6 +176,7 @@ class MujocoArmBackend(Backend):
                                           self._vadr.tolist(), ctrl)
         self._ticks = 0
         self._renderer: _OffscreenRenderer | None = None
+        self._render_data: mujoco.MjData | None = None  # render_qpos's own state, never the stepped one
         self._closed = False
         self.reset(np.random.default_rng(0), {})
 
@@ -213,11 +214,13 @@ class MujocoArmBackend(Backend):
     def read(self) -> State:
         return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
 
-    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+    def object_pose(self, name: str, qpos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(pos, quat) of a scene object in the sim, or in `qpos` (a snapshot of the full qpos vector)."""
         if name not in self._obj_qadr:
             raise KeyError(f"mujoco backend: no object {name!r}; objects: {sorted(self._obj_qadr)}")
         adr = self._obj_qadr[name]
-        return self.data.qpos[adr:adr + 3].copy(), self.data.qpos[adr + 3:adr + 7].copy()
+        q = self.data.qpos if qpos is None else qpos
+        return q[adr:adr + 3].copy(), q[adr + 3:adr + 7].copy()
 
     def link_pose(self, link: str) -> tuple[np.ndarray, np.ndarray]:
         """World (pos, quat wxyz) of a URDF link frame, e.g. "ee"."""
@@ -241,6 +244,28 @@ class MujocoArmBackend(Backend):
         mujoco.mj_kinematics(self.model, self.data)  # frames and cameras at the current state, not the
         mujoco.mj_camlight(self.model, self.data)  # one before the last mj_step
         return self._renderer.render(self.model, self.data, self.model.camera(camera).id, width, height)
+
+    def compiled_stepper(self) -> dict[str, Any]:
+        """What a device emulator needs to step this sim from its own real-time thread: the compiled
+        stepper and drive, and the addresses of the qpos/qvel arrays with each joint's index in them."""
+        d = self.data
+        return {"stepper": self._stepper, "drive": self.drive, "qpos": d.qpos.ctypes.data, "nq": self.model.nq,
+                "qvel": d.qvel.ctypes.data, "qpos_index": self._qadr.tolist(), "qvel_index": self._vadr.tolist()}
+
+    def render_qpos(self, camera: str, qpos: np.ndarray) -> np.ndarray:
+        """Render the state `qpos` (a snapshot of the full qpos vector) without touching the stepped
+        mjData, so a camera thread can render while another thread steps the sim."""
+        cam = self.spec.camera(camera)
+        if self._renderer is None:
+            self._renderer = _OffscreenRenderer(self.model)
+        if self._render_data is None:
+            self._render_data = mujoco.MjData(self.model)
+        data = self._render_data
+        data.qpos[:] = qpos
+        data.mocap_pos[:] = self.data.mocap_pos  # markers move only on reset
+        mujoco.mj_kinematics(self.model, data)
+        mujoco.mj_camlight(self.model, data)
+        return self._renderer.render(self.model, data, self.model.camera(camera).id, cam.width, cam.height)
 
     def close(self) -> None:
         if self._closed:

@@ -1,0 +1,461 @@
+// Real-time core of the emulated servo chain (see rt/emu_arm.hpp).
+#include "rt/emu_arm.hpp"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+
+#include "rt/serial_port.hpp"
+
+namespace rt {
+namespace {
+
+constexpr std::int64_t kSpinNs = 60000;  // replies due sooner than this are sent by spinning (a FIFO thread wakes within ~20-50 us here)
+constexpr std::int64_t kResyncNs = 100000000;  // physics this far behind (VM pause): jump, do not race to catch up
+constexpr std::int64_t kIdlePollNs = 50000000;  // longest sleep, so stop() is seen promptly
+
+void check(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument("ServoEmulator: " + what);
+}
+
+}  // namespace
+
+// --- DelayLine / Backlash ------------------------------------------------------------------------
+DelayLine::DelayLine(double delay_s, std::size_t width, std::size_t capacity)
+    : delay_(delay_s), width_(width), cap_(std::max<std::size_t>(capacity, 2)), t_(cap_), v_(cap_ * width) {}
+
+const double* DelayLine::push(double t, const double* v) {
+  if (n_ == cap_) {  // full: drop the oldest (only with a delay longer than the capacity covers)
+    head_ = (head_ + 1) % cap_;
+    --n_;
+  }
+  const std::size_t slot = (head_ + n_) % cap_;
+  t_[slot] = t;
+  std::copy(v, v + width_, v_.begin() + static_cast<std::ptrdiff_t>(slot * width_));
+  ++n_;
+  while (n_ > 1 && t_[(head_ + 1) % cap_] <= t - delay_) {
+    head_ = (head_ + 1) % cap_;
+    --n_;
+  }
+  return v_.data() + head_ * width_;
+}
+
+Backlash::Backlash(std::vector<double> width, std::vector<double> initial) : out_(std::move(initial)) {
+  half_.resize(width.size());
+  for (std::size_t i = 0; i < width.size(); ++i) half_[i] = width[i] / 2.0;
+  if (half_.size() != out_.size()) throw std::invalid_argument("Backlash: width and initial differ in length");
+}
+
+void Backlash::apply(double* q) {
+  for (std::size_t i = 0; i < out_.size(); ++i) {
+    out_[i] = std::clamp(out_[i], q[i] - half_[i], q[i] + half_[i]);
+    q[i] = out_[i];
+  }
+}
+
+// --- ServoEmulator -----------------------------------------------------------------------------
+ServoEmulator::ServoEmulator(std::unique_ptr<RegisterBank> bank, std::map<int, int> baud_codes, bool wire_time,
+                             int master_fd, ServoModelConfig model, Physics physics, double tick_hz,
+                             int ticks_per_update, double follow_tau_s, bool realtime, int priority, bool lock_memory)
+    : bank_(std::move(bank)),
+      responder_(*bank_, std::move(baud_codes), wire_time),
+      fd_(master_fd),
+      m_(std::move(model)),
+      physics_(physics),
+      dt_(1.0 / tick_hz),
+      ticks_per_update_(ticks_per_update),
+      follow_tau_(follow_tau_s),
+      realtime_(realtime),
+      lock_memory_(lock_memory),
+      priority_(priority),
+      ns_(bank_->size()),
+      nj_(m_.n_joints),
+      // 2 kHz of pushes covers the longest delay the gap allows (0.2 s) with room to spare
+      goal_delay_(m_.latency_s, bank_->size(), static_cast<std::size_t>(m_.latency_s * 2000.0) + 8),
+      sense_delay_(m_.latency_s, 2 * m_.n_joints, static_cast<std::size_t>(m_.latency_s * 2000.0) + 8),
+      rng_(m_.seed) {
+  check(tick_hz > 0 && tick_hz <= 20000, "tick_hz must be in (0, 20000]");
+  check(ticks_per_update >= 1, "ticks_per_update must be >= 1");
+  check(m_.servo_joint.size() == ns_, "servo_joint needs one entry per servo");
+  check(m_.offset.size() == ns_ && m_.sign.size() == ns_ && m_.ticks_per_unit.size() == ns_,
+        "calibration needs one offset/sign/ticks_per_unit per servo");
+  check(m_.backlash.size() == ns_, "backlash needs one width per servo");
+  check(m_.lower.size() == nj_ && m_.upper.size() == nj_ && m_.noise_std.size() == nj_, "joint vectors need n_joints entries");
+  for (int j : m_.servo_joint) check(j >= 0 && static_cast<std::size_t>(j) < nj_, "servo_joint out of range");
+  for (auto [d, s] : m_.mirrors)
+    check(d >= 0 && s >= 0 && static_cast<std::size_t>(d) < nj_ && static_cast<std::size_t>(s) < nj_, "mirror out of range");
+  for (double t : m_.ticks_per_unit) check(std::abs(t) > 0, "ticks_per_unit must be non-zero");
+  check(physics != Physics::Kinematic || follow_tau_s > 0, "follow_tau_s must be > 0");
+  torque_f_ = &bank_->require("torque_enable");
+  goal_f_ = &bank_->require("goal_position");
+  pos_f_ = &bank_->require("present_position");
+  mode_f_ = bank_->field("operating_mode");
+  vel_f_ = bank_->field("present_velocity");
+  moving_f_ = bank_->field("moving");
+  min_f_ = bank_->field("min_position_limit");
+  max_f_ = bank_->field("max_position_limit");
+  if (!min_f_ || !max_f_) min_f_ = max_f_ = nullptr;
+  goals_.assign(ns_, 0.0);
+  target_.assign(nj_, 0.0);
+  q_.assign(nj_, 0.0);
+  qd_.assign(nj_, 0.0);
+  sensed_.assign(2 * nj_, 0.0);
+  meas_q_.assign(nj_, 0.0);
+  tick_state_.assign(2 * nj_, 0.0);
+  meas_qd_.assign(nj_, 0.0);
+  hold_.assign(nj_, 0.0);
+  kin_pos_.assign(ns_, 0.0);
+  last_target_pub_.assign(nj_, 0.0);
+  joint_pub_.assign(nj_, 0.0);
+  backlash_ = std::make_unique<Backlash>(m_.backlash, std::vector<double>(ns_, 0.0));
+  snap_n_ = nj_;
+  snap_.reset(new std::atomic<double>[snap_n_ + 1]);
+  snap_scratch_.assign(snap_n_ + 1, 0.0);
+  rx_.assign(4096, 0);
+  check(fd_ >= 0 && fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) == 0, "master_fd is not an open descriptor");
+  {
+    std::lock_guard<PiMutex> lk(bank_->mutex());
+    for (std::size_t k = 0; k < ns_; ++k) kin_pos_[k] = static_cast<double>(bank_->get(k, *pos_f_));
+  }
+}
+
+ServoEmulator::~ServoEmulator() { stop(); }
+
+void ServoEmulator::attach_mujoco(MujocoStepper* stepper, JointDrive* drive, const double* qpos, std::size_t nq,
+                                  const double* qvel, std::vector<int> qpos_index, std::vector<int> qvel_index) {
+  check(physics_ == Physics::Mujoco, "attach_mujoco needs Physics.MUJOCO");
+  check(!running_.load(), "attach_mujoco before start()");
+  check(drive->size() == nj_, "drive size differs from n_joints");
+  check(qpos_index.size() == nj_ && qvel_index.size() == nj_, "qpos_index / qvel_index need n_joints entries");
+  for (std::size_t j = 0; j < nj_; ++j)
+    check(qpos_index[j] >= 0 && static_cast<std::size_t>(qpos_index[j]) < nq && qvel_index[j] >= 0,
+          "qpos_index / qvel_index out of range");
+  qvel_ = qvel;
+  qpos_index_ = std::move(qpos_index);
+  qvel_index_ = std::move(qvel_index);
+  stepper_ = stepper;
+  drive_ = drive;
+  qpos_ = qpos;
+  nq_ = nq;
+  snap_n_ = nq;
+  snap_.reset(new std::atomic<double>[snap_n_ + 1]);
+  snap_scratch_.assign(snap_n_ + 1, 0.0);
+}
+
+void ServoEmulator::set_initial(const double* q, const double* qd) {
+  check(!running_.load(), "set_initial before start()");
+  std::copy(q, q + nj_, q_.begin());
+  std::copy(qd, qd + nj_, qd_.begin());
+  std::vector<double> servo_q(ns_);
+  for (std::size_t k = 0; k < ns_; ++k) servo_q[k] = q[m_.servo_joint[k]];
+  backlash_ = std::make_unique<Backlash>(m_.backlash, servo_q);
+  std::copy(q, q + nj_, last_target_pub_.begin());
+  std::copy(q, q + nj_, joint_pub_.begin());
+  std::lock_guard<PiMutex> lk(bank_->mutex());
+  write_present(q, qd);
+  for (std::size_t k = 0; k < ns_; ++k) kin_pos_[k] = static_cast<double>(bank_->get(k, *pos_f_));
+}
+
+void ServoEmulator::set_hold(const double* q) {
+  std::lock_guard<PiMutex> lk(bank_->mutex());
+  holding_ = q != nullptr;
+  if (q) std::copy(q, q + nj_, hold_.begin());
+}
+
+void ServoEmulator::start() {
+  if (running_.load()) return;
+  check(physics_ != Physics::Mujoco || stepper_, "MuJoCo physics needs attach_mujoco() first");
+  stop_.store(false);
+  ready_.store(false);
+  running_.store(true);
+  thread_ = std::thread(&ServoEmulator::run, this);
+  // A new thread starts as an ordinary one; on a loaded machine it may wait milliseconds for its first
+  // run (before it can make itself SCHED_FIFO). Hosts must not talk to it before that.
+  while (!ready_.load() && running_.load()) {
+    timespec ts{0, 100000};
+    nanosleep(&ts, nullptr);
+  }
+}
+
+void ServoEmulator::stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+  running_.store(false);
+}
+
+// Register -> SI goal per servo. A servo with torque off (or not in a position mode) is limp: it
+// follows the arm, unless the emulated person holds the arm in a pose.
+void ServoEmulator::servo_goals(const double* q_now, double* goals) {
+  for (std::size_t k = 0; k < ns_; ++k) {
+    const int j = m_.servo_joint[k];
+    bool position_mode = true;
+    if (mode_f_) {
+      const auto mode = static_cast<int>(bank_->get_raw(k, *mode_f_));
+      position_mode = std::find(m_.position_modes.begin(), m_.position_modes.end(), mode) != m_.position_modes.end();
+    }
+    if (bank_->get_raw(k, *torque_f_) && position_mode) {
+      double raw = static_cast<double>(bank_->get(k, *goal_f_));
+      if (min_f_) raw = std::clamp(raw, static_cast<double>(bank_->get_raw(k, *min_f_)), static_cast<double>(bank_->get_raw(k, *max_f_)));
+      goals[k] = m_.sign[k] * (raw - m_.offset[k]) / m_.ticks_per_unit[k];
+    } else {
+      goals[k] = holding_ ? hold_[j] : q_now[j];
+    }
+  }
+}
+
+void ServoEmulator::write_present(const double* q, const double* qd) {
+  const double res = m_.resolution;
+  for (std::size_t k = 0; k < ns_; ++k) {
+    const int j = m_.servo_joint[k];
+    const double raw = std::round(m_.offset[k] + m_.sign[k] * q[j] * m_.ticks_per_unit[k]);
+    bank_->set(k, *pos_f_, static_cast<std::int64_t>(std::clamp(raw, 0.0, res - 1)));
+    if (vel_f_ && m_.velocity_unit_rad_s > 0) {
+      const double ticks_per_s = m_.sign[k] * qd[j] * m_.ticks_per_unit[k];
+      bank_->set(k, *vel_f_, std::llround(ticks_per_s * (2 * M_PI / res) / m_.velocity_unit_rad_s));
+    }
+    if (moving_f_) bank_->set(k, *moving_f_, std::abs(qd[j]) > 0.01 ? 1 : 0);
+  }
+}
+
+void ServoEmulator::targets(double t, double* out) {
+  {
+    std::lock_guard<PiMutex> lk(bank_->mutex());
+    servo_goals(q_.data(), goals_.data());
+  }
+  const double* delayed = goal_delay_.push(t, goals_.data());
+  std::copy(delayed, delayed + ns_, goals_.begin());
+  backlash_->apply(goals_.data());
+  std::copy(q_.begin(), q_.end(), out);  // joints without a servo hold where they are
+  for (std::size_t k = 0; k < ns_; ++k) out[m_.servo_joint[k]] = goals_[k];
+  for (auto [d, s] : m_.mirrors) out[d] = out[s];
+  for (std::size_t j = 0; j < nj_; ++j) out[j] = std::clamp(out[j], m_.lower[j], m_.upper[j]);
+  std::lock_guard<PiMutex> lk(target_mu_);
+  std::copy(out, out + nj_, last_target_pub_.begin());
+}
+
+void ServoEmulator::feedback(double t, const double* q, const double* qd) {
+  std::copy(q, q + nj_, q_.begin());
+  std::copy(qd, qd + nj_, qd_.begin());
+  std::copy(q, q + nj_, sensed_.begin());
+  std::copy(qd, qd + nj_, sensed_.begin() + static_cast<std::ptrdiff_t>(nj_));
+  const double* s = sense_delay_.push(t, sensed_.data());
+  for (std::size_t j = 0; j < nj_; ++j) {
+    meas_q_[j] = s[j] + (m_.noise_std[j] > 0 ? normal_(rng_) * m_.noise_std[j] : 0.0);
+    meas_qd_[j] = s[nj_ + j];
+  }
+  {
+    std::lock_guard<PiMutex> lk(bank_->mutex());
+    write_present(meas_q_.data(), meas_qd_.data());
+  }
+  std::lock_guard<PiMutex> lk(target_mu_);
+  std::copy(q, q + nj_, joint_pub_.begin());
+  updates_.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::vector<double> ServoEmulator::last_target() const {
+  std::lock_guard<PiMutex> lk(target_mu_);
+  return last_target_pub_;
+}
+
+std::vector<double> ServoEmulator::joint_positions() const {
+  std::lock_guard<PiMutex> lk(target_mu_);
+  return joint_pub_;
+}
+
+void ServoEmulator::publish() {
+  const std::size_t n = snap_n_;
+  if (qpos_) std::copy(qpos_, qpos_ + n, snap_scratch_.begin());
+  else std::copy(q_.begin(), q_.end(), snap_scratch_.begin());
+  snap_scratch_[n] = static_cast<double>(ticks_) * dt_;
+  const std::uint64_t s = snap_seq_.load(std::memory_order_relaxed);
+  snap_seq_.store(s + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  for (std::size_t i = 0; i <= n; ++i) snap_[i].store(snap_scratch_[i], std::memory_order_relaxed);
+  snap_seq_.store(s + 2, std::memory_order_release);
+}
+
+std::vector<double> ServoEmulator::snapshot(double* t) const {
+  std::vector<double> out(snap_n_ + 1);
+  for (;;) {
+    const std::uint64_t s1 = snap_seq_.load(std::memory_order_acquire);
+    if (s1 & 1) continue;
+    for (std::size_t i = 0; i <= snap_n_; ++i) out[i] = snap_[i].load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (snap_seq_.load(std::memory_order_relaxed) == s1) break;
+  }
+  if (t) *t = out.back();
+  out.pop_back();
+  return out;
+}
+
+void ServoEmulator::physics_tick() {
+  const double t = static_cast<double>(ticks_) * dt_;
+  if (ticks_ % ticks_per_update_ == 0) {
+    targets(t, target_.data());
+    drive_->set_target(target_.data(), ticks_per_update_ * dt_);
+  }
+  stepper_->step(*drive_, 1);
+  if ((ticks_ + 1) % ticks_per_update_ == 0) {
+    for (std::size_t j = 0; j < nj_; ++j) {
+      tick_state_[j] = qpos_[qpos_index_[j]];
+      tick_state_[nj_ + j] = qvel_[qvel_index_[j]];
+    }
+    feedback(t + dt_, tick_state_.data(), tick_state_.data() + nj_);
+  }
+}
+
+void ServoEmulator::kinematic_tick() {
+  const double alpha = 1.0 - std::exp(-dt_ / follow_tau_);
+  std::lock_guard<PiMutex> lk(bank_->mutex());
+  for (std::size_t k = 0; k < ns_; ++k) {
+    if (!bank_->get_raw(k, *torque_f_)) {
+      kin_pos_[k] = static_cast<double>(bank_->get(k, *pos_f_));  // limp: whatever was set stays
+      continue;
+    }
+    kin_pos_[k] += (static_cast<double>(bank_->get(k, *goal_f_)) - kin_pos_[k]) * alpha;
+    bank_->set(k, *pos_f_, std::llround(kin_pos_[k]));
+  }
+}
+
+void ServoEmulator::send_due(std::int64_t now) {
+  while (!pending_.empty() && pending_.front().due_ns - now <= kSpinNs) {
+    PendingReply& r = pending_.front();
+    while (monotonic_ns() < r.due_ns) {
+    }
+    const ssize_t w = ::write(fd_, r.bytes.data(), r.bytes.size());
+    const std::int64_t sent = monotonic_ns();
+    if (w != static_cast<ssize_t>(r.bytes.size())) write_err_.fetch_add(1, std::memory_order_relaxed);
+    reply_latency_.add(sent - r.rx_ns);
+    reply_late_.add(sent - r.due_ns);
+    pending_.pop_front();
+    now = sent;
+  }
+}
+
+void ServoEmulator::serve_pty() {
+  for (;;) {
+    const ssize_t n = ::read(fd_, rx_.data(), rx_.size());
+    const std::int64_t t_rx = monotonic_ns();
+    if (n > 0) {
+      reads_.fetch_add(1, std::memory_order_relaxed);
+      responder_.feed(rx_.data(), static_cast<std::size_t>(n), t_rx, pending_);
+      if (static_cast<std::size_t>(n) < rx_.size()) return;
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    read_err_.fetch_add(1, std::memory_order_relaxed);  // EIO: no host has the slave open right now
+    timespec ts{0, 1000000};
+    nanosleep(&ts, nullptr);
+    return;
+  }
+}
+
+void ServoEmulator::run() {
+  try {
+    if (realtime_) {
+      sched_param sp{};
+      sp.sched_priority = priority_;
+      sched_fifo_.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0);
+    }
+    if (lock_memory_) mlocked_.store(mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0);
+    {  // touch the stack now so a page fault never lands inside an exchange
+      volatile char stack[64 * 1024];
+      std::memset(const_cast<char*>(stack), 0, sizeof(stack));
+    }
+    const std::int64_t dt_ns = std::llround(dt_ * 1e9);
+    const bool stepping = physics_ != Physics::External;
+    tid_.store(static_cast<int>(gettid()));
+    t0_ = monotonic_ns();
+    start_ns_.store(t0_);
+    ticks_ = 0;
+    if (physics_ == Physics::Mujoco) publish();
+    ready_.store(true);
+    while (!stop_.load(std::memory_order_acquire)) {
+      std::int64_t now = monotonic_ns();
+      send_due(now);
+      std::int64_t next = now + kIdlePollNs;
+      if (stepping) {
+        std::int64_t deadline = t0_ + ticks_ * dt_ns;
+        if (now >= deadline) {
+          if (now - deadline > kResyncNs) {
+            resync_ns_.fetch_add(now - deadline, std::memory_order_relaxed);
+            t0_ = now - ticks_ * dt_ns;
+            deadline = now;
+            resyncs_.fetch_add(1, std::memory_order_relaxed);
+          }
+          if (physics_mu_.try_lock()) {
+            const std::int64_t t_work = monotonic_ns();
+            if (physics_ == Physics::Mujoco) physics_tick();
+            else kinematic_tick();
+            physics_mu_.unlock();
+            const std::int64_t done = monotonic_ns();
+            physics_work_.add(done - t_work);
+            const std::int64_t lag = done - deadline;
+            physics_lag_.add(lag);
+            if (lag > dt_ns) late_.fetch_add(1, std::memory_order_relaxed);
+            ++ticks_;
+            ticks_pub_.store(ticks_, std::memory_order_relaxed);
+            steps_.fetch_add(1, std::memory_order_relaxed);
+            if (physics_ == Physics::Mujoco) publish();
+            continue;  // look at the bus before the next (catch-up) tick
+          }
+          next = now + 200000;  // the side channel is editing the sim; bus replies go on meanwhile
+        } else {
+          next = deadline;
+        }
+      }
+      if (!pending_.empty()) next = std::min(next, pending_.front().due_ns - kSpinNs);
+      const std::int64_t wait = std::max<std::int64_t>(0, next - monotonic_ns());
+      pollfd pfd{fd_, POLLIN, 0};
+      timespec ts{static_cast<time_t>(wait / 1000000000LL), static_cast<long>(wait % 1000000000LL)};
+      polls_.fetch_add(1, std::memory_order_relaxed);
+      const int r = ppoll(&pfd, 1, &ts, nullptr);
+      if (r > 0 && (pfd.revents & POLLIN)) serve_pty();
+      else if (r > 0 && (pfd.revents & (POLLHUP | POLLERR))) {
+        read_err_.fetch_add(1, std::memory_order_relaxed);
+        timespec nap{0, 1000000};
+        nanosleep(&nap, nullptr);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::lock_guard<PiMutex> lk(error_mu_);
+    error_ = e.what();
+  }
+  running_.store(false);
+}
+
+EmulatorStats ServoEmulator::stats() const {
+  EmulatorStats s;
+  s.physics_steps = steps_.load();
+  s.physics_late = late_.load();
+  s.physics_resyncs = resyncs_.load();
+  s.updates = updates_.load();
+  s.polls = polls_.load();
+  s.reads = reads_.load();
+  s.read_errors = read_err_.load();
+  s.write_errors = write_err_.load();
+  s.replies_dropped = pending_.dropped();
+  const std::int64_t start = start_ns_.load();
+  s.wall_time_s = start ? (monotonic_ns() - start) * 1e-9 : 0.0;
+  s.physics_time_s = static_cast<double>(ticks_pub_.load()) * dt_;
+  s.resync_time_s = resync_ns_.load() * 1e-9;
+  s.tid = tid_.load();
+  s.sched_fifo = sched_fifo_.load();
+  s.mlockall = mlocked_.load();
+  s.running = running_.load();
+  std::lock_guard<PiMutex> lk(error_mu_);
+  s.error = error_;
+  return s;
+}
+
+}  // namespace rt

@@ -235,7 +235,7 @@ def test_driver_connects_over_udpin_and_serial(tmp_path, form):
 
 def test_driver_flies_an_ardupilot_flavoured_vehicle_in_guided(tmp_path):
     """The ArduPilot path: GUIDED by mode number, NAV_TAKEOFF before position targets, CTBR after."""
-    with emulator(tmp_path, "--autopilot", "ardupilot") as (_, port):
+    with emulator(tmp_path, "--autopilot", "ardupilot", "--boot-scale", "0.02") as (_, port):
         env = make_env("quad_hover", backend="real", overrides=FAST_RESET, connection=f"udpin:127.0.0.1:{port}")
         assert env.backend.autopilot == "ardupilot"
         obs, _ = env.reset(seed=0)

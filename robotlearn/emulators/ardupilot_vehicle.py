@@ -44,8 +44,9 @@ SENSORS_BOOT = (0x5331FC0F, 0x53017C0F, 0x4511FC0B)  # SYS_STATUS present/enable
 SENSORS_GPS = (0x5371FC2F, 0x5361FC2F, 0x4771FC2F)  # ... after (health without the prearm bit)
 TAKEOFF_SPOOL_S = 3.3  # NAV_TAKEOFF ACK -> climb starts (recorded 3.3 s)
 TAKEOFF_SPEED, TAKEOFF_ACCEL = 1.1, 1.5  # m/s, m/s^2: fits the recorded 1 m climb in 1.8 s
-LAND_DETECT_S, LAND_DISARM_S = 1.6, 0.4  # touchdown -> ON_GROUND -> disarmed (recorded 1.6-1.8, 0.3-0.5)
-FAILSAFE_LAND_PAUSE_S = 4.0  # a failsafe LAND hovers this long before descending (recorded 4.2)
+LAND_DETECT_S, LAND_DISARM_S = 1.7, 0.4  # touchdown -> ON_GROUND -> disarmed (recorded 1.6-1.8, 0.3-0.5)
+FAILSAFE_LAND_PAUSE_S = 4.2  # a failsafe LAND hovers this long before descending (recorded)
+FAILSAFE_LATENCY_S = 0.3  # reported FS_GCS_TIMEOUT + this after the last heartbeat (recorded 5.31 s)
 PARAM_READ_DELAY_S = 0.1
 PREARM_PERIOD_S, PREARM_REPORT_S, STAT_PERIOD_S = 1.0, 30.0, 30.0
 
@@ -76,6 +77,7 @@ class ArduCopterVehicle(MavlinkVehicle):
         self._prev_airborne = False
         self._prev_vz = 0.0
         self._prearm_ok = False
+        self._tick_state = (STABILIZE, False)  # (mode, position estimate) at the previous prearm tick
         self._next_prearm = self.milestones["ready"] + 0.2
         self._next_report = PREARM_REPORT_S + 0.44
         self._next_send["TIMESYNC"] = 9.99
@@ -84,8 +86,11 @@ class ArduCopterVehicle(MavlinkVehicle):
     def _after(self, milestone: str) -> bool:
         return self.now() >= self.milestones[milestone]
 
-    def _prearm_reasons(self) -> list[str]:
-        """Why ARM is refused now, in ArduCopter's words (empty = armable)."""
+    def _prearm_reasons(self, mode: int | None = None, position: bool | None = None) -> list[str]:
+        """Why ARM is refused now, in ArduCopter's words (empty = armable); `mode`/`position` override
+        the current mode and position-estimate state (the prearm bit looks at them as of 1 s before)."""
+        mode = self.mode if mode is None else mode
+        position = self._after("position") if position is None else position
         if not self._after("ready"):
             return ["System not initialised"]
         reasons = []
@@ -95,7 +100,7 @@ class ArduCopterVehicle(MavlinkVehicle):
             reasons.append("Gyros inconsistent")
         if not self._after("origin"):
             reasons.append("AHRS: waiting for home")
-        elif self.mode == GUIDED and not self._after("position"):
+        elif mode == GUIDED and not position:
             reasons.append("Need Position Estimate")
         if self.gcs_failsafe:
             reasons.append("GCS failsafe on")
@@ -116,8 +121,8 @@ class ArduCopterVehicle(MavlinkVehicle):
         if self._after("ready") and now >= self._next_prearm:
             self._next_prearm += PREARM_PERIOD_S
             if not self.armed:
-                settled = self.mode != GUIDED or now >= self.milestones["position"] + 1.0
-                self._prearm_ok = not self._prearm_reasons() and settled
+                self._prearm_ok = not self._prearm_reasons(*self._tick_state)
+            self._tick_state = (self.mode, self._after("position"))
         if now >= self._next_report:
             self._next_report += PREARM_REPORT_S
             reasons = self._prearm_reasons()
@@ -233,7 +238,7 @@ class ArduCopterVehicle(MavlinkVehicle):
         last = self.last_gcs_heartbeat.get(int(self.param("MAV_GCS_SYSID")))
         if last is None:
             return
-        silent = self.now() - last > self.param("FS_GCS_TIMEOUT")
+        silent = self.now() - last > self.param("FS_GCS_TIMEOUT") + FAILSAFE_LATENCY_S
         if silent and not self.gcs_failsafe and self.armed and self.param("FS_GCS_ENABLE") != 0:
             self.gcs_failsafe = True
             self._set_mode(LAND, failsafe=True)

@@ -139,7 +139,7 @@ def replay(path: Path, tmp_path: Path, extra: tuple[str, ...] = ()) -> list[tupl
 
 def assert_timeline(name: str, got: list, want: list, tol: float, slack_after: float = np.inf) -> None:
     assert [v for _, v in got] == [v for _, v in want], f"{name}: {[v for _, v in got]} != recorded {[v for _, v in want]}"
-    for (tg, v), (tw, _) in zip(got, want):
+    for (tg, v), (tw, _) in zip(got, want, strict=True):
         assert abs(tg - tw) <= (tol if tw < slack_after else UNTIL_LANDED), f"{name} {v!r}: at {tg:.2f} s, recorded {tw:.2f} s (tolerance {tol} s)"
 
 

@@ -177,7 +177,7 @@ class MavlinkQuadBackend(Backend):
         self._wait_ready(opts.ready_timeout)
         self._booting = False
         if self.autopilot == "ardupilot":
-            self._set_thrust_semantics(opts.ardupilot_thrust)
+            self.set_thrust_semantics(opts.ardupilot_thrust)
         else:
             self.thrust_semantics = "thrust"
         self._check_failsafe(opts.set_failsafe, opts.failsafe_timeout)
@@ -324,7 +324,8 @@ class MavlinkQuadBackend(Backend):
         texts = [text for t, text in list(self._texts) if t >= since]
         return f"; vehicle says {texts[-1]!r}" if texts else ""
 
-    def _set_thrust_semantics(self, semantics: str) -> None:
+    def set_thrust_semantics(self, semantics: Literal["thrust", "climb_rate"]) -> None:
+        """ArduPilot: make SET_ATTITUDE_TARGET's thrust mean `semantics` (GUID_OPTIONS bit 3, echo-checked)."""
         options = int(self.params.get("GUID_OPTIONS"))
         wanted = options | GUID_OPTIONS_THRUST if semantics == "thrust" else options & ~GUID_OPTIONS_THRUST
         if wanted != options:

@@ -30,7 +30,7 @@ def test_quad_hover_takes_off_hovers_in_every_mode_lands_and_disarms(tmp_path, a
         env = make_env("quad_hover", backend="real", overrides=[*FAST_RESET, "action_mode=position"],
                        connection=f"udpin:127.0.0.1:{port}")
         backend = env.unwrapped.backend
-        assert backend.autopilot == autopilot and backend.thrust_semantics == "thrust"
+        assert backend.autopilot == autopilot
         spec = backend.spec
         for mode in ("position", "velocity", "ctbr"):
             mode_env = env if mode == "position" else RobotEnv(backend, make_robot_model(spec, mode), env.unwrapped.task)

@@ -27,7 +27,12 @@ mav = mavlink2_common()
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "ardupilot-sitl"
 if not FIXTURES.is_dir():  # a checkout beside shared/ (the usual layout), or the integrator's tree
     FIXTURES = Path("/work/shared/fixtures/ardupilot-sitl")
-SPEEDUP = 6.0  # the test process must keep up with the vehicle: slower under heavy load
+COMMANDS = ("COMMAND_LONG", "PARAM_REQUEST_READ", "PARAM_SET")
+# s of vehicle time: a later command may land in another phase of the boot, a gap in setpoints or heartbeats
+# may trip GUID_TIMEOUT (3 s) or FS_GCS_TIMEOUT: replay again
+MAX_COMMAND_LATENESS, MAX_LATENESS = 0.5, 1.5
+ATTEMPTS = 3
+SPEEDUP = 10.0  # late packets (a starved test process) are accounted for in the tolerances
 STREAMS = ("HEARTBEAT", "ATTITUDE", "ATTITUDE_QUATERNION", "LOCAL_POSITION_NED", "GLOBAL_POSITION_INT", "SYS_STATUS",
            "EXTENDED_SYS_STATE", "TIMESYNC")
 # STATUSTEXTs of the real vehicle the flavour does not model (see the notes of issue 19).
@@ -97,7 +102,7 @@ def replay(path: Path, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[lis
     Times are the vehicle's own clock: time_boot_ms of its telemetry (extrapolated between messages and
     before the first one from the emulator's start), so a busy machine slows the replay but cannot skew it."""
     recorded = load_session(path)
-    script = [(t, m.get_msgbuf()) for t, m in recorded if m.get_srcSystem() == 255]
+    script = [(t, m.get_msgbuf(), m.get_type() in COMMANDS) for t, m in recorded if m.get_srcSystem() == 255]
     end = recorded[-1][0]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -109,7 +114,7 @@ def replay(path: Path, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[lis
     conn = mavutil.mavlink_connection(f"udpout:127.0.0.1:{port}", source_system=255, dialect="common")
     conn.port.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)  # a busy test process must not drop packets
     out: list[tuple[float, object]] = []
-    sent: list[tuple[float, float]] = []  # (vehicle time it went out, recorded time): how late the replay was
+    sent: list[tuple[float, float, bool]] = []  # (vehicle time it went out, recorded time, is a command)
     try:
         assert proc.stdout.readline().startswith("emulated quadrotor"), "emulator did not start"
         anchor = time.monotonic()  # vehicle time 0 (its loop starts right after that line)
@@ -121,7 +126,7 @@ def replay(path: Path, tmp_path: Path, extra: tuple[str, ...] = ()) -> tuple[lis
         while (now := vehicle_time()) < end:
             while i < len(script) and script[i][0] <= now:
                 conn.write(script[i][1])
-                sent.append((now, script[i][0]))
+                sent.append((now, script[i][0], script[i][2]))
                 i += 1
             msg = conn.recv_match(blocking=True, timeout=0.002)
             while msg is not None:
@@ -164,8 +169,17 @@ def test_flavour_replays_the_recorded_session(name, tmp_path):
     recorded = load_session(path)
     want = features(recorded)
     t0 = time.monotonic()
-    emulated, sent = replay(path, tmp_path)
-    sent_at, late = np.array([a for a, _ in sent]), np.maximum(0.0, [a - b for a, b in sent])
+    for attempt in range(ATTEMPTS):  # a process descheduled for 0.5 s misses 5 s of a 10x vehicle
+        emulated, sent = replay(path, tmp_path)
+        command_late = max(a - b for a, b, command in sent if command)
+        any_late = max(a - b for a, b, _ in sent)
+        on_time = command_late <= MAX_COMMAND_LATENESS and any_late <= MAX_LATENESS
+        if on_time:
+            break
+        print(f"{name}: attempt {attempt + 1}: packets went out up to {any_late:.2f} s late (commands "
+              f"{command_late:.2f} s); replaying again")
+    assert on_time, f"the machine is too busy to replay on time ({ATTEMPTS} attempts)"
+    sent_at, late = np.array([a for a, _, _ in sent]), np.maximum(0.0, [a - b for a, b, _ in sent])
 
     def lateness(t: float) -> float:
         i = np.searchsorted(sent_at, t) - 1

@@ -9,16 +9,18 @@ import time
 
 import numpy as np
 import pytest
-from test_quad_mavlink import FAST_RESET, emulator, free_udp_port
+from test_quad_mavlink import FAST_RESET, Gcs, emulator, free_udp_port
 
 from robotlearn.backends import make_backend
 from robotlearn.core.env import RobotEnv
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.envs import make_env
+from robotlearn.hardware.frames import mavlink2_common
 from robotlearn.hardware.quadrotor import LinkLostError, NotReadyError
 from robotlearn.robots import make_robot_model
 from robotlearn.teleop.quad_expert import QuadExpert
 
+mav = mavlink2_common()
 ARDUPILOT = ("--autopilot", "ardupilot", "--boot-scale", "0.05")  # position estimate 2.1 s after power-on
 
 
@@ -130,3 +132,29 @@ def test_failsafe_reported_warned_and_settable(tmp_path, caplog):
         backend = make_backend(load_robot_spec("cf2x"), "real", {"connection": f"udpin:127.0.0.1:{port}"})
         assert backend.failsafe == {"COM_OF_LOSS_T": 0.5, "COM_OBL_RC_ACT": 4} and backend.failsafe_armed
         backend.close()
+
+
+def test_flavour_drops_a_velocity_target_older_than_guid_timeout(tmp_path):
+    """ArduCopter GUIDED: a velocity target is followed for GUID_TIMEOUT s after the last one, then it stops."""
+    with emulator(tmp_path, *ARDUPILOT, "--param", "GUID_TIMEOUT=1") as (_, port):
+        gcs = Gcs(port)
+        gcs.pump(2.5)  # boot to armable (position estimate at 2.1 s)
+        assert gcs.command(mav.MAV_CMD_DO_SET_MODE, 1, 4) == mav.MAV_RESULT_ACCEPTED
+        assert gcs.command(mav.MAV_CMD_COMPONENT_ARM_DISARM, 1) == mav.MAV_RESULT_ACCEPTED
+        assert gcs.command(mav.MAV_CMD_NAV_TAKEOFF, 0, 0, 0, 0, 0, 0, 1.0) == mav.MAV_RESULT_ACCEPTED
+        assert gcs.pump(10.0, lambda: gcs.z_up > 0.95), f"takeoff: {gcs.z_up:.2f} m"
+
+        def north_speed_after(seconds: float, stream: bool) -> float:
+            deadline, vx = time.monotonic() + seconds, None
+            while time.monotonic() < deadline:
+                if stream:
+                    gcs.conn.mav.set_position_target_local_ned_send(0, *gcs.target, mav.MAV_FRAME_LOCAL_NED, 0x0DC7,
+                                                                    0, 0, 0, 0.5, 0, 0, 0, 0, 0, 0, 0)
+                msg = gcs.conn.recv_match(type="LOCAL_POSITION_NED", blocking=True, timeout=0.05)
+                vx = msg.vx if msg is not None else vx
+            return vx
+
+        assert north_speed_after(2.0, stream=True) == pytest.approx(0.5, abs=0.1)
+        assert north_speed_after(0.5, stream=False) == pytest.approx(0.5, abs=0.1)  # still within GUID_TIMEOUT
+        assert abs(north_speed_after(2.0, stream=False)) < 0.1  # timed out: stopped
+        gcs.conn.close()

@@ -34,11 +34,12 @@ def free_udp_port() -> int:
 
 
 @contextlib.contextmanager
-def emulator(tmp_path, *args: str):
-    """`robotlearn emulate quadrotor --mavlink udpout:127.0.0.1:<free port>` in a child process."""
+def emulator(tmp_path, *args: str, mavlink: str | None = None):
+    """`robotlearn emulate quadrotor --mavlink udpout:127.0.0.1:<free port>` (or `mavlink`) in a child process."""
     port = free_udp_port()
     log = open(tmp_path / f"emulator_{port}.log", "w+")  # noqa: SIM115 - read back on failure
-    cmd = [sys.executable, "-m", "robotlearn.cli.emulate_quadrotor", "--mavlink", f"udpout:127.0.0.1:{port}", *args]
+    cmd = [sys.executable, "-m", "robotlearn.cli.emulate_quadrotor", "--mavlink", mavlink or f"udpout:127.0.0.1:{port}",
+           *args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
         yield proc, port
@@ -235,7 +236,7 @@ def test_driver_connects_over_udpin_and_serial(tmp_path, form):
 
 def test_driver_flies_an_ardupilot_flavoured_vehicle_in_guided(tmp_path):
     """The ArduPilot path: GUIDED by mode number, NAV_TAKEOFF before position targets, CTBR after."""
-    with emulator(tmp_path, "--autopilot", "ardupilot") as (_, port):
+    with emulator(tmp_path, "--autopilot", "ardupilot", "--boot-scale", "0.02") as (_, port):
         env = make_env("quad_hover", backend="real", overrides=FAST_RESET, connection=f"udpin:127.0.0.1:{port}")
         assert env.backend.autopilot == "ardupilot"
         obs, _ = env.reset(seed=0)

@@ -7,6 +7,7 @@ void bind_control(nb::module_& m);
 void bind_bus(nb::module_& m);
 void bind_loop(nb::module_& m);
 void bind_quad(nb::module_& m);
+void bind_ik(nb::module_& m);
 
 NB_MODULE(_rt, m) {
   m.doc() = "robotlearn compiled core: controllers, real-time loop, serial servo bus";
@@ -14,4 +15,5 @@ NB_MODULE(_rt, m) {
   bind_bus(m);
   bind_loop(m);
   bind_quad(m);
+  bind_ik(m);
 }

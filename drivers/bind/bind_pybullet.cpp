@@ -4,6 +4,7 @@
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "rt/pybullet_drive.hpp"
@@ -57,5 +58,14 @@ void bind_pybullet(nb::module_& m) {
              s.read(q, qd);
              return std::make_pair(a, b);
            },
-           "(joint positions, joint velocities) as Bullet reports them now.");
+           "(joint positions, joint velocities) as Bullet reports them now.")
+      .def_prop_ro("applied_torques",
+                   [](const rt::PybulletStepper& s) {
+                     const std::vector<double>& v = s.applied_torques();
+                     double* out;
+                     OutVec flat = new_vec(v.size(), &out);
+                     std::copy(v.begin(), v.end(), out);
+                     return flat;
+                   },
+                   "Joint torques handed to Bullet in the last step(), flat [ticks * n] (row-major).");
 }

@@ -150,6 +150,7 @@ void PybulletStepper::refresh_mass(const double* q) {
 void PybulletStepper::step(JointDrive& drive, int ticks) {
   if (drive.size() != n_) throw std::invalid_argument("PybulletStepper: drive size mismatch");
   const std::size_t n = n_, w = 3 * n_;
+  applied_log_.resize(static_cast<std::size_t>(std::max(ticks, 0)) * n);
   for (int k = 0; k < ticks; ++k) {
     request_state(q_.data(), qd_.data());
     drive.compute(q_.data(), qd_.data(), tau_.data());
@@ -186,6 +187,7 @@ void PybulletStepper::step(JointDrive& drive, int ticks) {
     for (std::size_t i = 0; i < n; ++i) set_force_torque_(cmd, u_index_[i], applied_[i]);
     submit(cmd, "joint torques");
     submit(init_step_(client_), "stepSimulation");
+    std::copy(applied_.begin(), applied_.end(), applied_log_.begin() + static_cast<std::ptrdiff_t>(k * n));
     for (std::size_t i = 0; i < n; ++i) {
       stacked_[n + i] = applied_[i];
       stacked_[2 * n + i] = qd_[i];

@@ -40,6 +40,9 @@ class PybulletStepper {
   // Joint positions and velocities as Bullet reports them now.
   void read(double* q, double* qd);
   std::size_t size() const { return n_; }
+  // Joint torques handed to Bullet in the last step() call, row-major [ticks, n]: replaying them open
+  // loop from the same state reproduces the motion (what bench/env_overhead.py times as the raw engine).
+  const std::vector<double>& applied_torques() const { return applied_log_; }
 
  private:
   void request_state(double* q, double* qd);
@@ -71,7 +74,7 @@ class PybulletStepper {
   bool first_tick_ = true;
   int tick_in_refresh_ = 0;
   // gain_ = G (n x n); correction_ = [I - G, G, G M / dt] (n x 3n); stacked_ = [tau, applied_prev, qd_prev - qd]
-  std::vector<double> gain_, correction_, stacked_, mass_, lu_, q_, qd_, tau_, applied_, bias_, zeros_;
+  std::vector<double> applied_log_, gain_, correction_, stacked_, mass_, lu_, q_, qd_, tau_, applied_, bias_, zeros_;
   std::vector<int> pivot_;
 };
 

@@ -67,5 +67,5 @@ void bind_pybullet(nb::module_& m) {
                      std::copy(v.begin(), v.end(), out);
                      return flat;
                    },
-                   "Joint torques handed to Bullet in the last step(), flat [ticks * n] (row-major).");
+                   nb::rv_policy::move, "Joint torques handed to Bullet in the last step(), flat [ticks * n] (row-major).");
 }

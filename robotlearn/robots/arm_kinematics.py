@@ -9,6 +9,8 @@ control step, and in Python its small-array overhead cost more than the control 
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 import numpy as np
 
@@ -34,6 +36,7 @@ class ArmKinematics:
         # top-down grasps are expressed as a yaw about world z applied to it.
         self.down_quat = np.asarray(spec.params["tool_down_quat"], dtype=np.float64)
         self.down_quat /= np.linalg.norm(self.down_quat)
+        self._down = tuple(float(v) for v in self.down_quat)
         d = self.data
         self._ik = _rt.MujocoArmIK(
             function_address("mj_kinematics"), function_address("mj_comPos"), function_address("mj_jacBody"),
@@ -44,9 +47,9 @@ class ArmKinematics:
 
     def tool_quat(self, yaw: float) -> np.ndarray:
         """wxyz orientation of the downward-pointing tool rotated by `yaw` about world z."""
-        out = np.empty(4)
-        mujoco.mju_mulQuat(out, np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]), self.down_quat)
-        return out
+        c, s = math.cos(yaw / 2), math.sin(yaw / 2)
+        w, x, y, z = self._down
+        return np.array([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w])  # (c, 0, 0, s) * down
 
     def tool_yaw(self, quat: np.ndarray) -> float:
         """Inverse of `tool_quat` for a (roughly) downward tool: its yaw about world z."""

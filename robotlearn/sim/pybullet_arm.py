@@ -183,12 +183,19 @@ class PybulletArmBackend(Backend):
     def command(self, target: np.ndarray) -> None:
         command_drive(self.drive, self.spec, target)
 
+    def _check_open(self) -> None:
+        # the compiled stepper holds the raw client handle, which disconnect frees: never touch it after close
+        if self._closed:
+            raise RuntimeError("pybullet backend is closed")
+
     def advance(self) -> dict[str, Any]:
+        self._check_open()
         self._stepper.step(self.drive, self.spec.ticks_per_step)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
     def read(self) -> State:
+        self._check_open()
         q, qd = self._stepper.read()
         return {"joint_pos": q, "joint_vel": qd}
 

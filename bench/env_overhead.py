@@ -19,8 +19,9 @@ Each measured loop and its baseline run back to back, and the loops alternate, f
 figures are median [min, max] over rounds of the per-round ratio, so a load change hits both sides of a
 ratio alike. All of it runs twice: idle, and with `--hogs` busy-loop processes this script starts. Other
 agents share the machine: load average and steal time per condition are in the JSON. `ee_over_joint`
-is env_ee_delta / env_joint_delta step time (the two modes move the arm differently, so also given as the
-ratio of their overhead ratios). Camera frames/s at 84x84 and 224x224 come last (idle).
+is env_ee_delta / env_joint_delta step time, with the joint_delta actions derived from the ee_delta
+episodes' joint targets so both step the same physics (`ee_joint_same_path_error_rad` checks it); also
+given as the ratio of their overhead ratios. Camera frames/s at 84x84 and 224x224 come last (idle).
 
     python bench/env_overhead.py [--steps 100] [--rounds 5] [--hogs 2] [--backends mujoco pybullet]
 
@@ -149,8 +150,36 @@ def unforced_stepping(spec, total_ticks: int) -> tuple[Callable[[], float], Pybu
     return run, raw
 
 
-def build_loops(name: str, steps: int) -> tuple[dict[str, tuple[Episode, Callable[[], float]]], list]:
-    """{loop: (measured episode, raw baseline)} for one backend, plus what to close afterwards."""
+def same_path_actions(ee_env, jd_env, ee_actions: list) -> tuple[list, float]:
+    """joint_delta actions that give the joint targets the ee_delta episodes produced, so both modes step
+    the same physics and their step times differ by what ee_delta adds (IK, goal bookkeeping); and how far
+    the two runs' joint paths end up apart (untimed passes)."""
+    horizon = ee_env.unwrapped.task.max_episode_steps
+    robot = ee_env.unwrapped.robot
+    deltas, paths = [], []
+    for k, a in enumerate(ee_actions):
+        if k % horizon == 0:
+            ee_env.reset(seed=k)
+        before = robot.joint_target
+        obs, *_ = ee_env.step(a)
+        paths.append(obs["joint_pos"])
+        deltas.append(robot.joint_target - before)
+    # IK may move a joint further in one step than joint_delta's default scale allows: widen the scale
+    # (only the action's normalization; the joint env's limits and lead clipping are unchanged)
+    jd_robot = jd_env.unwrapped.robot
+    jd_robot.p["max_joint_delta"] = max(jd_robot.p["max_joint_delta"], max(float(np.max(np.abs(d))) for d in deltas))
+    actions = [np.r_[d / jd_robot.p["max_joint_delta"], a[-1]] for d, a in zip(deltas, ee_actions, strict=True)]
+    error = 0.0
+    for k, a in enumerate(actions):
+        if k % horizon == 0:
+            jd_env.reset(seed=k)
+        obs, *_ = jd_env.step(a)
+        error = max(error, float(np.max(np.abs(obs["joint_pos"] - paths[k]))))
+    return actions, error
+
+
+def build_loops(name: str, steps: int) -> tuple[dict[str, tuple[Episode, Callable[[], float]]], list, dict]:
+    """{loop: (measured episode, raw baseline)} for one backend, what to close afterwards, and checks."""
     spec = load_robot_spec("arm6")
     cls = BACKENDS[name]
     backend = cls(spec)
@@ -163,20 +192,23 @@ def build_loops(name: str, steps: int) -> tuple[dict[str, tuple[Episode, Callabl
     episodes = {"drive": (Episode(lambda k: backend.reset(np.random.default_rng(0), {"joint_pos": HOLD}), steps,
                                   drive_step, steps), backend)}
     closers: list = [backend]
-    for mode in ACTION_MODES:
-        env = make_env("arm_reach", backend=name, overrides=[f"action_mode={mode}"])
-        env.reset(seed=0)
-        env.action_space.seed(0)
-        actions = [env.action_space.sample() * 0.3 for _ in range(steps)]
+    ee_env, ee_actions = make_env("arm_reach", backend=name, overrides=["action_mode=ee_delta"]), []
+    ee_env.reset(seed=0)
+    ee_env.action_space.seed(0)
+    ee_actions = [ee_env.action_space.sample() * 0.3 for _ in range(steps)]
+    jd_env = make_env("arm_reach", backend=name, overrides=["action_mode=joint_delta"])
+    jd_actions, path_error = same_path_actions(ee_env, jd_env, ee_actions)
+    for mode, env, actions in (("ee_delta", ee_env, ee_actions), ("joint_delta", jd_env, jd_actions)):
         episodes[f"env_{mode}"] = (Episode(lambda k, env=env: env.reset(seed=k), env.unwrapped.task.max_episode_steps,
                                            lambda k, env=env, a=actions: env.step(a[k]), steps),
                                    env.unwrapped.backend)
         closers.append(env)
+    info = {"ee_joint_same_path_error_rad": path_error}
     if name == "mujoco":
         raw = cls(spec)
         closers.append(raw)
-        return {k: (ep, mujoco_baseline(ep, b, raw)) for k, (ep, b) in episodes.items()}, closers
-    return {k: (ep, pybullet_baseline(ep, b)) for k, (ep, b) in episodes.items()}, closers
+        return {k: (ep, mujoco_baseline(ep, b, raw)) for k, (ep, b) in episodes.items()}, closers, info
+    return {k: (ep, pybullet_baseline(ep, b)) for k, (ep, b) in episodes.items()}, closers, info
 
 
 def measure(loops: dict, rounds: int, hogs: int, unforced: Callable[[], float] | None = None) -> dict:
@@ -223,12 +255,12 @@ def camera_fps(name: str, rounds: int) -> dict:
 
 def bench_backend(name: str, steps: int, rounds: int, hogs: int) -> dict:
     spec = load_robot_spec("arm6")
-    loops, closers = build_loops(name, steps)
+    loops, closers, info = build_loops(name, steps)
     unforced = None
     if name == "pybullet":
         unforced, raw = unforced_stepping(spec, steps * spec.ticks_per_step)
         closers.append(raw)
-    result = {"control_steps": steps, "ticks_per_step": spec.ticks_per_step, "rounds": rounds,
+    result = {"control_steps": steps, "ticks_per_step": spec.ticks_per_step, "rounds": rounds, **info,
               "idle": measure(loops, rounds, 0, unforced), "load": measure(loops, rounds, hogs, unforced)}
     if name == "pybullet":
         result["replay_max_error_rad"] = max(ep.replay_error for ep, _ in loops.values())
@@ -268,6 +300,8 @@ def main() -> None:
                       f"ratio {fmt(c[f'{loop}_overhead_ratio'])}{extra}")
             print(f"    ee_delta / joint_delta step time {fmt(c['ee_over_joint_step_time'])}, "
                   f"overhead {fmt(c['ee_over_joint_overhead'])}")
+        print(f"  joint_delta replays the ee_delta episodes' joint targets: paths agree to "
+              f"{r['ee_joint_same_path_error_rad']:.1e} rad")
         if "replay_max_error_rad" in r:
             print(f"  torque replay reproduces the motion to {r['replay_max_error_rad']:.1e} rad")
         print("  camera frames/s: " + "  ".join(f"{k} {v:.0f}" for k, v in r["frames_per_s"].items()))

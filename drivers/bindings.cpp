@@ -8,6 +8,8 @@ void bind_bus(nb::module_& m);
 void bind_loop(nb::module_& m);
 void bind_quad(nb::module_& m);
 void bind_emulator(nb::module_& m);
+void bind_ik(nb::module_& m);
+void bind_pybullet(nb::module_& m);
 
 NB_MODULE(_rt, m) {
   m.doc() = "robotlearn compiled core: controllers, real-time loop, serial servo bus";
@@ -16,4 +18,6 @@ NB_MODULE(_rt, m) {
   bind_loop(m);
   bind_quad(m);
   bind_emulator(m);
+  bind_ik(m);
+  bind_pybullet(m);
 }

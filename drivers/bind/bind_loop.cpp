@@ -51,7 +51,7 @@ void bind_loop(nb::module_& m) {
               std::vector<double> offset_ticks, std::vector<int> sign, std::optional<std::vector<double>> velocity_scale,
               std::optional<std::vector<double>> effort_scale, double watchdog_hold_ms, double watchdog_off_ms,
               int max_consecutive_timeouts, bool realtime, int priority, bool handle_signals, bool torque_on_start,
-              std::size_t record_setpoints) {
+              std::size_t record_setpoints, double spin_us) {
              rt::LoopConfig c;
              c.rate_hz = rate_hz;
              c.limits = std::move(limits);
@@ -74,6 +74,7 @@ void bind_loop(nb::module_& m) {
              c.handle_signals = handle_signals;
              c.torque_on_start = torque_on_start;
              c.record_capacity = record_setpoints;
+             c.spin_us = spin_us;
              new (self) rt::ControlLoop(bus, std::move(c));
            },
            "bus"_a.none(), "rate_hz"_a = 500.0, "limits"_a, "interpolation"_a = rt::Interpolation::MinJerk,
@@ -81,10 +82,12 @@ void bind_loop(nb::module_& m) {
            "sign"_a = std::vector<int>{}, "velocity_scale"_a = nb::none(), "effort_scale"_a = nb::none(),
            "watchdog_hold_ms"_a = 250.0, "watchdog_off_ms"_a = 2000.0, "max_consecutive_timeouts"_a = 5,
            "realtime"_a = true, "priority"_a = 80, "handle_signals"_a = false, "torque_on_start"_a = true,
-           "record_setpoints"_a = 0, nb::keep_alive<1, 2>(),
+           "record_setpoints"_a = 0, "spin_us"_a = 0.0, nb::keep_alive<1, 2>(),
            "bus=None runs the loop with ideal servos (timing only). Joint i in SI = sign[i] * (raw - "
            "offset_ticks[i]) / ticks_per_unit[i]; velocity_scale/effort_scale are SI per raw unit (effort "
-           "limits are enforced only when effort_scale is given).")
+           "limits are enforced only when effort_scale is given). spin_us > 0 sleeps to spin_us before each "
+           "deadline and busy-waits the rest (robust to a halting virtual CPU; costs ~spin_us * rate_hz of "
+           "CPU per second).")
       .def("start", &rt::ControlLoop::start, nb::call_guard<nb::gil_scoped_release>(),
            "Reads the pose, sets goal = pose, torque on, starts the thread.")
       .def("stop", &rt::ControlLoop::stop, nb::call_guard<nb::gil_scoped_release>(),
@@ -147,6 +150,11 @@ void bind_loop(nb::module_& m) {
              d["work_max_us"] = l.work().max_us();
              d["sched_fifo"] = l.sched_fifo();
              d["mlockall"] = l.mlocked();
+             d["wait_mode"] = l.wait_mode();
+             d["spin_us"] = l.config().spin_us;
+             d["late_wakes"] = l.late_wakes();
+             d["cpu_seconds"] = l.cpu_seconds();
+             d["cpu_fraction"] = l.run_seconds() > 0 ? l.cpu_seconds() / l.run_seconds() : 0.0;
              d["watchdog"] = watchdog_name(l.watchdog());
              d["watchdog_holds"] = l.watchdog_holds();
              d["watchdog_offs"] = l.watchdog_offs();

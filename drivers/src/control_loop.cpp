@@ -73,6 +73,28 @@ void sleep_until(std::int64_t deadline_ns) {
   }
 }
 
+// Sleeps to spin_ns before the deadline, then spins to it; true if the sleep itself overshot.
+bool wait_until(std::int64_t deadline_ns, std::int64_t spin_ns) {
+  if (spin_ns <= 0) {
+    sleep_until(deadline_ns);
+    return false;
+  }
+  sleep_until(deadline_ns - spin_ns);
+  if (monotonic_ns() >= deadline_ns) return true;
+  while (monotonic_ns() < deadline_ns) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  return false;
+}
+
+std::int64_t thread_cpu_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
 std::vector<double> per_joint(const std::vector<double>& v, std::size_t n, double dflt, const char* what) {
   if (v.empty()) return std::vector<double>(n, dflt);
   if (v.size() == 1) return std::vector<double>(n, v[0]);
@@ -115,6 +137,8 @@ ControlLoop::ControlLoop(ServoBus* bus, LoopConfig cfg)
   std::vector<double> dflt_vel(n_);
   for (std::size_t i = 0; i < n_; ++i) dflt_vel[i] = 1.0 / cfg_.ticks_per_unit[i];  // raw = ticks/s
   cfg_.velocity_scale = cfg_.velocity_scale.empty() ? dflt_vel : per_joint(cfg_.velocity_scale, n_, 1.0, "velocity_scale");
+  if (!(cfg_.spin_us >= 0 && cfg_.spin_us < 1e6 / cfg_.rate_hz))
+    throw std::invalid_argument("ControlLoop: spin_us must be >= 0 and shorter than one period");
   if (cfg_.max_consecutive_timeouts < 1) throw std::invalid_argument("ControlLoop: max_consecutive_timeouts must be >= 1");
   raw_pos_.assign(n_, 0);
   raw_vel_.assign(n_, 0);
@@ -360,13 +384,16 @@ void ControlLoop::run() {
   const std::int64_t hold_ns = static_cast<std::int64_t>(cfg_.watchdog_hold_ms * 1e6);
   const std::int64_t off_ns = static_cast<std::int64_t>(cfg_.watchdog_off_ms * 1e6);
   const bool effort_limit = !cfg_.effort_scale.empty() && bus_ && bus_->has_effort();
-  const std::int64_t t0 = monotonic_ns();
+  const std::int64_t spin_ns = std::llround(cfg_.spin_us * 1e3);
+  const std::int64_t t0 = monotonic_ns(), cpu0 = thread_cpu_ns();
+  cpu_ns_.store(0, std::memory_order_relaxed);
+  run_ns_.store(0, std::memory_order_relaxed);
   std::int64_t k = 0, prev_k = -1, prev_wake = 0;
   int consecutive = 0;
   int signal_seen = 0;
   for (;;) {
     const std::int64_t deadline = t0 + k * period_ns;
-    sleep_until(deadline);
+    if (wait_until(deadline, spin_ns)) late_wakes_.fetch_add(1, std::memory_order_relaxed);
     const std::int64_t wake = monotonic_ns();
     latency_.add(wake - deadline);
     if (prev_wake) period_.add(wake - prev_wake);
@@ -452,6 +479,10 @@ void ControlLoop::run() {
 
     const std::int64_t end = monotonic_ns();
     work_.add(end - wake);
+    if ((k & 63) == 0) {  // a thread-CPU-clock read is a syscall: every 64 cycles is plenty for a rate
+      cpu_ns_.store(thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+      run_ns_.store(end - t0, std::memory_order_relaxed);
+    }
     std::int64_t next = k + 1;
     if (end > t0 + next * period_ns) {  // missed the next deadline: count it, skip, never burst
       overruns_.fetch_add(1, std::memory_order_relaxed);
@@ -461,6 +492,8 @@ void ControlLoop::run() {
     }
     k = next;
   }
+  cpu_ns_.store(thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+  run_ns_.store(monotonic_ns() - t0, std::memory_order_relaxed);
   torque(false);
   if (safety_mu_.try_lock()) {
     safety_snapshot_ = safety_.counters();

@@ -116,7 +116,8 @@ class RealArmBackend(Backend):
                 velocity_scale=[table.velocity_unit_rad_s * table.resolution / (2 * np.pi) / s.ticks_per_unit
                                 for s in cal.servos],
                 watchdog_hold_ms=self.hw.watchdog_hold_ms,
-                watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts)
+                watchdog_off_ms=self.hw.watchdog_off_ms, max_consecutive_timeouts=self.hw.max_consecutive_timeouts,
+                spin_us=self.hw.spin_us)
             self._start_loop(start_timeout_s)
             self._check_torque(table.register("torque_enable"), ids)
             self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))

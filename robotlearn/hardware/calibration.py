@@ -68,6 +68,10 @@ class ArmHardwareConfig(Strict):
     max_consecutive_timeouts: int = Field(5, ge=1)  # cycles without any answer before the loop declares the link lost
     stall_timeout_s: float = Field(2.0, gt=0)  # backstop: the loop published no cycle for this long -> ArmFault
     rate_hz: float = Field(500.0, gt=0, le=2000)
+    # > 0: the loop sleeps to spin_us before each deadline and busy-waits the rest, so a virtual CPU that
+    # halts while idle does not wake it late; costs about spin_us * rate_hz us of CPU per second
+    # (loop_stats: wait_mode, cpu_fraction, late_wakes). 0: sleep only.
+    spin_us: float = Field(0.0, ge=0)
     #: None: the robot config's interpolation, which the sims run too; set only to run this hardware differently
     interpolation: Interpolation | None = None
     watchdog_hold_ms: float = Field(500.0, gt=0)
@@ -81,6 +85,8 @@ class ArmHardwareConfig(Strict):
     def _watchdog(self):
         if self.watchdog_off_ms <= self.watchdog_hold_ms:
             raise ValueError("watchdog_off_ms must exceed watchdog_hold_ms")
+        if self.spin_us >= 1e6 / self.rate_hz:
+            raise ValueError(f"spin_us ({self.spin_us:g}) must be shorter than one loop period ({1e6 / self.rate_hz:g} us)")
         return self
 
 

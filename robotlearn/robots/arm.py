@@ -15,6 +15,8 @@ so a blocked arm does not wind up a large hidden error that would make it jump w
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from gymnasium import spaces
 
@@ -22,6 +24,11 @@ from robotlearn.core.backend import State
 from robotlearn.core.robot_model import RobotModel
 from robotlearn.core.spec import RobotSpec
 from robotlearn.robots.arm_kinematics import ArmKinematics
+
+
+def _clip(x: np.ndarray, lo, hi) -> np.ndarray:
+    """np.clip without its dispatch overhead (several us per call; this runs a few times every control step)."""
+    return np.minimum(np.maximum(x, lo), hi)
 
 
 def _box(n: int, low: float = -np.inf, high: float = np.inf) -> spaces.Box:
@@ -110,15 +117,16 @@ class ArmModel(RobotModel):
             meas_pos, _ = self.kin.forward(q_meas)
             goal = self._ee_goal + step
             # Keep the goal near the measured tool so a blocked arm cannot wind up.
-            goal = meas_pos + np.clip(goal - meas_pos, -2 * self.p["max_ee_delta"], 2 * self.p["max_ee_delta"])
+            lead_ee = 2 * self.p["max_ee_delta"]
+            goal = meas_pos + _clip(goal - meas_pos, -lead_ee, lead_ee)
             self._ee_goal = self._clamp_to_workspace(goal)
-            self._yaw_goal = float(np.clip(self._yaw_goal + dyaw, -np.pi, np.pi))
+            self._yaw_goal = min(max(self._yaw_goal + dyaw, -math.pi), math.pi)
             q_arm = self.kin.inverse(self._ee_goal, self.kin.tool_quat(self._yaw_goal), self._q_target)
         else:
             q_arm = self._q_target + action[: self.n_arm] * self.p["max_joint_delta"]
         lead = self.p["max_lead"]
-        q_arm = np.clip(q_arm, q_meas - lead, q_meas + lead)
-        self._q_target = np.clip(q_arm, self.kin.lower, self.kin.upper)
+        q_arm = _clip(q_arm, q_meas - lead, q_meas + lead)
+        self._q_target = _clip(q_arm, self.kin.lower, self.kin.upper)
         fingers = np.full(self.n_fingers, (action[-1] + 1.0) * 0.5 * self.finger_open)
         return np.concatenate([self._q_target, fingers])
 
@@ -134,13 +142,13 @@ class ArmModel(RobotModel):
     def _clamp_to_workspace(self, goal: np.ndarray) -> np.ndarray:
         """Box limits, then the reach sphere — keeping the goal's height and shrinking its horizontal
         distance, because an operator pushing outward expects the tool to stop, not to sink."""
-        goal = np.clip(goal, self.ws_low, self.ws_high)
+        goal = _clip(goal, self.ws_low, self.ws_high)
         if self.reach_center is None:
             return goal
         rel = goal - self.reach_center
-        rel[2] = np.clip(rel[2], -self.reach_radius, self.reach_radius)
-        horizontal = float(np.hypot(rel[0], rel[1]))
-        max_horizontal = float(np.sqrt(self.reach_radius**2 - rel[2] ** 2))
+        rel[2] = min(max(float(rel[2]), -self.reach_radius), self.reach_radius)
+        horizontal = math.hypot(rel[0], rel[1])
+        max_horizontal = math.sqrt(self.reach_radius**2 - rel[2] ** 2)
         if horizontal > max_horizontal:
             rel[:2] *= max_horizontal / horizontal
         return self.reach_center + rel

@@ -2,14 +2,20 @@
 
 Every backend (MuJoCo, PyBullet, the real driver) computes `ee_pos`/`ee_quat` and end-effector IK with
 this one model, so the end-effector action mode means exactly the same thing everywhere. The model is
-built from the same URDF the sims load, with no scene, so it costs microseconds per call.
+built from the same URDF the sims load, with no scene. FK and the IK iterations run in C++
+(`_rt.MujocoArmIK`) on libmujoco's own mj_kinematics / mj_comPos / mj_jacBody: the solve runs every
+control step, and in Python its small-array overhead cost more than the control step's physics.
 """
 
 from __future__ import annotations
 
+import math
+
 import mujoco
 import numpy as np
 
+from robotlearn import _rt
+from robotlearn.core.libmujoco import function_address
 from robotlearn.core.spec import RobotSpec
 
 
@@ -30,14 +36,20 @@ class ArmKinematics:
         # top-down grasps are expressed as a yaw about world z applied to it.
         self.down_quat = np.asarray(spec.params["tool_down_quat"], dtype=np.float64)
         self.down_quat /= np.linalg.norm(self.down_quat)
-        self._jacp = np.zeros((3, self.model.nv))
-        self._jacr = np.zeros((3, self.model.nv))
+        self._down = tuple(float(v) for v in self.down_quat)
+        d = self.data
+        self._ik = _rt.MujocoArmIK(
+            function_address("mj_kinematics"), function_address("mj_comPos"), function_address("mj_jacBody"),
+            function_address("mju_subQuat"), self.model._address, d._address, d.qpos.ctypes.data,
+            d.xpos.ctypes.data, d.xquat.ctypes.data, d.xmat.ctypes.data, self.model.nv,
+            self.qpos_index.tolist(), self.dof_index.tolist(), self.lower.tolist(), self.upper.tolist(),
+            int(self.ee_body))
 
     def tool_quat(self, yaw: float) -> np.ndarray:
         """wxyz orientation of the downward-pointing tool rotated by `yaw` about world z."""
-        out = np.empty(4)
-        mujoco.mju_mulQuat(out, np.array([np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]), self.down_quat)
-        return out
+        c, s = math.cos(yaw / 2), math.sin(yaw / 2)
+        w, x, y, z = self._down
+        return np.array([c * w - s * z, c * x - s * y, c * y + s * x, c * z + s * w])  # (c, 0, 0, s) * down
 
     def tool_yaw(self, quat: np.ndarray) -> float:
         """Inverse of `tool_quat` for a (roughly) downward tool: its yaw about world z."""
@@ -50,42 +62,21 @@ class ArmKinematics:
         return float(np.arctan2(mat[1, 0], mat[0, 0]))
 
     def forward(self, q_arm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ee_pos (3,), ee_quat wxyz (4,)) for arm joint angles `q_arm`."""
-        self.data.qpos[self.qpos_index] = q_arm
-        mujoco.mj_kinematics(self.model, self.data)
-        mujoco.mj_comPos(self.model, self.data)  # the Jacobians in inverse() need cdof
-        return self.data.xpos[self.ee_body].copy(), self.data.xquat[self.ee_body].copy()
+        """(ee_pos (3,), ee_quat wxyz (4,)) for arm joint angles `q_arm`; leaves `data` at that pose."""
+        return self._ik.forward(np.ascontiguousarray(q_arm, dtype=np.float64))
 
     def inverse(self, pos: np.ndarray, quat: np.ndarray | None, q_seed: np.ndarray, iterations: int = 25,
                 tol: float = 2e-4, damping: float = 1e-3, rot_weight: float = 0.3) -> np.ndarray:
         """Joint angles reaching `pos` (and `quat` if given), starting from `q_seed`, within joint limits.
 
-        Damped least squares: robust near singularities, and warm-started from the previous target so
-        consecutive solutions stay on the same branch (no elbow flips between control steps). It stops
-        when the error is below `tol` or stops shrinking (an unreachable goal): the control loop calls
-        it every step, so a partial answer is refined on the next call rather than iterated to death.
+        Damped least squares, dq = J^T (J J^T + damping I)^-1 err, with the orientation error (mju_subQuat,
+        rotated to the world frame) weighted by `rot_weight` m/rad: robust near singularities, and
+        warm-started from the previous target so consecutive solutions stay on the same branch (no elbow
+        flips between control steps). It stops when the error is below `tol` or stops shrinking (an
+        unreachable goal): the control loop calls it every step, so a partial answer is refined on the next
+        call rather than iterated to death.
         """
-        q = np.clip(np.asarray(q_seed, dtype=np.float64).copy(), self.lower, self.upper)
-        n_err = 6 if quat is not None else 3
-        regularizer = damping * np.eye(n_err)
-        err_rot = np.zeros(3)
-        err = np.zeros(n_err)
-        jac = np.zeros((n_err, self.n_arm))
-        previous = np.inf
-        for _ in range(iterations):
-            cur_pos, cur_quat = self.forward(q)
-            err[:3] = pos - cur_pos
-            if quat is not None:
-                mujoco.mju_subQuat(err_rot, np.asarray(quat, dtype=np.float64), cur_quat)
-                # mju_subQuat gives the rotation in the current body frame; the Jacobian is in world frame.
-                err[3:] = rot_weight * (self.data.xmat[self.ee_body].reshape(3, 3) @ err_rot)
-            size = float(np.sqrt(err @ err))
-            if size < tol or size > 0.99 * previous:
-                break
-            previous = size
-            mujoco.mj_jacBody(self.model, self.data, self._jacp, self._jacr, self.ee_body)
-            jac[:3] = self._jacp[:, self.dof_index]
-            if quat is not None:
-                jac[3:] = rot_weight * self._jacr[:, self.dof_index]
-            q = np.clip(q + jac.T @ np.linalg.solve(jac @ jac.T + regularizer, err), self.lower, self.upper)
-        return q
+        as_f64 = np.ascontiguousarray
+        return self._ik.inverse(as_f64(pos, dtype=np.float64),
+                                None if quat is None else as_f64(quat, dtype=np.float64),
+                                as_f64(q_seed, dtype=np.float64), iterations, tol, damping, rot_weight)

@@ -8,10 +8,8 @@ cost about as much as the physics itself).
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import mujoco
@@ -20,6 +18,7 @@ import numpy as np
 from robotlearn import _rt
 from robotlearn.core.backend import Backend, State
 from robotlearn.core.description import urdf_link_colors
+from robotlearn.core.libmujoco import function_address
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
@@ -37,15 +36,6 @@ from robotlearn.sim.scene import Scene, scene_for
 ROBOT_CONTYPE, ROBOT_CONAFFINITY = 2, 1
 ENV_CONTYPE, ENV_CONAFFINITY = 1, 3
 ROLLING_FRICTION = 1e-4
-
-
-def _mj_step_address() -> int:
-    """Address of mj_step in the libmujoco the `mujoco` package has already loaded (same file, same handle)."""
-    libdir = Path(mujoco.__file__).parent
-    candidates = sorted(libdir.glob("libmujoco.so*"))
-    if not candidates:
-        raise RuntimeError(f"no libmujoco.so* next to the mujoco package in {libdir}")
-    return ctypes.cast(ctypes.CDLL(str(candidates[0])).mj_step, ctypes.c_void_p).value
 
 
 def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640, 480)) -> mujoco.MjModel:
@@ -171,7 +161,7 @@ class MujocoArmBackend(Backend):
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
         d = self.data
-        self._stepper = _rt.MujocoStepper(_mj_step_address(), m._address, d._address, d.qpos.ctypes.data,
+        self._stepper = _rt.MujocoStepper(function_address("mj_step"), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
                                           self._vadr.tolist(), ctrl)
         self._ticks = 0

@@ -1,17 +1,23 @@
 """PyBullet backend for arms: the same URDF, scene and compiled servo drive as the MuJoCo backend.
 
-PyBullet has no C-level hook per physics tick, so the drive runs in a short Python loop: read joint
-states -> `drive.compute` -> joint torques -> `stepSimulation`. The URDF's <dynamics> are applied the
-way MuJoCo applies them: Coulomb friction as a constraint (PyBullet's per-joint velocity motor with
-target 0 and the friction as its force cap, like MuJoCo's `frictionloss`), viscous damping as a torque
--damping * qd added in the loop (PyBullet's own `jointDamping` is integrated differently).
+PyBullet has no C-level hook per physics tick, so `_rt.PybulletStepper` makes, in C++, the calls a
+Python loop would make every tick through the pybullet module (read joint states -> `drive.compute` ->
+joint torques -> `stepSimulation`), through the C API the pybullet extension exports, on the same
+connection (robotlearn/sim/libpybullet.py): one Python call per control step, not per physics tick.
+The URDF's <dynamics> are applied the way MuJoCo applies them: Coulomb friction as a constraint
+(PyBullet's per-joint velocity motor with target 0 and the friction as its force cap, like MuJoCo's
+`frictionloss`), viscous damping as a torque -damping * qd added in the loop (PyBullet's own
+`jointDamping` is integrated differently).
 
 Bullet has no joint armature (reflected rotor inertia), which MuJoCo has and geared servos are
 dominated by. Each tick therefore solves the joint-space dynamics with the armature added,
 (M + A) qdd = tau - c + f, where f is the last tick's generalized constraint force (contacts, joint
 friction) read back from Bullet's own motion, and applies tau - A qdd, so that Bullet's M qdd =
 tau' - c + f yields that same qdd. Exact in free space and in static contact; while contacts or
-friction change, f lags one tick (2 ms).
+friction change, f lags one tick (2 ms). With G = A (M + A)^-1 (M refreshed every
+`mass_refresh_ticks`), the torque applied is tau - G (tau - c + f), where f = M (qd - qd_prev) / dt
++ c_prev - applied_prev; taking c as unchanged over one tick leaves one linear map of
+[tau, applied_prev, qd_prev - qd] (the first tick after a reset uses c from inverse dynamics).
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from typing import Any
 import numpy as np
 import pybullet as pb
 
+from robotlearn import _rt
 from robotlearn.core.backend import Backend, State
 from robotlearn.core.description import urdf_actuated_joints
 from robotlearn.core.spec import RobotSpec
+from robotlearn.sim import libpybullet
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
     SimArmOptions,
@@ -65,21 +73,17 @@ class PybulletArmBackend(Backend):
         self._friction, self._damping = (
             np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
                       for j in spec.joints]) for key in ("friction", "damping"))
+        self._lower, self._upper = spec.lower, spec.upper
+        self.drive = make_drive(spec, self.options.interpolation)
         try:
             self._build_world()
+            self._stepper = _rt.PybulletStepper(
+                libpybullet.api(), libpybullet.client_handle(self.client), self.robot, self._q_index, self._u_index,
+                self._damping.tolist(), armature(spec).tolist(), 1.0 / spec.physics_hz, self.mass_refresh_ticks,
+                pb.TORQUE_CONTROL)
         except Exception:
             pb.disconnect(physicsClientId=self.client)
             raise
-        self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, self.options.interpolation)
-        self._armature = armature(spec)
-        self._dt = 1.0 / spec.physics_hz
-        self._q, self._qd = np.zeros(len(spec.joints)), np.zeros(len(spec.joints))
-        self._gain = np.zeros((len(spec.joints), len(spec.joints)))
-        self._correction = np.zeros((len(spec.joints), 3 * len(spec.joints)))
-        self._stacked = np.zeros(3 * len(spec.joints))
-        self._first_tick = True
-        self._tick_in_refresh = 0
         self._ticks = 0
         self.reset(np.random.default_rng(0), {})
 
@@ -98,10 +102,12 @@ class PybulletArmBackend(Backend):
                                  flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=c)
         self._links = {pb.getBodyInfo(self.robot, physicsClientId=c)[0].decode(): -1}
         self._joint_index = {}
+        state_index = {}
         for i in range(pb.getNumJoints(self.robot, physicsClientId=c)):
             info = pb.getJointInfo(self.robot, i, physicsClientId=c)
             self._joint_index[info[1].decode()] = i
             self._links[info[12].decode()] = i
+            state_index[i] = (info[3], info[4])  # position / velocity index in Bullet's state vectors
         missing = [j.name for j in spec.joints if j.name not in self._joint_index]
         if missing:
             raise ValueError(f"pybullet backend: joints {missing} not in {spec.description.name}")
@@ -110,6 +116,8 @@ class PybulletArmBackend(Backend):
                    if pb.getJointInfo(self.robot, i, physicsClientId=c)[2] != pb.JOINT_FIXED]
         if movable != self._idx:  # the armature correction works on Bullet's joint-space (dof-ordered) matrices
             raise ValueError("pybullet backend: the spec's joints must be all movable URDF joints, in file order")
+        self._q_index = [state_index[i][0] for i in self._idx]
+        self._u_index = [state_index[i][1] for i in self._idx]
         self._build_scene()
         # Coulomb friction: a velocity motor holding zero speed with at most the friction force
         pb.setJointMotorControlArray(self.robot, self._idx, pb.VELOCITY_CONTROL, targetVelocities=[0.0] * len(self._idx),
@@ -169,56 +177,27 @@ class PybulletArmBackend(Backend):
             pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
         self.drive.reset(q)
-        self._first_tick = True
-        self._tick_in_refresh = 0
+        self._stepper.reset(self.robot)
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
         command_drive(self.drive, self.spec, target)
 
+    def _check_open(self) -> None:
+        # the compiled stepper holds the raw client handle, which disconnect frees: never touch it after close
+        if self._closed:
+            raise RuntimeError("pybullet backend is closed")
+
     def advance(self) -> dict[str, Any]:
-        c, robot, idx, drive, n = self.client, self.robot, self._idx, self.drive, len(self._idx)
-        get_states, set_torques, step = pb.getJointStates, pb.setJointMotorControlArray, pb.stepSimulation
-        torque_mode = pb.TORQUE_CONTROL
-        q, qd, stacked, damping = self._q, self._qd, self._stacked, self._damping
-        for _ in range(self.spec.ticks_per_step):
-            states = get_states(robot, idx, physicsClientId=c)
-            q[:] = [s[0] for s in states]
-            qd[:] = [s[1] for s in states]
-            tau = drive.compute(q, qd) - damping * qd
-            if self._tick_in_refresh == 0:
-                self._refresh_mass(q)
-            self._tick_in_refresh = (self._tick_in_refresh + 1) % self.mass_refresh_ticks
-            if self._first_tick:
-                bias = np.asarray(pb.calculateInverseDynamics(robot, q.tolist(), qd.tolist(), [0.0] * n,
-                                                              physicsClientId=c))
-                applied = tau - self._gain @ (tau - bias)
-                self._first_tick = False
-            else:
-                stacked[:n], stacked[2 * n:] = tau, stacked[2 * n:] - qd  # [tau, applied_prev, qd_prev - qd]
-                applied = self._correction @ stacked
-            set_torques(robot, idx, torque_mode, forces=applied.tolist(), physicsClientId=c)
-            step(physicsClientId=c)
-            stacked[n:2 * n], stacked[2 * n:] = applied, qd
+        self._check_open()
+        self._stepper.step(self.drive, self.spec.ticks_per_step)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
-    def _refresh_mass(self, q: np.ndarray) -> None:
-        """Joint-space mass matrix M at q and the armature correction built from it.
-
-        With G = A (M + A)^-1, the torque to apply is tau - G (tau - c + f), where f, the last tick's
-        generalized constraint force (contacts, joint friction), is M (qd - qd_prev) / dt + c_prev - applied_prev. Taking c as
-        unchanged over one tick leaves one linear map of [tau, applied_prev, qd_prev - qd].
-        """
-        n = len(self._idx)
-        mass = np.asarray(pb.calculateMassMatrix(self.robot, q.tolist(), physicsClientId=self.client))
-        rotor = np.diag(self._armature)
-        self._gain = np.linalg.solve(mass + rotor, rotor).T
-        self._correction = np.hstack([np.eye(n) - self._gain, self._gain, self._gain @ mass / self._dt])
-
     def read(self) -> State:
-        states = pb.getJointStates(self.robot, self._idx, physicsClientId=self.client)
-        return {"joint_pos": np.array([s[0] for s in states]), "joint_vel": np.array([s[1] for s in states])}
+        self._check_open()
+        q, qd = self._stepper.read()
+        return {"joint_pos": q, "joint_vel": qd}
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._objects:

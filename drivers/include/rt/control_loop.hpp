@@ -36,6 +36,10 @@ struct LoopConfig {
   double watchdog_off_ms = 2000.0;  // <= 0 disables
   int max_consecutive_timeouts = 5;
   bool realtime = true;        // try SCHED_FIFO + mlockall
+  // > 0: sleep to spin_us before each deadline, then busy-wait to it. A virtual CPU that halts while
+  // idle can wake from clock_nanosleep hundreds of us late; spinning keeps it running through the
+  // window, at the cost of about spin_us * rate_hz of CPU per second (stats: cpu_fraction).
+  double spin_us = 0.0;
   int priority = 80;
   bool handle_signals = false;  // SIGINT/SIGTERM -> e-stop (chained to the previous handler)
   bool torque_on_start = true;
@@ -86,6 +90,12 @@ class ControlLoop {
   std::uint64_t overruns() const { return overruns_.load(std::memory_order_relaxed); }
   std::uint64_t missed_cycles() const { return missed_.load(std::memory_order_relaxed); }
   bool sched_fifo() const { return sched_fifo_; }
+  const char* wait_mode() const { return cfg_.spin_us > 0 ? "sleep+spin" : "sleep"; }
+  // CPU time the loop thread used and the wall time it ran (the last or current run).
+  double cpu_seconds() const { return cpu_ns_.load(std::memory_order_relaxed) * 1e-9; }
+  double run_seconds() const { return run_ns_.load(std::memory_order_relaxed) * 1e-9; }
+  // Cycles whose sleep ended after the deadline, i.e. that the spin window did not cover.
+  std::uint64_t late_wakes() const { return late_wakes_.load(std::memory_order_relaxed); }
   bool mlocked() const { return mlocked_ || mlock_granted_; }  // granted (now or during the last run)
   SafetyCounters safety_counters() const;
   std::uint64_t targets_applied() const { return targets_applied_.load(std::memory_order_relaxed); }
@@ -132,6 +142,8 @@ class ControlLoop {
 
   Histogram period_, latency_, work_;
   std::atomic<std::uint64_t> cycles_{0}, overruns_{0}, missed_{0}, targets_applied_{0}, wd_holds_{0}, wd_offs_{0};
+  std::atomic<std::uint64_t> late_wakes_{0};
+  std::atomic<std::int64_t> cpu_ns_{0}, run_ns_{0};
   std::atomic<int> watchdog_{0};
   std::atomic<std::int64_t> last_target_ns_{0};
   bool sched_fifo_ = false, mlocked_ = false, mlock_granted_ = false;

@@ -88,7 +88,7 @@ def test_inverse_reaches_a_reachable_pose(kin):
 
 
 def test_bad_input_is_one_clear_error(kin):
-    with pytest.raises(ValueError, match="seed must have 6 values"):
+    with pytest.raises(ValueError, match="seed: expected length 6"):
         kin.inverse(np.zeros(3), None, np.zeros(5))
-    with pytest.raises(ValueError, match="pos must have 3 values"):
+    with pytest.raises(ValueError, match="pos: expected length 3"):
         kin.inverse(np.zeros(2), None, np.zeros(6))

@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "bind_util.hpp"
 #include "rt/servo_bus.hpp"
 
 namespace nb = nanobind;
@@ -59,28 +60,6 @@ nb::dict decoder_counters(const rt::DecoderCounters& c) {
   d["garbage_bytes"] = c.garbage_bytes;
   d["errors"] = c.errors();
   return d;
-}
-
-std::map<std::string, rt::Field> parse_table(const nb::dict& table) {
-  std::map<std::string, rt::Field> out;
-  for (auto [k, v] : table) {
-    const std::string name = nb::cast<std::string>(k);
-    std::vector<int> e;
-    try {
-      e = nb::cast<std::vector<int>>(v);
-    } catch (const nb::cast_error&) {
-      throw std::invalid_argument("servo table entry '" + name + "' must be (addr, size) or (addr, size, sign_bit)");
-    }
-    if (e.size() != 2 && e.size() != 3)
-      throw std::invalid_argument("servo table entry '" + name + "' must be (addr, size) or (addr, size, sign_bit)");
-    if (e[0] < 0 || e[0] > 0xFFFF) throw std::invalid_argument("servo table entry '" + name + "': bad address");
-    rt::Field f;
-    f.addr = static_cast<std::uint16_t>(e[0]);
-    f.size = static_cast<std::uint16_t>(e[1]);
-    f.sign_bit = e.size() == 3 ? e[2] : -1;
-    out[name] = f;
-  }
-  return out;
 }
 
 }  // namespace
@@ -239,7 +218,7 @@ void bind_bus(nb::module_& m) {
       .def("__init__",
            [](rt::ServoBus* self, const std::string& port, int baud, const std::string& protocol, std::vector<int> ids,
               nb::dict table, double timeout_ms, int retries, bool fast_sync_read) {
-             auto t = parse_table(table);
+             auto t = bind_util::parse_fields(table);
              const rt::Protocol p = rt::parse_protocol(protocol);
              nb::gil_scoped_release nogil;
              new (self) rt::ServoBus(port, baud, p, std::move(ids), std::move(t), timeout_ms, retries, fast_sync_read);

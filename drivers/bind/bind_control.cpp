@@ -5,18 +5,15 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bind_util.hpp"
 #include "rt/sim_drive.hpp"
 
 namespace nb = nanobind;
-using Vec = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-using OutVec = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+using bind_util::Vec;
+using bind_util::checked;
+using bind_util::OutVec;
 
 namespace {
-
-const double* checked(const Vec& v, std::size_t n, const char* what) {
-  if (v.shape(0) != n) throw std::invalid_argument(std::string(what) + ": expected length " + std::to_string(n));
-  return v.data();
-}
 
 OutVec to_numpy(const std::vector<double>& v) {
   auto* buf = new double[v.size()];

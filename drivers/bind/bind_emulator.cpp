@@ -13,6 +13,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "bind_util.hpp"
 #include "rt/emu_arm.hpp"
 
 namespace nb = nanobind;
@@ -20,7 +21,8 @@ using namespace nb::literals;
 
 namespace {
 
-using Vec = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using bind_util::Vec;
+using bind_util::checked;
 
 template <class T>
 nb::ndarray<nb::numpy, T> array(const std::vector<T>& v, std::size_t rows, std::size_t cols) {
@@ -29,27 +31,6 @@ nb::ndarray<nb::numpy, T> array(const std::vector<T>& v, std::size_t rows, std::
   nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<T*>(p); });
   if (cols == 0) return nb::ndarray<nb::numpy, T>(buf, {rows}, owner);
   return nb::ndarray<nb::numpy, T>(buf, {rows, cols}, owner);
-}
-
-std::map<std::string, rt::Field> parse_fields(const nb::dict& table) {
-  std::map<std::string, rt::Field> out;
-  for (auto [k, v] : table) {
-    const std::string name = nb::cast<std::string>(k);
-    const auto e = nb::cast<std::vector<int>>(v);
-    if (e.size() != 2 && e.size() != 3)
-      throw std::invalid_argument("servo table entry '" + name + "' must be (addr, size) or (addr, size, sign_bit)");
-    rt::Field f;
-    f.addr = static_cast<std::uint16_t>(e[0]);
-    f.size = static_cast<std::uint16_t>(e[1]);
-    f.sign_bit = e.size() == 3 ? e[2] : -1;
-    out[name] = f;
-  }
-  return out;
-}
-
-const double* checked(const Vec& v, std::size_t n, const char* what) {
-  if (v.shape(0) != n) throw std::invalid_argument(std::string(what) + ": expected length " + std::to_string(n));
-  return v.data();
 }
 
 std::size_t slot(rt::RegisterBank& b, int id) {
@@ -126,7 +107,7 @@ void bind_emulator(nb::module_& m) {
              }
              const auto* w = reinterpret_cast<const std::uint8_t*>(writable.c_str());
              auto bank = std::make_unique<rt::RegisterBank>(rt::parse_protocol(protocol), std::move(ids),
-                                                            parse_fields(table), std::move(mem),
+                                                            bind_util::parse_fields(table), std::move(mem),
                                                             std::vector<std::uint8_t>(w, w + writable.size()),
                                                             goal_log_capacity);
              new (self) rt::ServoEmulator(std::move(bank), std::move(baud_codes), wire_time, master_fd,

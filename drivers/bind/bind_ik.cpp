@@ -9,29 +9,16 @@
 #include <stdexcept>
 #include <string>
 
+#include "bind_util.hpp"
 #include "rt/arm_ik.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
-using Vec = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
-using OutVec = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+using bind_util::Vec;
+using bind_util::checked;
+using bind_util::OutVec;
+using bind_util::new_vec;
 
-namespace {
-
-OutVec new_vec(std::size_t n, double** data) {
-  auto* buf = new double[n];
-  *data = buf;
-  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<double*>(p); });
-  return OutVec(buf, {n}, owner);
-}
-
-const double* checked(const Vec& v, std::size_t n, const char* what) {
-  if (v.shape(0) != n)
-    throw std::invalid_argument(std::string("MujocoArmIK: ") + what + " must have " + std::to_string(n) + " values");
-  return v.data();
-}
-
-}  // namespace
 
 void bind_ik(nb::module_& m) {
   nb::class_<rt::MujocoArmIK>(m, "MujocoArmIK",

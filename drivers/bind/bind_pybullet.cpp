@@ -7,22 +7,14 @@
 #include <algorithm>
 #include <utility>
 
+#include "bind_util.hpp"
 #include "rt/pybullet_drive.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
-using OutVec = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+using bind_util::OutVec;
+using bind_util::new_vec;
 
-namespace {
-
-OutVec new_vec(std::size_t n, double** data) {
-  auto* buf = new double[n];
-  *data = buf;
-  nb::capsule owner(buf, [](void* p) noexcept { delete[] static_cast<double*>(p); });
-  return OutVec(buf, {n}, owner);
-}
-
-}  // namespace
 
 void bind_pybullet(nb::module_& m) {
   nb::class_<rt::PybulletApi>(m, "PybulletApi", "Addresses of the b3* C API functions in the loaded pybullet module.")

@@ -71,26 +71,11 @@ std::uint32_t RegisterBank::get_raw(std::size_t k, const Field& f) const {
 }
 
 std::int64_t RegisterBank::get(std::size_t k, const Field& f) const {
-  const std::uint32_t raw = get_raw(k, f);
-  if (f.sign_bit >= 0) {
-    const std::uint32_t mag = raw & ((1u << f.sign_bit) - 1);
-    return (raw >> f.sign_bit) & 1u ? -static_cast<std::int64_t>(mag) : mag;
-  }
-  if (f.size == 4) return static_cast<std::int32_t>(raw);
-  if (f.size == 2) return static_cast<std::int16_t>(raw);
-  return static_cast<std::int8_t>(raw);
+  return decode_field(f, mem_[k].data() + f.addr, little_);
 }
 
 void RegisterBank::set(std::size_t k, const Field& f, std::int64_t v) {
-  std::uint32_t raw;
-  if (f.sign_bit >= 0) {
-    const std::int64_t cap = (1LL << f.sign_bit) - 1;
-    raw = static_cast<std::uint32_t>(std::min<std::int64_t>(v < 0 ? -v : v, cap)) | (v < 0 ? 1u << f.sign_bit : 0u);
-  } else {
-    raw = static_cast<std::uint32_t>(v);
-  }
-  std::uint8_t* b = mem_[k].data() + f.addr;
-  for (std::size_t i = 0; i < f.size; ++i) b[i] = static_cast<std::uint8_t>(raw >> (little_ ? 8 * i : 8 * (f.size - 1 - i)));
+  encode_field(f, v, mem_[k].data() + f.addr, little_);
 }
 
 bool RegisterBank::read(std::size_t k, std::uint16_t addr, std::uint16_t n, std::uint8_t* out) const {

@@ -76,10 +76,10 @@ std::int64_t ServoBus::wire_ns(std::size_t bytes) const {
   return static_cast<std::int64_t>(bytes) * 10 * 1000000000LL / port_.baud();  // 8N1: 10 bits per byte
 }
 
-std::int64_t ServoBus::decode(const Field& f, const std::uint8_t* b) const {
+std::int64_t decode_field(const Field& f, const std::uint8_t* b, bool little_endian) {
   std::uint32_t raw = 0;
   for (std::size_t i = 0; i < f.size; ++i) {
-    const std::size_t shift = codec_->little_endian() ? 8 * i : 8 * (f.size - 1 - i);
+    const std::size_t shift = little_endian ? 8 * i : 8 * (f.size - 1 - i);
     raw |= static_cast<std::uint32_t>(b[i]) << shift;
   }
   if (f.sign_bit >= 0) {
@@ -91,7 +91,7 @@ std::int64_t ServoBus::decode(const Field& f, const std::uint8_t* b) const {
   return static_cast<std::int8_t>(raw);
 }
 
-void ServoBus::encode(const Field& f, std::int64_t v, std::uint8_t* b) const {
+void encode_field(const Field& f, std::int64_t v, std::uint8_t* b, bool little_endian) {
   std::uint32_t raw;
   if (f.sign_bit >= 0) {
     const std::uint32_t mag = static_cast<std::uint32_t>(std::min<std::int64_t>(v < 0 ? -v : v, (1LL << f.sign_bit) - 1));
@@ -100,9 +100,17 @@ void ServoBus::encode(const Field& f, std::int64_t v, std::uint8_t* b) const {
     raw = static_cast<std::uint32_t>(v);
   }
   for (std::size_t i = 0; i < f.size; ++i) {
-    const std::size_t shift = codec_->little_endian() ? 8 * i : 8 * (f.size - 1 - i);
+    const std::size_t shift = little_endian ? 8 * i : 8 * (f.size - 1 - i);
     b[i] = static_cast<std::uint8_t>(raw >> shift);
   }
+}
+
+std::int64_t ServoBus::decode(const Field& f, const std::uint8_t* b) const {
+  return decode_field(f, b, codec_->little_endian());
+}
+
+void ServoBus::encode(const Field& f, std::int64_t v, std::uint8_t* b) const {
+  encode_field(f, v, b, codec_->little_endian());
 }
 
 std::int64_t ServoBus::goal_max() const {

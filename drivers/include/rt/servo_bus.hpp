@@ -24,6 +24,11 @@ struct Field {
   int sign_bit = -1;  // >= 0: sign-magnitude with the sign at this bit (Feetech); else two's complement
 };
 
+// One register's value <-> its bytes (little-endian for Dynamixel/STS, big-endian for SCS), for the host
+// bus and the emulated device alike. Sign-magnitude values saturate at the magnitude's range.
+std::int64_t decode_field(const Field& f, const std::uint8_t* bytes, bool little_endian);
+void encode_field(const Field& f, std::int64_t value, std::uint8_t* bytes, bool little_endian);
+
 struct BusCounters {
   std::uint64_t transactions = 0, timeouts = 0, crc_errors = 0, bad_frames = 0, garbage_runs = 0;
   std::uint64_t status_errors = 0, retries = 0, io_errors = 0, cycles = 0, partial_cycles = 0;

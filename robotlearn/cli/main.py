@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"robotlearn {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `robotlearn ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as err:  # noqa: BLE001 - the CLI's promise: one line, exit 2
         if os.environ.get("ROBOTLEARN_DEBUG"):
             raise

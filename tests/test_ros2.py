@@ -1,0 +1,260 @@
+"""ROS 2 with real rclpy and real DDS on loopback (domain and discovery range set in conftest.py).
+
+Every node is started exactly as launch_ros starts it: ``<prefix>/lib/robotlearn/<exe> --ros-args
+-r __node:=... -r __ns:=... -p k:=v --params-file f.yaml``, in its own process; the test process talks to
+it over DDS like any other ROS 2 node would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import rclpy
+import torch
+import yaml
+from gymnasium.utils.env_checker import check_env
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+import robotlearn  # noqa: F401 - registers the envs
+from robotlearn.core.config import load_config
+from robotlearn.hardware.scene_oracle import read_emulator_info
+from robotlearn.policies import load_policy, read_config
+from robotlearn.policies.sac.config import SACConfig
+from robotlearn.policies.sac.train import train
+from robotlearn.rollout import PolicySource, Rollout, checkpoint_recipe
+
+LIB = Path(sys.prefix) / "lib" / "robotlearn"
+REPO = Path(__file__).resolve().parents[1]
+ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll",
+              "left_finger", "right_finger"]
+
+
+class NodeProcess:
+    """A robotlearn node in a child process, started as launch_ros would; stopped with SIGINT."""
+
+    def __init__(self, exe: str, name: str, namespace: str, params: dict, tmp: Path, params_file: dict | None = None):
+        cmd = [str(LIB / exe), "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
+        for key, value in params.items():
+            cmd += ["-p", f"{key}:={value}"]
+        if params_file:
+            path = tmp / f"{name}.yaml"
+            path.write_text(yaml.safe_dump({f"{namespace}/{name}": {"ros__parameters": params_file}}))
+            cmd += ["--params-file", str(path)]
+        self.log = tmp / f"{name}.log"
+        self._out = open(self.log, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, text=True)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._out.close()
+        return rc
+
+
+class Probe:
+    """A test-side node in its own context, spun in a thread."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"probe_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - shutdown races end the thread
+            pass
+
+    def joint_states(self, topic: str) -> list[tuple[float, JointState]]:
+        received: list[tuple[float, JointState]] = []
+        self.node.create_subscription(JointState, topic, lambda m: received.append((time.monotonic(), m)), 100)
+        return received
+
+    def call(self, srv_type, name: str, request=None, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request or srv_type.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"service {name} did not answer"
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self):
+        self.context.try_shutdown()
+        self.thread.join(timeout=2)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def probe():
+    p = Probe()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def sim_bridge(tmp_path_factory):
+    """The bridge on MuJoCo; rate_hz comes from a params file, the rest from -p, as launch_ros passes them."""
+    node = NodeProcess("robotlearn_bridge", "bridge", "/sim", {"env": "robotlearn/ArmReach-v0", "backend": "mujoco"},
+                       tmp_path_factory.mktemp("sim_bridge"), params_file={"rate_hz": 500.0})
+    yield node
+    rc = node.stop()
+    assert rc == 0, node.output()
+
+
+def test_ament_layout_is_installed():
+    """What `ros2 launch robotlearn ...` needs in the environment's prefix."""
+    prefix = Path(sys.prefix)
+    assert (prefix / "share/ament_index/resource_index/packages/robotlearn").is_file()
+    assert (prefix / "share/robotlearn/package.xml").read_text().count("<name>robotlearn</name>") == 1
+    launch = sorted(p.name for p in (prefix / "share/robotlearn/launch").glob("*.launch.py"))
+    assert launch == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "sim_arm.launch.py",
+                      "teleop_record.launch.py"]
+    assert (prefix / "share/robotlearn/config/arm_bridge.yaml").is_file()
+    for exe in ("robotlearn_bridge", "robotlearn_policy_runner", "robotlearn_recorder", "robotlearn_teleop"):
+        assert os.access(LIB / exe, os.X_OK), exe
+
+
+def test_joint_states_flow_at_the_servo_rate(sim_bridge, probe):
+    received = probe.joint_states("/sim/joint_states")
+    wait_for(lambda: len(received) > 10, 30, "the first joint states")
+    start = len(received)
+    time.sleep(2.0)
+    window = received[start:]
+    rate = (len(window) - 1) / (window[-1][0] - window[0][0])
+    msg = window[-1][1]
+    assert list(msg.name) == ARM_JOINTS and len(msg.position) == len(msg.velocity) == 8
+    assert np.all(np.isfinite(msg.position))
+    assert rate >= 250.0, f"joint_states at {rate:.0f} Hz (stated 500 Hz; load {os.getloadavg()})"
+
+
+def test_ros2_backend_passes_check_env_with_the_sims_spaces(sim_bridge):
+    env = gym.make("robotlearn/ArmReach-v0", backend="ros2", backend_options={"namespace": "/sim"})
+    sim = gym.make("robotlearn/ArmReach-v0", backend="mujoco")
+    try:
+        assert env.observation_space == sim.observation_space
+        assert env.action_space == sim.action_space
+        check_env(env.unwrapped, skip_render_check=True)
+        obs, _ = env.reset(seed=3)
+        assert sim.observation_space.contains(obs)
+    finally:
+        env.close()
+        sim.close()
+
+
+def test_bad_parameters_are_one_line_errors(tmp_path):
+    cases = [({"backend": "mujoco"}, "parameter 'env' is required"),
+             ({"env": "robotlearn/ArmReach-v0", "rate_hz": "fast"}, "parameter 'rate_hz' must be a float"),
+             ({"env": "robotlearn/ArmReach-v0", "rate_hz": "5000.0"}, "parameter 'rate_hz' out of range"),
+             ({"env": "robotlearn/ArmReach-v0", "rat_hz": "500.0"}, "unknown parameter 'rat_hz'"),
+             ({"env": "robotlearn/ArmRech-v0"}, "did you mean 'robotlearn/ArmReach-v0'"),
+             ({"env": "robotlearn/ArmReach-v0", "backend_options": "{port"}, "'backend_options' is not JSON")]
+    for k, (params, expected) in enumerate(cases):
+        node = NodeProcess("robotlearn_bridge", f"bad{k}", "/bad", params, tmp_path)
+        rc = node.proc.wait(60)
+        node.stop()
+        out = node.output().strip()
+        assert rc == 2, out
+        assert out.count("\n") == 0 and expected in out, out
+
+
+@pytest.fixture()
+def emulated_arm(tmp_path):
+    link = tmp_path / "arm"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    emu = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "emulate", "arm", "--link", str(link)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    read_emulator_info(link, timeout_s=30.0)
+    yield link
+    emu.send_signal(15)
+    emu.communicate(timeout=15)
+
+
+def test_joint_trajectory_moves_the_emulated_arm_and_estop_stops_it(emulated_arm, probe, tmp_path):
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/real",
+                         {"env": "robotlearn/ArmReach-v0", "backend": "real",
+                          "backend_options": json.dumps({"port": str(emulated_arm)})}, tmp_path)
+    try:
+        received = probe.joint_states("/real/joint_states")
+        wait_for(lambda: len(received) > 10, 40, "joint states from the real-arm bridge")
+        start = received[-1][1].position[0]
+        goal = start + 0.5
+        pub = probe.node.create_publisher(JointTrajectory, "/real/joint_trajectory", 10)
+        point = JointTrajectoryPoint(positions=[goal])
+        point.time_from_start.sec = 1
+        msg = JointTrajectory(joint_names=["shoulder_pan"], points=[point])
+        wait_for(lambda: pub.get_subscription_count() > 0, 10, "the bridge's joint_trajectory subscription")
+        pub.publish(msg)
+        wait_for(lambda: abs(received[-1][1].position[0] - goal) < 0.03, 6, "the arm reaching the trajectory goal")
+        others = np.array(received[-1][1].position[1:6])
+        assert np.all(np.isfinite(others))
+        # e-stop: the compiled loop's e-stop; the bridge reports the fault in one line and exits non-zero
+        assert probe.call(Trigger, "/real/estop").success
+        rc = bridge.proc.wait(15)
+        assert rc == 1, bridge.output()
+        assert "bridge stopped" in bridge.output() and "e-stop" in bridge.output().lower()
+    finally:
+        bridge.stop()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.set_num_threads(1)
+    cfg = load_config(SACConfig, "algos", "sac_arm_reach",
+                      ["total_steps=3000", "learning_starts=300", "eval_every=0", "checkpoint_every=0",
+                       "eval_episodes=1", "save_replay=false"])
+    return train(cfg, tmp_path_factory.mktemp("sac"), progress_bar=False)["checkpoint"]
+
+
+def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, sim_bridge, tmp_path):
+    episodes, seed = 3, 500
+    recipe = checkpoint_recipe(read_config(checkpoint))
+    assert recipe.backend == "mujoco"
+    env = recipe.make()
+    direct = Rollout(env, PolicySource(load_policy(checkpoint))).run(episodes, seed=seed)
+    env.close()
+    summary = tmp_path / "summary.json"
+    runner = NodeProcess("robotlearn_policy_runner", "runner", "/sim",
+                         {"checkpoint": checkpoint, "backend_options": json.dumps({"namespace": "/sim"}),
+                          "episodes": episodes, "seed": seed, "summary_path": str(summary)}, tmp_path)
+    rc = runner.proc.wait(120)
+    runner.stop()
+    assert rc == 0, runner.output()
+    over_ros = json.loads(summary.read_text())
+    assert over_ros["env"]["backend"] == "ros2"
+    assert over_ros["success_rate"] >= direct.success_rate - 1 / episodes, (over_ros, direct.summary())
+    assert over_ros["mean_return"] >= direct.mean_return - 0.5, (over_ros["mean_return"], direct.mean_return)

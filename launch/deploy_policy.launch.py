@@ -14,8 +14,7 @@ from launch_ros.substitutions import FindPackageShare
 
 def generate_launch_description():
     arg = LaunchConfiguration
-    bridge_options = PythonExpression(["'{\"port\": \"", arg("port"), "\"}' if '", arg("backend"),
-                                       "' == 'real' else '{}'"])
+    bridge_options = PythonExpression(["'port=", arg("port"), "' if '", arg("backend"), "' == 'real' else ''"])
     return LaunchDescription([
         DeclareLaunchArgument("checkpoint", description="checkpoint directory (robotlearn train)"),
         DeclareLaunchArgument("env", default_value="robotlearn/ArmReach-v0",
@@ -40,7 +39,7 @@ def generate_launch_description():
             parameters=[{
                 "checkpoint": ParameterValue(arg("checkpoint"), value_type=str),
                 "backend": "ros2",
-                "backend_options": ParameterValue(['{"namespace": "', arg("namespace"), '"}'], value_type=str),
+                "backend_options": ParameterValue(["namespace=", arg("namespace")], value_type=str),
                 "episodes": ParameterValue(arg("episodes"), value_type=int),
             }],
         ),

@@ -15,8 +15,7 @@ from launch_ros.substitutions import FindPackageShare
 
 def generate_launch_description():
     arg = LaunchConfiguration
-    options = PythonExpression(["'{\"connection\": \"", arg("connection"), "\"}' if '", arg("backend"),
-                                "' == 'real' else '{}'"])
+    options = PythonExpression(["'connection=", arg("connection"), "' if '", arg("backend"), "' == 'real' else ''"])
     return LaunchDescription([
         DeclareLaunchArgument("env", default_value="robotlearn/QuadHover-v0", description="robotlearn env id (its robot)"),
         DeclareLaunchArgument("backend", default_value="mujoco", description="mujoco, pybullet or real (MAVLink)"),

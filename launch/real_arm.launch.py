@@ -31,8 +31,8 @@ def generate_launch_description():
                 PathJoinSubstitution([FindPackageShare("robotlearn"), "config", "arm_bridge.yaml"]),
                 {"env": ParameterValue(arg("env"), value_type=str),
                  "backend": "real",
-                 "backend_options": ParameterValue(['{"port": "', arg("port"), '", "config": "',
-                                                    arg("hardware_config"), '"}'], value_type=str)},
+                 "backend_options": ParameterValue(["port=", arg("port"), " config=", arg("hardware_config")],
+                                                   value_type=str)},
             ],
         ),
     ])

@@ -38,7 +38,7 @@ def generate_launch_description():
             parameters=[{
                 "env": ParameterValue(arg("env"), value_type=str),
                 "backend": "ros2",
-                "backend_options": ParameterValue(['{"namespace": "', arg("namespace"), '"}'], value_type=str),
+                "backend_options": ParameterValue(["namespace=", arg("namespace")], value_type=str),
                 "device": ParameterValue(arg("device"), value_type=str),
                 "dataset": ParameterValue(arg("dataset"), value_type=str),
                 "episodes": ParameterValue(arg("episodes"), value_type=int),

@@ -15,6 +15,12 @@ import random  # noqa: E402
 os.environ.setdefault("ROBOTLEARN_TEST_ROS_DOMAIN", str(random.SystemRandom().randint(1, 101)))
 os.environ["ROS_DOMAIN_ID"] = os.environ["ROBOTLEARN_TEST_ROS_DOMAIN"]
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-from robotlearn.ros2 import env as _ros_env  # noqa: E402
 
-_ros_env.ensure()
+
+def pytest_configure(config):
+    from robotlearn.ros2 import env as ros_env
+
+    if ros_env.needs_reexec(os.environ):
+        # give the terminal back first (pytest captures fd 1/2 by now), so the restarted run prints to it
+        config.pluginmanager.getplugin("capturemanager").stop_global_capturing()
+        ros_env.ensure()

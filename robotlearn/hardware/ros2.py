@@ -73,7 +73,7 @@ class _Ros2Base(Backend):
         self._rclpy = rclpy
         self._context = rclpy.Context()
         rclpy.init(args=[], context=self._context)
-        ns = self.options.namespace.rstrip("/")
+        ns = "/" + self.options.namespace.strip("/") if self.options.namespace.strip("/") else ""
         self._ns = ns
         self.node = rclpy.create_node(f"robotlearn_backend_{os.getpid()}_{id(self) % 100000}",
                                       namespace=ns or "/", context=self._context, start_parameter_services=False)

@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 
 from robotlearn.ros2.params import Param, ParameterError, declare
-from robotlearn.ros2.sinks import json_object
+from robotlearn.ros2.sinks import options_param
 from robotlearn.ros2.trajectory import Trajectory, TrajectoryError
 
 PARAMETERS: tuple[Param, ...] = (
     Param("env", "", "robotlearn env id whose robot to run, e.g. robotlearn/ArmReach-v0", required=True),
     Param("backend", "mujoco", "robotlearn backend: mujoco, pybullet, real"),
-    Param("backend_options", "{}", "the backend's options as a JSON object, e.g. {\"port\": \"/tmp/rl-arm0\"}"),
+    Param("backend_options", "", "the backend's options: key=value items separated by spaces (or a JSON object), e.g. port=/tmp/rl-arm0"),
     Param("robot_overrides", "", "robot config key=value overrides, comma-separated"),
     Param("rate_hz", 0.0, "servo/publish rate (Hz); 0 = the robot's physics rate", low=0.0, high=2000.0),
     Param("cameras", "", "cameras to publish, comma-separated (names from the robot config)"),
@@ -66,7 +66,7 @@ def build_backend(values: dict[str, Any]):
     if abs(base.physics_hz / rate - round(base.physics_hz / rate)) > 1e-9:
         raise ParameterError(f"rate_hz {rate:g} must divide the robot's physics rate {base.physics_hz:g} Hz")
     spec = load_robot_spec(task_cfg.robot, [*overrides, f"control_hz={rate}"])
-    options = json_object(values, "backend_options")
+    options = options_param(values, "backend_options")
     deadline = time.monotonic() + values["startup_timeout_s"]
     while True:
         try:

@@ -73,6 +73,11 @@ def configure(env: MutableMapping[str, str]) -> bool:
     return _prepend(env, "LD_LIBRARY_PATH", ros_library_dirs())
 
 
+def needs_reexec(env: MutableMapping[str, str]) -> bool:
+    """Whether `ensure` would restart this process (the loader path lacks the ROS libraries)."""
+    return configure(dict(env)) and not env.get("_ROBOTLEARN_ROS_ENV")
+
+
 def ensure() -> None:
     """Make this process able to import rclpy: set the variables and, if the loader path had to change,
     re-execute the same command line once (guarded, so it can never loop)."""

@@ -22,11 +22,11 @@ def run_node(default_name: str, build: Callable, argv: list[str] | None = None) 
 
 
     args = list(sys.argv if argv is None else argv)
-    rclpy.init(args=args)
     node = None
     app = None
     try:
         try:
+            rclpy.init(args=args)
             node = rclpy.create_node(default_name)
         except Exception as err:  # rclpy's own argument errors (malformed --ros-args, unreadable params file)
             return _fail(default_name, err)

@@ -15,12 +15,12 @@ import json
 from pathlib import Path
 
 from robotlearn.ros2.params import Param, declare
-from robotlearn.ros2.sinks import DiagnosticsSink, json_object
+from robotlearn.ros2.sinks import DiagnosticsSink, options_param
 
 PARAMETERS: tuple[Param, ...] = (
     Param("checkpoint", "", "checkpoint directory (written by robotlearn train)", required=True),
     Param("backend", "ros2", "backend to run the checkpoint's env on: ros2 (a bridge), mujoco, pybullet, real"),
-    Param("backend_options", "{}", "the backend's options as a JSON object, e.g. {\"namespace\": \"/sim\"}"),
+    Param("backend_options", "", "the backend's options: key=value items separated by spaces (or a JSON object), e.g. namespace=/sim"),
     Param("episodes", 1, "episodes to run, then exit (0: until stopped)", low=0, high=1_000_000),
     Param("seed", 2000, "seed of the first episode (then +1 per episode)", low=0, high=2**31 - 1),
     Param("summary_path", "", "write the run's JSON summary here (empty: do not)"),
@@ -34,7 +34,7 @@ class PolicyRunner:
 
         self.node = node
         self.values = declare(node, PARAMETERS)
-        options = json_object(self.values, "backend_options")
+        options = options_param(self.values, "backend_options")
         checkpoint = self.values["checkpoint"]
         self.recipe = checkpoint_recipe(read_config(checkpoint), checkpoint).with_backend(self.values["backend"],
                                                                                           options)

@@ -6,12 +6,21 @@ import json
 from typing import Any
 
 
-def json_object(values: dict[str, Any], key: str) -> dict[str, Any]:
-    """A JSON-object string parameter as a dict, or a one-line ParameterError."""
+def options_param(values: dict[str, Any], key: str) -> dict[str, Any]:
+    """An options parameter as a dict: ``key=value`` items separated by spaces (values parsed as YAML, as the
+    CLI's ``--backend-opt``), e.g. ``port=/tmp/rl-arm0 config=arm6_emulated``, or a JSON object string. The
+    key=value form exists because ``-p name:={...}`` is parsed by rcl as a YAML map, not as a string."""
+    from robotlearn.core.config import parse_overrides
     from robotlearn.ros2.params import ParameterError
 
+    text = values[key].strip()
+    if not text.startswith("{"):
+        try:
+            return parse_overrides(text.split())
+        except ValueError as err:
+            raise ParameterError(f"parameter {key!r}: {err}") from None
     try:
-        data = json.loads(values[key])
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ParameterError(f"parameter {key!r} is not JSON ({err})") from None
     if not isinstance(data, dict):

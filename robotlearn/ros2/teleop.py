@@ -11,12 +11,12 @@ labels), exactly as ``robotlearn record`` writes them.
 from __future__ import annotations
 
 from robotlearn.ros2.params import Param, declare
-from robotlearn.ros2.sinks import DiagnosticsSink, json_object
+from robotlearn.ros2.sinks import DiagnosticsSink, options_param
 
 PARAMETERS: tuple[Param, ...] = (
     Param("env", "robotlearn/ArmReach-v0", "robotlearn env id"),
     Param("backend", "ros2", "backend to drive: ros2 (a bridge), mujoco, pybullet, real"),
-    Param("backend_options", "{}", "the backend's options as a JSON object, e.g. {\"namespace\": \"/sim\"}"),
+    Param("backend_options", "", "the backend's options: key=value items separated by spaces (or a JSON object), e.g. namespace=/sim"),
     Param("overrides", "", "task config key=value overrides, comma-separated"),
     Param("device", "keyboard", "teleop device: keyboard, gamepad, spacemouse, leader_arm, scripted"),
     Param("device_options", "", "device key=value options, comma-separated"),
@@ -36,7 +36,7 @@ class Teleop:
         self.node = node
         v = self.values = declare(node, PARAMETERS)
         self.recipe = EnvRecipe(v["env"], v["backend"], v["overrides"],
-                                backend_options=json_object(v, "backend_options"))
+                                backend_options=options_param(v, "backend_options"))
         self.env = self.recipe.make()
         try:
             options = parse_overrides([o for o in v["device_options"].split(",") if o])

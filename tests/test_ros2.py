@@ -260,5 +260,24 @@ def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, 
     assert rc == 0, runner.output()
     over_ros = json.loads(summary.read_text())
     assert over_ros["env"]["backend"] == "ros2"
+    print(f"direct: success {direct.success_rate:.2f} return {direct.mean_return:.3f}; over ROS 2: success "
+          f"{over_ros['success_rate']:.2f} return {over_ros['mean_return']:.3f}")
     assert over_ros["success_rate"] >= direct.success_rate - 1 / episodes, (over_ros, direct.summary())
     assert over_ros["mean_return"] >= direct.mean_return - 0.5, (over_ros["mean_return"], direct.mean_return)
+
+
+def test_teleop_node_drives_the_bridge_and_records(sim_bridge, tmp_path):
+    """The scripted expert as the teleop device: its actions reach the robot through the bridge's topics and
+    the episodes land in a dataset through the recorder."""
+    dataset = tmp_path / "reach"
+    teleop = NodeProcess("robotlearn_teleop", "teleop", "/sim",
+                         {"device": "scripted", "backend_options": "namespace=/sim", "episodes": 2,
+                          "dataset": str(dataset)}, tmp_path)
+    rc = teleop.proc.wait(90)
+    out = teleop.output()
+    teleop.stop()
+    assert rc == 0, out
+    assert out.count("success True") == 2, out
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 2 and info["total_frames"] > 10
+    assert info["robot_type"] == "arm6" and info["robotlearn_env"]["backend"] == "ros2"

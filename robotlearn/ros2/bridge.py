@@ -178,6 +178,8 @@ class Bridge:
                     elif delay < -0.1:  # fell far behind (paused, overloaded): re-anchor instead of bursting
                         next_t = time.monotonic()
         except Exception as err:  # noqa: BLE001 - a robot fault ends the bridge with one line
+            if self._stop.is_set() or not self._rclpy.ok():
+                return  # shutting down (SIGINT from launch): publishing into a closed context is no fault
             self.node.get_logger().error(f"bridge stopped: {str(err).splitlines()[0] if str(err) else err!r}")
             self.exit_code = 1
             self._rclpy.try_shutdown()

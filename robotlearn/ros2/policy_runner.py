@@ -6,7 +6,8 @@ too) and runs it with the one episode runner (`Rollout`) at the env's control ra
 ``~/action`` (std_msgs/Float64MultiArray: the normalized action) and ``~/diagnostics``
 (diagnostic_msgs/DiagnosticArray: step, reward, success, source label, section timings); each episode's summary
 also goes to ``/diagnostics``-style status on ``~/diagnostics`` with level OK (success) or WARN. After
-``episodes`` episodes the node exits (0 = run until stopped); ``summary_path`` gets the run's JSON summary.
+``episodes`` episodes the node exits (0 = run until stopped); ``summary_path`` gets the run's JSON summary;
+with ``dataset`` set, the episodes are recorded through the recorder (LeRobot v3 layout, source "policy").
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ PARAMETERS: tuple[Param, ...] = (
     Param("episodes", 1, "episodes to run, then exit (0: until stopped)", low=0, high=1_000_000),
     Param("seed", 2000, "seed of the first episode (then +1 per episode)", low=0, high=2**31 - 1),
     Param("summary_path", "", "write the run's JSON summary here (empty: do not)"),
+    Param("dataset", "", "record the episodes into this dataset directory (empty: do not)"),
 )
 
 
@@ -40,7 +42,20 @@ class PolicyRunner:
                                                                                           options)
         self.policy = load_policy(checkpoint)
         self.env = self.recipe.make()
-        self.rollout = Rollout(self.env, PolicySource(self.policy), [DiagnosticsSink(node, node.get_name())])
+        try:
+            sinks = [DiagnosticsSink(node, node.get_name())]
+            if self.values["dataset"]:
+                from robotlearn.data.recorder import EpisodeRecorder
+                from robotlearn.rollout import RecorderSink
+
+                recorder = EpisodeRecorder.for_env(self.values["dataset"], self.env,
+                                                   robot_type=self.env.unwrapped.backend.spec.name,
+                                                   env_record=self.recipe.to_dict())
+                sinks.append(RecorderSink(recorder, self.recipe.env_id))
+            self.rollout = Rollout(self.env, PolicySource(self.policy), sinks)
+        except Exception:
+            self.env.close()
+            raise
         node.get_logger().info(f"policy runner: {checkpoint} on {self.recipe.env_id} ({self.recipe.backend})")
 
     def spin(self) -> None:

@@ -119,8 +119,9 @@ def wait_for(predicate, timeout: float, what: str):
         time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def probe():
+    """Per test: a subscription left behind (500 Hz joint states) would load the next test's process."""
     p = Probe()
     yield p
     p.close()
@@ -322,7 +323,7 @@ def test_quadrotor_bridge_odometry_setpoints_and_backend(probe, tmp_path):
                                    p.z - goal.pose.position.z]) < 0.05
         wait_for(near, 10, "the quadrotor reaching goal_pose")
 
-        env = gym.make("robotlearn/QuadHover-v0", backend="ros2", backend_options={"namespace": "/quad"})
+        env = gym.make("robotlearn/QuadHover-v0", backend="ros2", backend_options={"namespace": "/quad", "reset_tolerance": 0.1})
         sim = gym.make("robotlearn/QuadHover-v0", backend="mujoco")
         try:
             assert env.observation_space == sim.observation_space and env.action_space == sim.action_space

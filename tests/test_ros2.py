@@ -333,3 +333,37 @@ def test_quadrotor_bridge_odometry_setpoints_and_backend(probe, tmp_path):
             sim.close()
     finally:
         assert bridge.stop() == 0, bridge.output()
+
+
+def test_forward_commands_and_the_reset_and_enable_services(sim_bridge, probe):
+    from std_msgs.msg import Float64MultiArray
+    from std_srvs.srv import SetBool
+
+    received = probe.joint_states("/sim/joint_states")
+    assert probe.call(Trigger, "/sim/reset").success
+    wait_for(lambda: len(received) > 10, 20, "joint states")
+    home = np.array(received[-1][1].position)
+    pub = probe.node.create_publisher(Float64MultiArray, "/sim/commands", 10)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10, "the commands subscription")
+
+    def command_pan(offset: float) -> None:
+        target = home.copy()
+        target[0] += offset
+        pub.publish(Float64MultiArray(data=target.tolist()))
+
+    def pan() -> float:
+        return received[-1][1].position[0] - home[0]
+
+    command_pan(0.3)
+    wait_for(lambda: abs(pan() - 0.3) < 0.02, 5, "shoulder_pan following the forward command")
+    assert probe.call(Trigger, "/sim/reset").success
+    wait_for(lambda: abs(pan()) < 0.01, 5, "the reset back to home")
+    disabled = probe.call(SetBool, "/sim/enable", SetBool.Request(data=False))
+    assert disabled.success and disabled.message == "disabled"
+    command_pan(-0.3)
+    time.sleep(0.5)
+    assert abs(pan()) < 0.01, "a disabled bridge forwarded a command"
+    assert probe.call(SetBool, "/sim/enable", SetBool.Request(data=True)).success
+    command_pan(-0.3)
+    wait_for(lambda: abs(pan() + 0.3) < 0.02, 5, "shoulder_pan following after enable")
+    assert probe.call(Trigger, "/sim/reset").success

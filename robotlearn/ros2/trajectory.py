@@ -1,7 +1,7 @@
 """Sampling a JointTrajectory at the servo rate, as ros2_control's joint_trajectory_controller does.
 
-Pure numpy (no rclpy), so it is tested directly. A trajectory starts from the target the joints had when
-it arrived (the implicit point at t=0) and is interpolated linearly between its points; joints it does
+Pure numpy (no rclpy). A trajectory starts when it arrives (``header.stamp`` is not honoured: bridge and
+commander clocks need not agree), from the target the joints had then (the implicit point at t=0) and is interpolated linearly between its points; joints it does
 not name keep their target. After the last point has been commanded once, `sample` returns None: the
 bridge then sends nothing more, so a silent commander meets the compiled loop's watchdog (hold, then
 torque off) exactly as it would calling the backend directly.

@@ -250,27 +250,37 @@ def checkpoint(tmp_path_factory):
     return train(cfg, tmp_path_factory.mktemp("sac"), progress_bar=False)["checkpoint"]
 
 
-def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, sim_bridge, tmp_path):
+def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, emulated_arm, tmp_path):
+    """The same checkpoint on the emulated arm: directly (backend real), then policy runner -> bridge -> the same
+    emulator, with the same seeds; the ROS 2 path must succeed as often (within one episode) and score alike."""
     episodes, seed = 3, 500
     recipe = checkpoint_recipe(read_config(checkpoint))
     assert recipe.backend == "mujoco"
-    env = recipe.make()
-    direct = Rollout(env, PolicySource(load_policy(checkpoint))).run(episodes, seed=seed)
-    env.close()
+    env = recipe.with_backend("real", {"port": str(emulated_arm)}).make()
+    try:
+        direct = Rollout(env, PolicySource(load_policy(checkpoint))).run(episodes, seed=seed)
+    finally:
+        env.close()  # frees the port for the bridge
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/emu",
+                         {"env": recipe.env_id, "backend": "real", "backend_options": f"port={emulated_arm}"},
+                         tmp_path)
     summary = tmp_path / "summary.json"
-    runner = NodeProcess("robotlearn_policy_runner", "runner", "/sim",
-                         {"checkpoint": checkpoint, "backend_options": "namespace=/sim",
-                          "episodes": episodes, "seed": seed, "summary_path": str(summary),
-                          "dataset": str(tmp_path / "deployed")}, tmp_path)
-    rc = runner.proc.wait(120)
-    runner.stop()
-    assert rc == 0, runner.output()
+    try:
+        runner = NodeProcess("robotlearn_policy_runner", "runner", "/emu",
+                             {"checkpoint": checkpoint, "backend_options": "namespace=/emu", "episodes": episodes,
+                              "seed": seed, "summary_path": str(summary), "dataset": str(tmp_path / "deployed")},
+                             tmp_path)
+        rc = runner.proc.wait(150)
+        runner.stop()
+        assert rc == 0, runner.output() + bridge.output()
+    finally:
+        bridge.stop()
     over_ros = json.loads(summary.read_text())
     assert over_ros["env"]["backend"] == "ros2"
     info = json.loads((tmp_path / "deployed" / "meta" / "info.json").read_text())
     assert info["total_episodes"] == episodes and info["robotlearn_env"]["backend"] == "ros2"
-    print(f"direct: success {direct.success_rate:.2f} return {direct.mean_return:.3f}; over ROS 2: success "
-          f"{over_ros['success_rate']:.2f} return {over_ros['mean_return']:.3f}")
+    print(f"emulated arm, direct: success {direct.success_rate:.2f} return {direct.mean_return:.3f}; over ROS 2: "
+          f"success {over_ros['success_rate']:.2f} return {over_ros['mean_return']:.3f}")
     assert over_ros["success_rate"] >= direct.success_rate - 1 / episodes, (over_ros, direct.summary())
     assert over_ros["mean_return"] >= direct.mean_return - 0.5, (over_ros["mean_return"], direct.mean_return)
 

@@ -22,9 +22,11 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("arm", "mujoco"): "robotlearn.sim.mujoco_arm:MujocoArmBackend",
     ("arm", "pybullet"): "robotlearn.sim.pybullet_arm:PybulletArmBackend",
     ("arm", "real"): "robotlearn.hardware.arm:RealArmBackend",
+    ("arm", "ros2"): "robotlearn.hardware.ros2:Ros2ArmBackend",
     ("quadrotor", "mujoco"): "robotlearn.sim.quad_mujoco:MujocoQuadBackend",
     ("quadrotor", "pybullet"): "robotlearn.sim.quad_pybullet:PybulletQuadBackend",
     ("quadrotor", "real"): "robotlearn.hardware.quadrotor:MavlinkQuadBackend",
+    ("quadrotor", "ros2"): "robotlearn.hardware.ros2:Ros2QuadBackend",
 }
 
 

@@ -52,3 +52,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     out = run(["robotlearn", "sim", "--env", "ArmReach-v0", "--episodes", "1"], cwd=elsewhere, env=env)
     assert "mujoco" in out and "100.0%" in out, out
     assert run(["robotlearn", "--version"], cwd=elsewhere, env=env).strip() == "robotlearn 0.1.0"
+
+    # the ament package laid into the venv's prefix (what `ros2 launch robotlearn ...` finds), and a node started
+    # as launch_ros starts it: lib/robotlearn/<exe> hands over to the console script with this venv's python
+    assert (venv / "share/ament_index/resource_index/packages/robotlearn").is_file()
+    assert (venv / "share/robotlearn/package.xml").is_file()
+    assert (venv / "share/robotlearn/launch/sim_arm.launch.py").is_file()
+    assert (venv / "share/robotlearn/config/arm_bridge.yaml").is_file()
+    bridge = subprocess.run([str(venv / "lib/robotlearn/robotlearn_bridge"), "--ros-args", "-p", "env:=ArmRech-v0"],
+                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120)
+    assert bridge.returncode == 2, bridge.stderr
+    assert bridge.stderr.strip() == ("robotlearn_bridge: unknown env 'ArmRech-v0'; did you mean "
+                                     "'robotlearn/ArmReach-v0'?"), bridge.stderr

@@ -1,0 +1,296 @@
+"""``backend="ros2"``: a robot behind ROS 2 topics (our bridge, or ros2_control) as one more backend.
+
+The backend speaks the bridge's topics (robotlearn/ros2/bridge.py) under ``namespace``:
+* arm: reads ``joint_states``; each control period's target goes out as a one-point
+  ``joint_trajectory`` reached after ``1/control_hz`` (what the direct backends' interpolating controller
+  does with a target), so the robot moves as smoothly as when driven directly;
+* quadrotor: reads ``odom``; the CTBR command goes out on ``commands``; a reset flies to the start pose
+  through ``goal_pose``.
+``reset`` calls the ``reset`` service (home state), then moves to the task's initial pose and waits until
+it is reached, as the real backends do. ``advance`` waits for the next control tick on the wall clock.
+
+rclpy runs in a private context with its own executor thread, so the backend can live inside any process
+(a policy runner node, a script, a test) without touching that process's ROS state. It is imported only
+here and in robotlearn/ros2/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from robotlearn.core.backend import Backend, BackendOptions, State
+from robotlearn.core.config import ConfigError
+from robotlearn.core.spec import RobotSpec
+
+
+class Ros2Options(BackendOptions):
+    """Options of the ROS 2 backend."""
+
+    #: namespace of the bridge (or robot) topics and services, e.g. "/sim"
+    namespace: str = ""
+    #: how long to wait for the robot's first state message and for services (s)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    #: a state message older than this when read is an error (s): the robot or the bridge went silent
+    max_state_age_s: float = Field(0.5, gt=0)
+    #: joint (rad) or position (m) error under which a reset counts as reached
+    reset_tolerance: float = Field(0.03, gt=0)
+    #: how long a reset may take to reach the initial pose (s)
+    reset_timeout_s: float = Field(20.0, gt=0)
+
+
+def _import_rclpy():
+    from robotlearn.ros2 import env
+
+    env.configure(os.environ)  # AMENT_PREFIX_PATH / RMW_IMPLEMENTATION, read by rclpy at init
+    try:
+        import rclpy
+    except ImportError as err:
+        raise ConfigError("backend 'ros2': rclpy cannot load in this process (install the ros2 extra and start "
+                          "the process with the ROS libraries on LD_LIBRARY_PATH, e.g. through a robotlearn ROS 2 "
+                          f"node or a sourced ROS 2 environment): {str(err).splitlines()[0]}") from None
+    return rclpy
+
+
+class _Ros2Base(Backend):
+    """The shared part: a private rclpy context, node and executor thread; services; control-tick pacing."""
+
+    name = "ros2"
+    deterministic = False
+    Options = Ros2Options
+
+    def __init__(self, spec: RobotSpec, options: Ros2Options | None = None):
+        super().__init__(spec, options)
+        rclpy = _import_rclpy()
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._rclpy = rclpy
+        self._context = rclpy.Context()
+        rclpy.init(args=[], context=self._context)
+        ns = "/" + self.options.namespace.strip("/") if self.options.namespace.strip("/") else ""
+        self._ns = ns
+        self.node = rclpy.create_node(f"robotlearn_backend_{os.getpid()}_{id(self) % 100000}",
+                                      namespace=ns or "/", context=self._context, start_parameter_services=False)
+        self._executor = SingleThreadedExecutor(context=self._context)
+        self._executor.add_node(self.node)
+        self._spin = threading.Thread(target=self._spin_loop, name="robotlearn-ros2-backend", daemon=True)
+        self._lock = threading.Lock()
+        self._state: State | None = None
+        self._state_time = 0.0
+        self._closed = False
+        try:
+            self._setup()
+            self._spin.start()
+            from std_srvs.srv import Trigger
+
+            self._reset_client = self.node.create_client(Trigger, "reset")
+            self._wait_state(self.options.connect_timeout_s)
+        except Exception:
+            self.close()
+            raise
+        self._next_tick = time.monotonic()
+        self._t_reset = self._next_tick
+
+    def _spin_loop(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        try:
+            while self._context.ok():
+                self._executor.spin_once(timeout_sec=0.05)
+        except (ExternalShutdownException, self._rclpy.executors.ShutdownException):
+            pass
+
+    def _topic(self, name: str) -> str:
+        return f"{self._ns}/{name}" if self._ns else name
+
+    def _set_state(self, state: State) -> None:
+        with self._lock:
+            self._state, self._state_time = state, time.monotonic()
+
+    def _wait_state(self, timeout_s: float, newer_than: float = 0.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self._state is None or self._state_time <= newer_than:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"backend 'ros2': no state from {self._topic(self.STATE_TOPIC)!r} within "
+                                      f"{timeout_s:g} s; is the bridge running (namespace "
+                                      f"{self.options.namespace or '/'!r}, ROS_DOMAIN_ID "
+                                      f"{os.environ.get('ROS_DOMAIN_ID', '0')})?")
+            time.sleep(0.005)
+
+    def _call_reset(self) -> None:
+        from std_srvs.srv import Trigger
+
+        timeout = self.options.connect_timeout_s
+        if not self._reset_client.wait_for_service(timeout_sec=timeout):
+            raise ConnectionError(f"backend 'ros2': service {self._topic('reset')!r} not available")
+        future = self._reset_client.call_async(Trigger.Request())
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise ConnectionError(f"backend 'ros2': {self._topic('reset')!r} did not answer within {timeout:g} s")
+        result = future.result()
+        if not result.success:
+            raise RuntimeError(f"backend 'ros2': reset refused: {result.message}")
+
+    # ---- Backend contract -------------------------------------------------------------------------
+    def advance(self) -> dict[str, Any]:
+        """Return at the next control tick (wall clock); a caller slower than control_hz re-anchors."""
+        period = 1.0 / self.spec.control_hz
+        self._next_tick += period
+        delay = self._next_tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            self._next_tick = time.monotonic()
+        return {"timestamp": self._next_tick - self._t_reset}
+
+    def read(self) -> State:
+        with self._lock:
+            state, stamp = self._state, self._state_time
+        age = time.monotonic() - stamp
+        if state is None or age > self.options.max_state_age_s:
+            raise ConnectionError(f"backend 'ros2': last state on {self._topic(self.STATE_TOPIC)!r} is {age:.2f} s old "
+                                  f"(limit {self.options.max_state_age_s:g} s); the robot or bridge went silent")
+        return {k: v.copy() for k, v in state.items()}
+
+    def _reset_done(self) -> None:
+        self._next_tick = time.monotonic()
+        self._t_reset = self._next_tick
+
+    def close(self) -> None:
+        """Stop the executor thread, destroy the node, shut the private context down. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._context.ok():
+            self._context.try_shutdown()
+        if self._spin.is_alive():
+            self._spin.join(timeout=2.0)
+        self._executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+class Ros2ArmBackend(_Ros2Base):
+    """An arm behind ``joint_states`` / ``joint_trajectory`` (see the module docstring)."""
+
+    STATE_TOPIC = "joint_states"
+
+    def _setup(self) -> None:
+        from sensor_msgs.msg import JointState
+        from trajectory_msgs.msg import JointTrajectory
+
+        self._names = self.spec.joint_names
+        self._pub = self.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
+        self.node.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
+        self._msg = JointTrajectory(joint_names=self._names)
+
+    def _on_joint_state(self, msg) -> None:
+        try:
+            order = [list(msg.name).index(n) for n in self._names]
+        except ValueError:
+            return  # a joint_states from another robot on the same topic: not ours
+        pos = np.asarray(msg.position, dtype=np.float64)[order]
+        vel = np.asarray(msg.velocity, dtype=np.float64)[order] if len(msg.velocity) else np.zeros(len(order))
+        self._set_state({"joint_pos": pos, "joint_vel": vel})
+
+    def _send(self, target: np.ndarray, duration_s: float) -> None:
+        from trajectory_msgs.msg import JointTrajectoryPoint
+
+        point = JointTrajectoryPoint(positions=target.tolist())
+        point.time_from_start.sec = int(duration_s)
+        point.time_from_start.nanosec = int(round((duration_s - int(duration_s)) * 1e9))
+        self._msg.points = [point]
+        self._pub.publish(self._msg)
+
+    def command(self, target: np.ndarray) -> None:
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != (len(self._names),):
+            raise ValueError(f"target must have shape ({len(self._names)},), got {target.shape}")
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"target contains NaN/inf: {target}; nothing was sent")
+        self._send(np.clip(target, self.spec.lower, self.spec.upper), 1.0 / self.spec.control_hz)
+
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        self._call_reset()
+        self._wait_state(self.options.connect_timeout_s, newer_than=time.monotonic())
+        if "joint_pos" in initial:
+            goal = np.clip(np.asarray(initial["joint_pos"], dtype=np.float64), self.spec.lower, self.spec.upper)
+            err = np.abs(self.read()["joint_pos"] - goal)
+            speed = np.array([0.5 * j.max_velocity for j in self.spec.joints])
+            if np.any(err > self.options.reset_tolerance):
+                self._send(goal, max(0.1, float(np.max(err / speed))))
+            deadline = time.monotonic() + self.options.reset_timeout_s
+            while np.any(np.abs(self.read()["joint_pos"] - goal) > self.options.reset_tolerance):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"backend 'ros2': the arm did not reach its reset pose within "
+                                       f"{self.options.reset_timeout_s:g} s")
+                time.sleep(0.01)
+        self._reset_done()
+
+
+class Ros2QuadBackend(_Ros2Base):
+    """A quadrotor behind ``odom`` / ``commands`` / ``goal_pose`` (see the module docstring)."""
+
+    STATE_TOPIC = "odom"
+
+    def _setup(self) -> None:
+        from geometry_msgs.msg import PoseStamped
+        from nav_msgs.msg import Odometry
+        from std_msgs.msg import Float64MultiArray
+
+        self._pub = self.node.create_publisher(Float64MultiArray, "commands", 10)
+        self._goal_pub = self.node.create_publisher(PoseStamped, "goal_pose", 10)
+        self.node.create_subscription(Odometry, "odom", self._on_odom, 10)
+        self._msg = Float64MultiArray()
+
+    def _on_odom(self, msg) -> None:
+        from robotlearn.core.rotations import quat_to_rot
+
+        p, o = msg.pose.pose.position, msg.pose.pose.orientation
+        v, w = msg.twist.twist.linear, msg.twist.twist.angular
+        quat = np.array([o.w, o.x, o.y, o.z])
+        vel = quat_to_rot(quat) @ np.array([v.x, v.y, v.z])  # odometry twist is in the body frame
+        self._set_state({"pos": np.array([p.x, p.y, p.z]), "quat": quat, "vel": vel,
+                         "omega": np.array([w.x, w.y, w.z])})
+
+    def command(self, target: np.ndarray) -> None:
+        target = np.asarray(target, dtype=np.float64)
+        if target.shape != (4,):
+            raise ValueError(f"CTBR target must have shape (4,), got {target.shape}")
+        if not np.all(np.isfinite(target)):
+            raise ValueError(f"target contains NaN/inf: {target}; nothing was sent")
+        self._msg.data = target.tolist()
+        self._pub.publish(self._msg)
+
+    def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
+        from geometry_msgs.msg import PoseStamped
+
+        from robotlearn.core.rotations import yaw_of, yaw_quat
+
+        self._call_reset()
+        self._wait_state(self.options.connect_timeout_s, newer_than=time.monotonic())
+        if "pos" in initial:
+            goal = np.asarray(initial["pos"], dtype=np.float64)
+            q = yaw_quat(yaw_of(np.asarray(initial.get("quat", [1.0, 0, 0, 0]), dtype=np.float64)))
+            msg = PoseStamped()
+            msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(x) for x in goal)
+            o = msg.pose.orientation
+            o.w, o.x, o.y, o.z = (float(x) for x in q)
+            deadline = time.monotonic() + self.options.reset_timeout_s
+            while True:
+                self._goal_pub.publish(msg)
+                state = self.read()
+                if (np.linalg.norm(state["pos"] - goal) <= self.options.reset_tolerance
+                        and np.linalg.norm(state["vel"]) <= 2 * self.options.reset_tolerance):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"backend 'ros2': the quadrotor did not reach its start pose within "
+                                       f"{self.options.reset_timeout_s:g} s")
+                time.sleep(0.02)
+        self._reset_done()

@@ -1,0 +1,379 @@
+"""ROS 2 with real rclpy and real DDS on loopback (domain and discovery range set in conftest.py).
+
+Every node is started exactly as launch_ros starts it: ``<prefix>/lib/robotlearn/<exe> --ros-args
+-r __node:=... -r __ns:=... -p k:=v --params-file f.yaml``, in its own process; the test process talks to
+it over DDS like any other ROS 2 node would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import rclpy
+import torch
+import yaml
+from gymnasium.utils.env_checker import check_env
+from rclpy.executors import SingleThreadedExecutor
+from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+import robotlearn  # noqa: F401 - registers the envs
+from robotlearn.core.config import load_config
+from robotlearn.hardware.scene_oracle import read_emulator_info
+from robotlearn.policies import load_policy, read_config
+from robotlearn.policies.sac.config import SACConfig
+from robotlearn.policies.sac.train import train
+from robotlearn.rollout import PolicySource, Rollout, checkpoint_recipe
+
+LIB = Path(sys.prefix) / "lib" / "robotlearn"
+REPO = Path(__file__).resolve().parents[1]
+ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll",
+              "left_finger", "right_finger"]
+
+
+class NodeProcess:
+    """A robotlearn node in a child process, started as launch_ros would; stopped with SIGINT."""
+
+    def __init__(self, exe: str, name: str, namespace: str, params: dict, tmp: Path, params_file: dict | None = None):
+        cmd = [str(LIB / exe), "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
+        for key, value in params.items():
+            cmd += ["-p", f"{key}:={value}"]
+        if params_file:
+            path = tmp / f"{name}.yaml"
+            path.write_text(yaml.safe_dump({f"{namespace}/{name}": {"ros__parameters": params_file}}))
+            cmd += ["--params-file", str(path)]
+        self.log = tmp / f"{name}.log"
+        self._out = open(self.log, "w")  # noqa: SIM115 - kept open for the child's lifetime
+        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, text=True)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._out.close()
+        return rc
+
+
+class Probe:
+    """A test-side node in its own context, spun in a thread."""
+
+    def __init__(self):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(f"probe_{os.getpid()}", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        try:
+            while self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except Exception:  # noqa: BLE001 - shutdown races end the thread
+            pass
+
+    def joint_states(self, topic: str) -> list[tuple[float, JointState]]:
+        received: list[tuple[float, JointState]] = []
+        self.node.create_subscription(JointState, topic, lambda m: received.append((time.monotonic(), m)), 100)
+        return received
+
+    def call(self, srv_type, name: str, request=None, timeout: float = 10.0):
+        client = self.node.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request or srv_type.Request())
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"service {name} did not answer"
+            time.sleep(0.01)
+        return future.result()
+
+    def close(self):
+        self.context.try_shutdown()
+        self.thread.join(timeout=2)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@pytest.fixture()
+def probe():
+    """Per test: a subscription left behind (500 Hz joint states) would load the next test's process."""
+    p = Probe()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def sim_bridge(tmp_path_factory):
+    """The bridge on MuJoCo; rate_hz comes from a params file, the rest from -p, as launch_ros passes them."""
+    node = NodeProcess("robotlearn_bridge", "bridge", "/sim", {"env": "robotlearn/ArmReach-v0", "backend": "mujoco"},
+                       tmp_path_factory.mktemp("sim_bridge"), params_file={"rate_hz": 500.0})
+    yield node
+    rc = node.stop()
+    assert rc == 0, node.output()
+
+
+def test_ament_layout_is_installed():
+    """What `ros2 launch robotlearn ...` needs in the environment's prefix."""
+    prefix = Path(sys.prefix)
+    assert (prefix / "share/ament_index/resource_index/packages/robotlearn").is_file()
+    assert (prefix / "share/robotlearn/package.xml").read_text().count("<name>robotlearn</name>") == 1
+    launch = sorted(p.name for p in (prefix / "share/robotlearn/launch").glob("*.launch.py"))
+    assert launch == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "sim_arm.launch.py",
+                      "teleop_record.launch.py"]
+    assert (prefix / "share/robotlearn/config/arm_bridge.yaml").is_file()
+    for exe in ("robotlearn_bridge", "robotlearn_policy_runner", "robotlearn_teleop"):
+        assert os.access(LIB / exe, os.X_OK), exe
+
+
+def test_joint_states_flow_at_the_servo_rate(sim_bridge, probe):
+    received = probe.joint_states("/sim/joint_states")
+    wait_for(lambda: len(received) > 10, 30, "the first joint states")
+    start = len(received)
+    time.sleep(2.0)
+    window = received[start:]
+    rate = (len(window) - 1) / (window[-1][0] - window[0][0])
+    msg = window[-1][1]
+    assert list(msg.name) == ARM_JOINTS and len(msg.position) == len(msg.velocity) == 8
+    assert np.all(np.isfinite(msg.position))
+    assert rate >= 250.0, f"joint_states at {rate:.0f} Hz (stated 500 Hz; load {os.getloadavg()})"
+
+
+def test_ros2_backend_passes_check_env_with_the_sims_spaces(sim_bridge):
+    env = gym.make("robotlearn/ArmReach-v0", backend="ros2", backend_options={"namespace": "/sim"})
+    sim = gym.make("robotlearn/ArmReach-v0", backend="mujoco")
+    try:
+        assert env.observation_space == sim.observation_space
+        assert env.action_space == sim.action_space
+        check_env(env.unwrapped, skip_render_check=True)
+        obs, _ = env.reset(seed=3)
+        assert sim.observation_space.contains(obs)
+    finally:
+        env.close()
+        sim.close()
+
+
+def test_bad_parameters_are_one_line_errors(tmp_path):
+    cases = [({"backend": "mujoco"}, "parameter 'env' is required"),
+             ({"env": "robotlearn/ArmReach-v0", "rate_hz": "fast"}, "parameter 'rate_hz' must be a float"),
+             ({"env": "robotlearn/ArmReach-v0", "rate_hz": "5000.0"}, "parameter 'rate_hz' out of range"),
+             ({"env": "robotlearn/ArmReach-v0", "rat_hz": "500.0"}, "unknown parameter 'rat_hz'"),
+             ({"env": "robotlearn/ArmRech-v0"}, "did you mean 'robotlearn/ArmReach-v0'"),
+             ({"env": "robotlearn/ArmReach-v0", "backend_options": "nope"}, "'backend_options': override 'nope' is not"),
+             ({"env": "robotlearn/ArmReach-v0", "backend_options": "prt=/dev/null"}, "unknown option 'prt'"),
+             # malformed --ros-args: rcl logs its own line first; ours is the last, and there is no traceback
+             ({"env": "robotlearn/ArmReach-v0", "backend_options": "{port"}, "Couldn't parse parameter override")]
+    for k, (params, expected) in enumerate(cases):
+        node = NodeProcess("robotlearn_bridge", f"bad{k}", "/bad", params, tmp_path)
+        rc = node.proc.wait(60)
+        node.stop()
+        lines = node.output().strip().splitlines()
+        assert rc == 2, lines
+        assert "Traceback" not in "".join(lines) and expected in lines[-1], lines
+        assert len(lines) == 1 or (len(lines) == 2 and lines[0].startswith("[ERROR]") and "[rcl]" in lines[0]), lines
+
+
+@pytest.fixture()
+def emulated_arm(tmp_path):
+    link = tmp_path / "arm"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    emu = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.main", "emulate", "arm", "--link", str(link)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    read_emulator_info(link, timeout_s=30.0)
+    yield link
+    emu.send_signal(15)
+    emu.communicate(timeout=15)
+
+
+def test_joint_trajectory_moves_the_emulated_arm_silence_trips_the_watchdog_estop_stops(emulated_arm, probe, tmp_path):
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/real",
+                         {"env": "robotlearn/ArmReach-v0", "backend": "real",
+                          "backend_options": f"port={emulated_arm}"}, tmp_path)
+    try:
+        received = probe.joint_states("/real/joint_states")
+        wait_for(lambda: len(received) > 10, 40, "joint states from the real-arm bridge")
+        start = received[-1][1].position[0]
+        goal = start + 0.5
+        pub = probe.node.create_publisher(JointTrajectory, "/real/joint_trajectory", 10)
+        point = JointTrajectoryPoint(positions=[goal])
+        point.time_from_start.sec = 1
+        msg = JointTrajectory(joint_names=["shoulder_pan"], points=[point])
+        wait_for(lambda: pub.get_subscription_count() > 0, 10, "the bridge's joint_trajectory subscription")
+        pub.publish(msg)
+        wait_for(lambda: abs(received[-1][1].position[0] - goal) < 0.03, 6, "the arm reaching the trajectory goal")
+        held = np.array(received[-1][1].position)
+        # the trajectory is over and the topic silent: the compiled watchdog holds (0.5 s), then turns torque off
+        # (3 s, configs/hardware/arm6_emulated.yaml) and gravity takes the arm, exactly as with a silent direct caller
+        time.sleep(1.5)
+        assert np.max(np.abs(np.array(received[-1][1].position) - held)[:6]) < 0.03
+        wait_for(lambda: np.max(np.abs(np.array(received[-1][1].position) - held)[:6]) > 0.1, 6,
+                 "the arm going limp after the watchdog's torque-off")
+        # e-stop: the compiled loop's e-stop; the bridge reports the fault in one line and exits non-zero
+        assert probe.call(Trigger, "/real/estop").success
+        rc = bridge.proc.wait(15)
+        assert rc == 1, bridge.output()
+        assert "bridge stopped" in bridge.output() and "e-stop" in bridge.output().lower()
+    finally:
+        bridge.stop()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.set_num_threads(1)
+    cfg = load_config(SACConfig, "algos", "sac_arm_reach",
+                      ["total_steps=3000", "learning_starts=300", "eval_every=0", "checkpoint_every=0",
+                       "eval_episodes=1", "save_replay=false"])
+    return train(cfg, tmp_path_factory.mktemp("sac"), progress_bar=False)["checkpoint"]
+
+
+def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, emulated_arm, tmp_path):
+    """The same checkpoint on the emulated arm: directly (backend real), then policy runner -> bridge -> the same
+    emulator, with the same seeds; the ROS 2 path must succeed as often (within one episode) and score alike."""
+    episodes, seed = 3, 500
+    recipe = checkpoint_recipe(read_config(checkpoint))
+    assert recipe.backend == "mujoco"
+    env = recipe.with_backend("real", {"port": str(emulated_arm)}).make()
+    try:
+        direct = Rollout(env, PolicySource(load_policy(checkpoint))).run(episodes, seed=seed)
+    finally:
+        env.close()  # frees the port for the bridge
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/emu",
+                         {"env": recipe.env_id, "backend": "real", "backend_options": f"port={emulated_arm}"},
+                         tmp_path)
+    summary = tmp_path / "summary.json"
+    try:
+        runner = NodeProcess("robotlearn_policy_runner", "runner", "/emu",
+                             {"checkpoint": checkpoint, "backend_options": "namespace=/emu", "episodes": episodes,
+                              "seed": seed, "summary_path": str(summary), "dataset": str(tmp_path / "deployed")},
+                             tmp_path)
+        rc = runner.proc.wait(150)
+        runner.stop()
+        assert rc == 0, runner.output() + bridge.output()
+    finally:
+        bridge.stop()
+    over_ros = json.loads(summary.read_text())
+    assert over_ros["env"]["backend"] == "ros2"
+    info = json.loads((tmp_path / "deployed" / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == episodes and info["robotlearn_env"]["backend"] == "ros2"
+    print(f"emulated arm, direct: success {direct.success_rate:.2f} return {direct.mean_return:.3f}; over ROS 2: "
+          f"success {over_ros['success_rate']:.2f} return {over_ros['mean_return']:.3f}")
+    assert over_ros["success_rate"] >= direct.success_rate - 1 / episodes, (over_ros, direct.summary())
+    assert over_ros["mean_return"] >= direct.mean_return - 0.5, (over_ros["mean_return"], direct.mean_return)
+
+
+def test_teleop_node_drives_the_bridge_and_records(sim_bridge, tmp_path):
+    """The scripted expert as the teleop device: its actions reach the robot through the bridge's topics and
+    the episodes land in a dataset through the recorder."""
+    dataset = tmp_path / "reach"
+    teleop = NodeProcess("robotlearn_teleop", "teleop", "/sim",
+                         {"device": "scripted", "backend_options": "namespace=/sim", "episodes": 2,
+                          "dataset": str(dataset)}, tmp_path)
+    rc = teleop.proc.wait(90)
+    out = teleop.output()
+    teleop.stop()
+    assert rc == 0, out
+    assert out.count("success True") == 2, out
+    info = json.loads((dataset / "meta" / "info.json").read_text())
+    assert info["total_episodes"] == 2 and info["total_frames"] > 10
+    assert info["robot_type"] == "arm6" and info["robotlearn_env"]["backend"] == "ros2"
+
+
+def test_quadrotor_bridge_odometry_setpoints_and_backend(probe, tmp_path):
+    """odom at the bridge rate; a goal_pose flies the MuJoCo quadrotor there (the shared cascaded controller);
+    the ROS 2 backend over it passes check_env with the sim's spaces."""
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Odometry
+
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/quad",
+                         {"env": "robotlearn/QuadHover-v0", "backend": "mujoco", "rate_hz": 100.0}, tmp_path)
+    try:
+        odom: list[tuple[float, Odometry]] = []
+        probe.node.create_subscription(Odometry, "/quad/odom", lambda m: odom.append((time.monotonic(), m)), 100)
+        wait_for(lambda: len(odom) > 20, 30, "odometry")
+        start = len(odom)
+        time.sleep(1.0)
+        window = odom[start:]
+        rate = (len(window) - 1) / (window[-1][0] - window[0][0])
+        assert rate >= 80.0, f"odom at {rate:.0f} Hz (stated 100 Hz)"
+        p0 = odom[-1][1].pose.pose.position
+        goal = PoseStamped()
+        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = p0.x + 0.3, p0.y, p0.z + 0.2
+        goal.pose.orientation.w = 1.0
+        pub = probe.node.create_publisher(PoseStamped, "/quad/goal_pose", 10)
+        wait_for(lambda: pub.get_subscription_count() > 0, 10, "the goal_pose subscription")
+        pub.publish(goal)
+
+        def near() -> bool:
+            p = odom[-1][1].pose.pose.position
+            return np.linalg.norm([p.x - goal.pose.position.x, p.y - goal.pose.position.y,
+                                   p.z - goal.pose.position.z]) < 0.05
+        wait_for(near, 10, "the quadrotor reaching goal_pose")
+
+        env = gym.make("robotlearn/QuadHover-v0", backend="ros2", backend_options={"namespace": "/quad", "reset_tolerance": 0.1})
+        sim = gym.make("robotlearn/QuadHover-v0", backend="mujoco")
+        try:
+            assert env.observation_space == sim.observation_space and env.action_space == sim.action_space
+            check_env(env.unwrapped, skip_render_check=True)
+        finally:
+            env.close()
+            sim.close()
+    finally:
+        assert bridge.stop() == 0, bridge.output()
+
+
+def test_forward_commands_and_the_reset_and_enable_services(sim_bridge, probe):
+    from std_msgs.msg import Float64MultiArray
+    from std_srvs.srv import SetBool
+
+    received = probe.joint_states("/sim/joint_states")
+    assert probe.call(Trigger, "/sim/reset").success
+    wait_for(lambda: len(received) > 10, 20, "joint states")
+    home = np.array(received[-1][1].position)
+    pub = probe.node.create_publisher(Float64MultiArray, "/sim/commands", 10)
+    wait_for(lambda: pub.get_subscription_count() > 0, 10, "the commands subscription")
+
+    def command_pan(offset: float) -> None:
+        target = home.copy()
+        target[0] += offset
+        pub.publish(Float64MultiArray(data=target.tolist()))
+
+    def pan() -> float:
+        return received[-1][1].position[0] - home[0]
+
+    command_pan(0.3)
+    wait_for(lambda: abs(pan() - 0.3) < 0.02, 5, "shoulder_pan following the forward command")
+    assert probe.call(Trigger, "/sim/reset").success
+    wait_for(lambda: abs(pan()) < 0.01, 5, "the reset back to home")
+    disabled = probe.call(SetBool, "/sim/enable", SetBool.Request(data=False))
+    assert disabled.success and disabled.message == "disabled"
+    command_pan(-0.3)
+    time.sleep(0.5)
+    assert abs(pan()) < 0.01, "a disabled bridge forwarded a command"
+    assert probe.call(SetBool, "/sim/enable", SetBool.Request(data=True)).success
+    command_pan(-0.3)
+    wait_for(lambda: abs(pan() + 0.3) < 0.02, 5, "shoulder_pan following after enable")
+    assert probe.call(Trigger, "/sim/reset").success

@@ -1,8 +1,10 @@
 """The compiled loop's sleep-then-spin wait (`spin_us`): it runs, says so, costs what it says, and wakes
 no later than plain sleeping does on the same machine at the same time.
 
-Sleep and spin segments alternate (3 rounds of 0.4 s at 1 kHz each), so load from the other processes on
-this machine falls on both alike. Bounds come from bench/rt_loop.py on this 2-core VM (idle and with two
+Sleep and spin segments alternate (5 rounds of 0.4 s at 1 kHz each), so load from the other processes on
+this machine falls on both alike. A segment's p99 is its 4th-latest wake-up, which one VM stall decides; the
+ordering is asserted on the median over 5 rounds (3 rounds once failed under a load average of 5: two of the
+three spin segments each caught a stall). Bounds come from bench/rt_loop.py on this 2-core VM (idle and with two
 busy processes, SCHED_FIFO granted): sleep p50 10-35 us / p99 25-140 us, spin p50 0.5 us / p99 0.5-20 us;
 loop-thread CPU 1.3-2 % sleeping, 19-20 % spinning 200 us of every 1 ms. Only orderings with a wide
 margin between those distributions are asserted, plus the CPU cost's upper bound, which follows from the
@@ -33,7 +35,7 @@ def run_segment(spin_us: float, seconds: float = 0.4) -> dict:
 
 def test_spin_mode_runs_reports_itself_and_is_not_later_than_sleeping() -> None:
     sleep, spin = [], []
-    for _ in range(3):
+    for _ in range(5):
         sleep.append(run_segment(0.0))
         spin.append(run_segment(SPIN_US))
     assert {s["wait_mode"] for s in sleep} == {"sleep"} and {s["wait_mode"] for s in spin} == {"sleep+spin"}

@@ -50,7 +50,7 @@ class PolicyRunner:
 
                 recorder = EpisodeRecorder.for_env(self.values["dataset"], self.env,
                                                    robot_type=self.env.unwrapped.backend.spec.name,
-                                                   env_record=self.recipe.to_dict())
+                                                   env_recipe=self.recipe.to_dict())
                 sinks.append(RecorderSink(recorder, self.recipe.env_id))
             self.rollout = Rollout(self.env, PolicySource(self.policy), sinks)
         except Exception:

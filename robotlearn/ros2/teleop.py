@@ -47,7 +47,7 @@ class Teleop:
 
                 recorder = EpisodeRecorder.for_env(v["dataset"], self.env,
                                                    robot_type=self.env.unwrapped.backend.spec.name,
-                                                   env_record=self.recipe.to_dict())
+                                                   env_recipe=self.recipe.to_dict())
                 sinks.append(RecorderSink(recorder, v["task_text"] or self.recipe.env_id))
             self.rollout = Rollout(self.env, source, sinks)
         except Exception:

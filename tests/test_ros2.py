@@ -278,7 +278,7 @@ def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, 
     over_ros = json.loads(summary.read_text())
     assert over_ros["env"]["backend"] == "ros2"
     info = json.loads((tmp_path / "deployed" / "meta" / "info.json").read_text())
-    assert info["total_episodes"] == episodes and info["robotlearn_env"]["backend"] == "ros2"
+    assert info["total_episodes"] == episodes and info["robotlearn"]["env_recipe"]["backend"] == "ros2"
     print(f"emulated arm, direct: success {direct.success_rate:.2f} return {direct.mean_return:.3f}; over ROS 2: "
           f"success {over_ros['success_rate']:.2f} return {over_ros['mean_return']:.3f}")
     assert over_ros["success_rate"] >= direct.success_rate - 1 / episodes, (over_ros, direct.summary())
@@ -299,7 +299,7 @@ def test_teleop_node_drives_the_bridge_and_records(sim_bridge, tmp_path):
     assert out.count("success True") == 2, out
     info = json.loads((dataset / "meta" / "info.json").read_text())
     assert info["total_episodes"] == 2 and info["total_frames"] > 10
-    assert info["robot_type"] == "arm6" and info["robotlearn_env"]["backend"] == "ros2"
+    assert info["robot_type"] == "arm6" and info["robotlearn"]["env_recipe"]["backend"] == "ros2"
 
 
 def test_quadrotor_bridge_odometry_setpoints_and_backend(probe, tmp_path):

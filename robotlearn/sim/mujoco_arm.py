@@ -23,8 +23,11 @@ from robotlearn.core.description import urdf_link_colors
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    DelayedIO,
+    PhysicalSetup,
     SimArmOptions,
     armature,
+    check_target,
     command_drive,
     initial_value,
     make_drive,
@@ -150,7 +153,8 @@ class _OffscreenRenderer:
 
 
 class MujocoArmBackend(Backend):
-    """Arm + table scene in MuJoCo. Options: ``interpolation`` ("linear" | "min_jerk")."""
+    """Arm + table scene in MuJoCo. Options: ``interpolation`` ("linear" | "min_jerk"), ``calibration``,
+    ``domain_randomization`` (sim/common.py SimArmOptions)."""
 
     name = "mujoco"
 
@@ -158,7 +162,16 @@ class MujocoArmBackend(Backend):
 
     def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
         super().__init__(spec, options)
+        self.physical = PhysicalSetup(spec, self.options)
         self.scene = scene_for(spec.description)
+        self._renderer: _OffscreenRenderer | None = None
+        self._closed = False
+        self._build(self.physical.spec)
+        self.reset(np.random.default_rng(0), {})
+
+    def _build(self, spec: RobotSpec) -> None:
+        """Model, data, drive and compiled stepper for `spec` (again at a reset that draws new parameters)."""
+        self.spec = spec
         self.model = build_model(spec, self.scene)
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -170,25 +183,31 @@ class MujocoArmBackend(Backend):
         self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
+        self._io = DelayedIO(spec, self.physical.params.latency_s)
         d = self.data
         self._stepper = _rt.MujocoStepper(_mj_step_address(), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
                                           self._vadr.tolist(), ctrl)
         self._ticks = 0
-        self._renderer: _OffscreenRenderer | None = None
-        self._closed = False
-        self.reset(np.random.default_rng(0), {})
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
 
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
         unknown = unknown_scene_keys(initial, self._obj_qadr, self._mocap)
         if unknown:
             raise ValueError(f"mujoco backend: unknown reset keys {unknown}")
+        drawn = self.physical.resample(rng)
+        if drawn is not None:
+            self._build(drawn)
         n = len(self.spec.joints)
         q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
         q = np.clip(q, self._lower, self._upper)
+        qd = initial_value(initial, "joint_vel", np.zeros(n), (n,))
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)  # also clears warm-start caches, so a reset episode replays bit-exactly
         d.qpos[self._qadr] = q
+        d.qvel[self._vadr] = qd
         for obj in self.scene.objects:
             pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
             quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
@@ -199,19 +218,26 @@ class MujocoArmBackend(Backend):
             d.mocap_pos[self._mocap[marker.name]] = initial_value(initial, f"marker/{marker.name}/pos",
                                                                   marker.pos, (3,))
         mujoco.mj_forward(m, d)
-        self.drive.reset(q)
+        # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
+        self.drive.reset(np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper))
+        self._io.reset()
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        command_drive(self.drive, self.spec, target)
+        self._io.pending = check_target(target, len(self.spec.joints))
 
     def advance(self) -> dict[str, Any]:
-        self._stepper.step(self.drive, self.spec.ticks_per_step)
+        self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),
+                         lambda target: command_drive(self.drive, self.spec, target), self._read_now)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
-    def read(self) -> State:
+    def _read_now(self) -> State:
         return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
+
+    def read(self) -> State:
+        """The joint state (with ``latency_s``: as it was that long ago)."""
+        return self._io.sensed if self._io.sensed is not None else self._read_now()
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._obj_qadr:
@@ -246,6 +272,7 @@ class MujocoArmBackend(Backend):
         if self._closed:
             return
         self._closed = True
+        self.physical.close()
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None

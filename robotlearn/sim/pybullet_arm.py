@@ -27,8 +27,11 @@ from robotlearn.core.description import urdf_actuated_joints
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    DelayedIO,
+    PhysicalSetup,
     SimArmOptions,
     armature,
+    check_target,
     command_drive,
     initial_value,
     make_drive,
@@ -48,7 +51,7 @@ def _wxyz(xyzw) -> np.ndarray:
 
 
 class PybulletArmBackend(Backend):
-    """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: ``interpolation``."""
+    """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: sim/common.py SimArmOptions."""
 
     name = "pybullet"
     #: physics ticks between mass-matrix updates of the armature correction (M changes little in 20 ms)
@@ -58,20 +61,29 @@ class PybulletArmBackend(Backend):
 
     def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
         super().__init__(spec, options)
+        self.physical = PhysicalSetup(spec, self.options)
         self.scene = scene_for(spec.description)
         self.client = pb.connect(pb.DIRECT)
         self._closed = False
-        dynamics = {j.get("name"): j.find("dynamics") for j in urdf_actuated_joints(spec.description)}
-        self._friction, self._damping = (
-            np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
-                      for j in spec.joints]) for key in ("friction", "damping"))
+        self._configure(self.physical.spec)
         try:
             self._build_world()
         except Exception:
             pb.disconnect(physicsClientId=self.client)
+            self.physical.close()
             raise
+        self.reset(np.random.default_rng(0), {})
+
+    def _configure(self, spec: RobotSpec) -> None:
+        """Everything taken from `spec` (again at a reset that draws new physical parameters)."""
+        self.spec = spec
+        dynamics = {j.get("name"): j.find("dynamics") for j in urdf_actuated_joints(spec.description)}
+        self._friction, self._damping = (
+            np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
+                      for j in spec.joints]) for key in ("friction", "damping"))
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
+        self._io = DelayedIO(spec, self.physical.params.latency_s)
         self._armature = armature(spec)
         self._dt = 1.0 / spec.physics_hz
         self._q, self._qd = np.zeros(len(spec.joints)), np.zeros(len(spec.joints))
@@ -81,7 +93,6 @@ class PybulletArmBackend(Backend):
         self._first_tick = True
         self._tick_in_refresh = 0
         self._ticks = 0
-        self.reset(np.random.default_rng(0), {})
 
     def _build_world(self) -> None:
         """Empty the engine and load robot + scene afresh.
@@ -153,12 +164,16 @@ class PybulletArmBackend(Backend):
         if unknown:
             raise ValueError(f"pybullet backend: unknown reset keys {unknown}")
         c = self.client
+        drawn = self.physical.resample(rng)
+        if drawn is not None:
+            self._configure(drawn)
         n = len(self.spec.joints)
         q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
         q = np.clip(q, self._lower, self._upper)
+        qd = initial_value(initial, "joint_vel", np.zeros(n), (n,))
         self._build_world()
-        for i, qi in zip(self._idx, q, strict=True):
-            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=c)
+        for i, qi, qdi in zip(self._idx, q, qd, strict=True):
+            pb.resetJointState(self.robot, i, float(qi), float(qdi), physicsClientId=c)
         for obj in self.scene.objects:
             pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
             quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
@@ -168,20 +183,28 @@ class PybulletArmBackend(Backend):
         for marker in self.scene.markers:
             pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
-        self.drive.reset(q)
+        # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
+        self.drive.reset(np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper))
+        self._io.reset()
         self._first_tick = True
         self._tick_in_refresh = 0
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        command_drive(self.drive, self.spec, target)
+        self._io.pending = check_target(target, len(self.spec.joints))
 
     def advance(self) -> dict[str, Any]:
+        self._io.advance(self._run_ticks, lambda target: command_drive(self.drive, self.spec, target),
+                         self._read_now)
+        self._ticks += self.spec.ticks_per_step
+        return {"timestamp": self._ticks / self.spec.physics_hz}
+
+    def _run_ticks(self, ticks: int) -> None:
         c, robot, idx, drive, n = self.client, self.robot, self._idx, self.drive, len(self._idx)
         get_states, set_torques, step = pb.getJointStates, pb.setJointMotorControlArray, pb.stepSimulation
         torque_mode = pb.TORQUE_CONTROL
         q, qd, stacked, damping = self._q, self._qd, self._stacked, self._damping
-        for _ in range(self.spec.ticks_per_step):
+        for _ in range(ticks):
             states = get_states(robot, idx, physicsClientId=c)
             q[:] = [s[0] for s in states]
             qd[:] = [s[1] for s in states]
@@ -200,8 +223,6 @@ class PybulletArmBackend(Backend):
             set_torques(robot, idx, torque_mode, forces=applied.tolist(), physicsClientId=c)
             step(physicsClientId=c)
             stacked[n:2 * n], stacked[2 * n:] = applied, qd
-        self._ticks += self.spec.ticks_per_step
-        return {"timestamp": self._ticks / self.spec.physics_hz}
 
     def _refresh_mass(self, q: np.ndarray) -> None:
         """Joint-space mass matrix M at q and the armature correction built from it.
@@ -216,9 +237,13 @@ class PybulletArmBackend(Backend):
         self._gain = np.linalg.solve(mass + rotor, rotor).T
         self._correction = np.hstack([np.eye(n) - self._gain, self._gain, self._gain @ mass / self._dt])
 
-    def read(self) -> State:
+    def _read_now(self) -> State:
         states = pb.getJointStates(self.robot, self._idx, physicsClientId=self.client)
         return {"joint_pos": np.array([s[0] for s in states]), "joint_vel": np.array([s[1] for s in states])}
+
+    def read(self) -> State:
+        """The joint state (with ``latency_s``: as it was that long ago)."""
+        return self._io.sensed if self._io.sensed is not None else self._read_now()
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._objects:
@@ -269,3 +294,4 @@ class PybulletArmBackend(Backend):
             return
         self._closed = True
         pb.disconnect(physicsClientId=self.client)
+        self.physical.close()

@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("data", help="a `sysid collect` folder")
     f.add_argument("--sim", default="mujoco", help="mujoco | pybullet")
     f.add_argument("--out", required=True, help="calib.yaml to write")
+    f.add_argument("--sim-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="sim backend option, e.g. interpolation=min_jerk (what the real arm's loop uses)")
     f.add_argument("--params", help="comma-separated parameters (default: those configs/sysid/arm.yaml fits)")
     f.add_argument("--generations", type=int, default=12, help="CMA-ES generations")
     f.add_argument("--polish", type=int, default=4, help="Gauss-Newton steps after CMA-ES")
@@ -37,12 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--calibration", required=True, help="calib.yaml from `sysid fit`")
     r.add_argument("--truth", help="ground truth with the same keys (e.g. configs/hardware/reality_gap.yaml)")
     r.add_argument("--sim", default="mujoco")
+    r.add_argument("--sim-opt", action="append", default=[], metavar="KEY=VALUE", help="as for fit")
     r.add_argument("--params", help="comma-separated parameters for the table (default: those fit)")
     r.add_argument("--out", required=True, help="report folder")
 
 
 def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _options(items: list[str]) -> dict:
+    from robotlearn.core.config import parse_overrides
+
+    return parse_overrides(items)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,14 +75,15 @@ def run(args: argparse.Namespace) -> int:
         if args.seconds:
             data = data.head(args.seconds)
         registry = load_registry("arm", _names(args.params))
-        replayer = Replayer(data, args.sim, args.horizon)
+        replayer = Replayer(data, args.sim, args.horizon, sim_options=_options(args.sim_opt))
         try:
             result = fit(replayer, registry, args.generations, seed=args.seed, max_rel_std=args.max_rel_std,
                          polish_steps=args.polish)
         finally:
             replayer.close()
         calib = calibration_of(result, registry, {"data": str(args.data), "sim": args.sim,
-                                                  "seconds": data.seconds, "excite": data.meta.get("excite")})
+                                                  "seconds": data.seconds, "excite": data.meta.get("excite"),
+                                                  "sim_options": _options(args.sim_opt)})
         write_calibration(calib, args.out)
         for name, value, std in zip(result.names, result.estimate, result.std, strict=True):
             print(f"  {name:34s} {value:.4f} +- {std:.4f}")
@@ -87,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
     calibration = load_calibration(args.calibration, "arm")
     names = _names(args.params) or calibration.sysid.get("fit")
-    summary = write_report(data, calibration, load_registry("arm", names), args.out, args.sim, args.truth)
+    summary = write_report(data, calibration, load_registry("arm", names), args.out, args.sim, args.truth,
+                           _options(args.sim_opt) or calibration.sysid.get("sim_options"))
     print(markdown(summary["parameters"]))
     rms = summary["rms"]
     print(f"sysid report: rms nominal {rms['nominal_rad'] * 1e3:.2f} mrad, calibrated "

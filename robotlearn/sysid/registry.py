@@ -94,6 +94,12 @@ class Registry:
         return np.array([p.from_unit(x) for p, x in zip(self.parameters, u, strict=True)])
 
 
+def parameter_names(kind: str, source: str | Path | None = None) -> list[str]:
+    """Every parameter configs/sysid/<kind>.yaml lists, fit by default or not."""
+    path = config_path("sysid", source or kind)
+    return list(RegistryFile.model_validate(yaml.safe_load(path.read_text())).parameters)
+
+
 def load_registry(kind: str, names: Sequence[str] | None = None, source: str | Path | None = None) -> Registry:
     """configs/sysid/<kind>.yaml; `names` picks parameters (default: those marked ``fit``)."""
     path = config_path("sysid", source or kind)

@@ -46,7 +46,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def write_report(data: SysidData, calibration: Calibration, registry: Registry, out: str | Path, sim: str = "mujoco",
-                 truth_path: str | Path | None = None) -> dict:
+                 truth_path: str | Path | None = None, sim_options: dict | None = None) -> dict:
     """Writes overlay.png, parameters.md and report.yaml under `out`; returns the summary."""
     import matplotlib
 
@@ -56,7 +56,7 @@ def write_report(data: SysidData, calibration: Calibration, registry: Registry, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     truth = yaml.safe_load(Path(truth_path).read_text()) if truth_path else None
-    replayer = Replayer(data, sim)
+    replayer = Replayer(data, sim, sim_options=sim_options)
     try:
         measured = replayer.measured
         nominal = replayer.simulate(registry.to_params(registry.prior))

@@ -11,7 +11,9 @@ exactly the model a calibrated env builds.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +28,15 @@ from robotlearn.sysid.excitation import SETTLE_S
 class Replayer:
     """Simulates a `SysidData` on sim backend `sim` for any parameter model."""
 
-    def __init__(self, data: SysidData, sim: str = "mujoco", horizon_s: float = 2.0, robot_overrides=()):
+    def __init__(self, data: SysidData, sim: str = "mujoco", horizon_s: float = 2.0, robot_overrides=(),
+                 sim_options: Mapping[str, Any] | None = None):
         if sim == "real":
             raise ValueError("sysid fits in a simulator: --sim mujoco or pybullet, not real")
         self.data, self.sim = data, sim
+        self.sim_options = dict(sim_options or {})
+        if {"calibration", "domain_randomization"} & set(self.sim_options):
+            raise ValueError("sysid sets the sim's calibration itself; do not pass calibration= or "
+                             "domain_randomization= as a sim option")
         self.spec: RobotSpec = load_robot_spec(data.robot, [*robot_overrides, f"control_hz={data.control_hz}"])
         self.n_arm = int(self.spec.params.get("arm_joints") or len(self.spec.joints))
         self.horizon = max(2, int(round(horizon_s * data.control_hz)))
@@ -53,7 +60,7 @@ class Replayer:
         calib = self._scratch / f"candidate-{self.evaluations}.yaml"
         calib.write_text(Calibration(params=params).to_yaml())
         self.evaluations += 1
-        backend = make_backend(self.spec, self.sim, {"calibration": str(calib)})
+        backend = make_backend(self.spec, self.sim, {**self.sim_options, "calibration": str(calib)})
         d, out = self.data, []
         try:
             for s in self.starts:

@@ -166,3 +166,24 @@ def test_cli_errors_are_one_line(tmp_path):
         assert result.returncode == 2, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and fragment in lines[0], (args, result.stderr)
+
+
+def test_quadrotor_calibration_applies_on_both_sims(tmp_path):
+    """calibration= on the quadrotor sims: heavier, weaker props -> the same open-loop motor commands climb less,
+    by the same amount in MuJoCo and PyBullet (a ratio thrust/mass of 0.95/1.08 on the net acceleration)."""
+    calib = tmp_path / "quad.yaml"
+    calib.write_text("mass_scale: 1.08\nthrust_scale: 0.95\n")
+    spec = load_robot_spec("cf2x")
+    climb = {}
+    for name in ("mujoco", "pybullet"):
+        for label, options in (("nominal", {}), ("calibrated", {"calibration": str(calib)})):
+            b = make_backend(spec, name, {"ground": False, **options})
+            try:
+                b.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, 1.0])})
+                rows = b.play_motor_commands(np.full((25, 4), 0.8))
+            finally:
+                b.close()
+            climb[name, label] = rows[-1, 9]  # vertical velocity after 0.5 s (control_hz 50)
+    for name in ("mujoco", "pybullet"):
+        assert climb[name, "calibrated"] < climb[name, "nominal"] - 0.05
+    assert climb["mujoco", "calibrated"] == pytest.approx(climb["pybullet", "calibrated"], rel=0.02)

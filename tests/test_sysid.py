@@ -24,7 +24,8 @@ from robotlearn.sysid.simulate import Replayer
 
 # Values far enough from nominal that each parameter visibly changes a 2 s sweep.
 PERTURBED = {"link_mass_scale": 2.0, "joint_damping_scale": 3.0, "joint_friction_scale": 3.0,
-             "armature_scale": 2.5, "servo_kp_scale": 0.6, "servo_kd_scale": 1.8, "latency_s": 0.01}
+             "armature_scale": 2.5, "servo_kp_scale": 0.6, "servo_kd_scale": 1.8, "latency_s": 0.01,
+             "backlash": 0.02}
 
 
 @pytest.fixture(scope="module")

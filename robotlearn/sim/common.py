@@ -127,6 +127,26 @@ class PhysicalSetup:
             self._workdir = None
 
 
+class Backlash:
+    """Gear play on the arm joints' targets: the output follows a target only once it leaves a dead band of
+    `width` around the output (applied per command; the emulator applies the same play per servo goal)."""
+
+    def __init__(self, spec: RobotSpec, width: float):
+        n_arm = int(spec.params.get("arm_joints") or len(spec.joints))
+        self.half = np.zeros(len(spec.joints))
+        self.half[:n_arm] = width / 2.0
+        self.out: np.ndarray | None = None
+
+    def reset(self, target: np.ndarray) -> None:
+        self.out = np.array(target, dtype=np.float64)
+
+    def __call__(self, target: np.ndarray) -> np.ndarray:
+        if self.out is None:
+            self.out = np.array(target, dtype=np.float64)
+        self.out = np.clip(self.out, target - self.half, target + self.half)
+        return self.out.copy()
+
+
 class DelayedIO:
     """Command and sensing latency of `latency_s` each, inside one control period.
 

@@ -23,6 +23,7 @@ from robotlearn.core.description import urdf_link_colors
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    Backlash,
     DelayedIO,
     PhysicalSetup,
     SimArmOptions,
@@ -184,6 +185,7 @@ class MujocoArmBackend(Backend):
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
         self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
         d = self.data
         self._stepper = _rt.MujocoStepper(_mj_step_address(), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
@@ -219,12 +221,16 @@ class MujocoArmBackend(Backend):
                                                                   marker.pos, (3,))
         mujoco.mj_forward(m, d)
         # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
-        self.drive.reset(np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper))
+        setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
+        self.drive.reset(setpoint)
+        if self._backlash is not None:
+            self._backlash.reset(setpoint)
         self._io.reset()
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        self._io.pending = check_target(target, len(self.spec.joints))
+        target = check_target(target, len(self.spec.joints))
+        self._io.pending = self._backlash(target) if self._backlash is not None else target
 
     def advance(self) -> dict[str, Any]:
         self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),

@@ -7,9 +7,9 @@ description* (1.0 = nominal), which keeps one set of keys meaningful across robo
 
 Arm parameters are applied by writing a modified copy of the URDF (link masses and inertias, joint
 damping and friction) and scaling the spec's servo gains and reflected rotor inertia; both sims
-build from the result, so MuJoCo and PyBullet see the same change. ``latency_s`` is not part of the
-description: the sim backends apply it to their command and sensing paths (sim/common.py
-`DelayedIO`), as the emulator applies it on the device side of its bus. Quadrotor parameters modify
+build from the result, so MuJoCo and PyBullet see the same change. ``latency_s`` and ``backlash`` are not
+part of the description: the sim backends apply them to their command and sensing paths (sim/common.py
+`DelayedIO`, `Backlash`), as the emulator applies them on the device side of its bus. Quadrotor parameters modify
 the airframe.
 
 A *calibration* (calib.yaml, written by ``robotlearn sysid fit``) is these same keys plus an
@@ -45,6 +45,7 @@ class ArmPhysicalParams(Strict):
     servo_kp_scale: float = Field(1.0, gt=0)    # servo position-loop gain
     servo_kd_scale: float = Field(1.0, gt=0)
     latency_s: float = Field(0.0, ge=0, le=0.2)  # goal -> motor and sensor -> reading, each (s)
+    backlash: float = Field(0.0, ge=0)           # gear play at each arm servo's output (rad, dead band width)
 
 
 class QuadPhysicalParams(Strict):
@@ -135,7 +136,7 @@ class Calibration:
                 values[key] = {**values.get(key, {}), **{name: max(0.05, values[key].get(name, 1.0)
                                                                    + rng.normal(0.0, s)) for name, s in std.items()}}
             else:
-                low = 0.0 if key == "latency_s" else 0.05
+                low = 0.0 if key in ("latency_s", "backlash") else 0.05
                 values[key] = max(low, values[key] + rng.normal(0.0, float(std)))
         return type(self.params).model_validate(values)
 

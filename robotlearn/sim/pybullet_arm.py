@@ -27,6 +27,7 @@ from robotlearn.core.description import urdf_actuated_joints
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    Backlash,
     DelayedIO,
     PhysicalSetup,
     SimArmOptions,
@@ -84,6 +85,7 @@ class PybulletArmBackend(Backend):
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
         self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
         self._armature = armature(spec)
         self._dt = 1.0 / spec.physics_hz
         self._q, self._qd = np.zeros(len(spec.joints)), np.zeros(len(spec.joints))
@@ -184,14 +186,18 @@ class PybulletArmBackend(Backend):
             pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
         # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
-        self.drive.reset(np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper))
+        setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
+        self.drive.reset(setpoint)
+        if self._backlash is not None:
+            self._backlash.reset(setpoint)
         self._io.reset()
         self._first_tick = True
         self._tick_in_refresh = 0
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        self._io.pending = check_target(target, len(self.spec.joints))
+        target = check_target(target, len(self.spec.joints))
+        self._io.pending = self._backlash(target) if self._backlash is not None else target
 
     def advance(self) -> dict[str, Any]:
         self._io.advance(self._run_ticks, lambda target: command_drive(self.drive, self.spec, target),

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
         data = collect(args.backend, backend_options(args), args.seconds, args.excite, args.seed, args.design_sim)
         data.save(args.out)
-        print(f"sysid: {data.seconds:.1f} s ({args.excite}) on {args.backend} -> {args.out}")
+        print(f"sysid: {args.seconds:.1f} s of {args.excite} excitation (+1 s settle) on {args.backend} -> {args.out}")
         return 0
 
     from robotlearn.sysid.data import load_sysid_data

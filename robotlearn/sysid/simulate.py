@@ -10,6 +10,7 @@ exactly the model a calibrated env builds.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -77,6 +78,4 @@ class Replayer:
         return np.array(out)
 
     def close(self) -> None:
-        import shutil
-
         shutil.rmtree(self._scratch, ignore_errors=True)

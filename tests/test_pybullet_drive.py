@@ -12,7 +12,7 @@ import pybullet as pb
 import pytest
 
 from robotlearn.core.robot_config import load_robot_spec
-from robotlearn.sim.common import armature
+from robotlearn.sim.common import armature, command_drive
 from robotlearn.sim.pybullet_arm import PybulletArmBackend
 
 HOLD = np.array([0.0, 0.5, -0.1, 0.0, 1.1, 0.0, 0.04, 0.04])
@@ -39,6 +39,9 @@ class PythonTickLoop:
 
     def advance(self) -> None:
         b, n, stacked = self.b, self.n, self.stacked
+        if b._io.pending is not None:  # the backend hands the commanded target to the drive at the period's start
+            command_drive(b.drive, b.spec, b._io.pending)
+            b._io.pending = None
         for _ in range(b.spec.ticks_per_step):
             states = pb.getJointStates(b.robot, b._idx, physicsClientId=b.client)
             q = np.array([s[0] for s in states])

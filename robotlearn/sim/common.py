@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 
 from robotlearn import _rt
-from robotlearn.core.backend import BackendOptions
+from robotlearn.core.backend import BackendOptions, State
+from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import Interpolation, RobotSpec
+from robotlearn.sim.physical import ArmPhysicalParams, apply_arm_params, load_calibration
 
 
 class SimArmOptions(BackendOptions):
@@ -16,6 +21,10 @@ class SimArmOptions(BackendOptions):
 
     #: override the robot config's target interpolation (None: the robot's, which the real arm runs too)
     interpolation: Interpolation | None = None
+    #: a calib.yaml (robotlearn sysid fit): build the sim with its estimated physical parameters
+    calibration: str | None = None
+    #: a calib.yaml: draw the physical parameters around its estimates, by its uncertainty, at every reset
+    domain_randomization: str | None = None
 
 
 def make_drive(spec: RobotSpec, interpolation: str | None = None) -> _rt.JointDrive:
@@ -59,7 +68,7 @@ def initial_value(initial: Mapping[str, np.ndarray], key: str, default, shape: t
 
 def unknown_scene_keys(initial: Mapping[str, np.ndarray], objects, markers) -> list[str]:
     """Reset keys naming no robot state, object or marker of this scene (a typo would be silently ignored)."""
-    known = {"joint_pos"}
+    known = {"joint_pos", "joint_vel", "joint_target"}
     known |= {f"object/{o}/{k}" for o in objects for k in ("pos", "quat")}
     known |= {f"marker/{m}/pos" for m in markers}
     return sorted(set(initial) - known)
@@ -71,3 +80,104 @@ def armature(spec: RobotSpec) -> np.ndarray:
     if values.shape != (len(spec.joints),) or not np.all(values >= 0):
         raise ValueError(f"robot {spec.name!r}: params.armature needs {len(spec.joints)} non-negative values")
     return values
+
+
+class PhysicalSetup:
+    """The spec an arm sim is built from: nominal, calibrated (``calibration=calib.yaml``), or drawn
+    around a calibration at every reset (``domain_randomization=calib.yaml``).
+
+    The calibrated description is written by sim/physical.py `apply_arm_params` (the code the emulator's
+    gap uses) into a temporary folder this object owns and removes on `close`.
+    """
+
+    def __init__(self, spec: RobotSpec, options: SimArmOptions):
+        if options.calibration and options.domain_randomization:
+            raise ConfigError("give either calibration= or domain_randomization= (which samples around its "
+                              "calibration), not both")
+        self.nominal = spec
+        path = options.calibration or options.domain_randomization
+        self.calibration = load_calibration(path, "arm") if path else None
+        self.randomize = bool(options.domain_randomization)
+        self._workdir: Path | None = None
+        self.params = self.calibration.params if self.calibration else ArmPhysicalParams()
+        self.spec = self._apply(self.params)
+
+    def _apply(self, params: ArmPhysicalParams) -> RobotSpec:
+        if params.model_dump(exclude={"latency_s"}) == ArmPhysicalParams().model_dump(exclude={"latency_s"}):
+            return self.nominal
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="rl-calib-"))
+        return apply_arm_params(self.nominal, params, self._workdir)
+
+    def resample(self, rng: np.random.Generator) -> RobotSpec | None:
+        """With domain randomization: new parameters and the spec carrying them; otherwise None."""
+        if not self.randomize:
+            return None
+        self.params = self.calibration.sample(rng)
+        self.spec = self._apply(self.params)
+        return self.spec
+
+    def close(self) -> None:
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+class Backlash:
+    """Gear play on the arm joints' targets: the output follows a target only once it leaves a dead band of
+    `width` around the output. The compiled `_rt.Backlash`, applied per command here and per servo goal by
+    the emulated servos."""
+
+    def __init__(self, spec: RobotSpec, width: float):
+        n_arm = int(spec.params.get("arm_joints") or len(spec.joints))
+        self.width = np.zeros(len(spec.joints))
+        self.width[:n_arm] = width
+        self._play: _rt.Backlash | None = None
+
+    def reset(self, target: np.ndarray) -> None:
+        self._play = _rt.Backlash(self.width.tolist(), np.asarray(target, dtype=np.float64).tolist())
+
+    def __call__(self, target: np.ndarray) -> np.ndarray:
+        target = np.ascontiguousarray(target, dtype=np.float64)
+        if self._play is None:
+            self.reset(target)
+        return np.asarray(self._play(target))
+
+
+class DelayedIO:
+    """Command and sensing latency of `latency_s` each, inside one control period.
+
+    A target commanded at t reaches the drive at t + L, and a read at t returns the state at t - L, as on
+    a servo bus whose goals and present values both travel late (the emulator's ``latency_s``). The period
+    is stepped in three parts: L with the previous target, T - 2L with the new one, snapshot, L more.
+    Latency is rounded to physics ticks (2 ms at 500 Hz) and must fit twice into one control period.
+    """
+
+    def __init__(self, spec: RobotSpec, latency_s: float):
+        self.ticks = int(round(latency_s * spec.physics_hz))
+        self.period_ticks = spec.ticks_per_step
+        if 2 * self.ticks > self.period_ticks:
+            raise ConfigError(f"latency_s {latency_s} needs 2x{self.ticks} physics ticks, more than one control "
+                              f"period ({self.period_ticks} ticks at {spec.physics_hz} Hz)")
+        self.pending: np.ndarray | None = None
+        self.sensed: State | None = None
+
+    def reset(self) -> None:
+        self.pending, self.sensed = None, None
+
+    def advance(self, run: Callable[[int], None], send: Callable[[np.ndarray], None],
+                sense: Callable[[], State]) -> None:
+        """One control period: `run(ticks)` steps physics, `send(target)` hands a target to the drive."""
+        if self.ticks == 0:
+            if self.pending is not None:
+                send(self.pending)
+                self.pending = None
+            run(self.period_ticks)
+            return
+        run(self.ticks)
+        if self.pending is not None:
+            send(self.pending)
+            self.pending = None
+        run(self.period_ticks - 2 * self.ticks)
+        self.sensed = sense()
+        run(self.ticks)

@@ -22,8 +22,12 @@ from robotlearn.core.libmujoco import function_address
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    Backlash,
+    DelayedIO,
+    PhysicalSetup,
     SimArmOptions,
     armature,
+    check_target,
     command_drive,
     initial_value,
     make_drive,
@@ -140,7 +144,8 @@ class _OffscreenRenderer:
 
 
 class MujocoArmBackend(Backend):
-    """Arm + table scene in MuJoCo. Options: ``interpolation`` (default: the robot config's)."""
+    """Arm + table scene in MuJoCo. Options: sim/common.py SimArmOptions (``interpolation``, ``calibration``,
+    ``domain_randomization``)."""
 
     name = "mujoco"
 
@@ -148,7 +153,17 @@ class MujocoArmBackend(Backend):
 
     def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
         super().__init__(spec, options)
+        self.physical = PhysicalSetup(spec, self.options)
         self.scene = scene_for(spec.description)
+        self._renderer: _OffscreenRenderer | None = None
+        self._render_data: mujoco.MjData | None = None  # render_qpos's own state, never the stepped one
+        self._closed = False
+        self._build(self.physical.spec)
+        self.reset(np.random.default_rng(0), {})
+
+    def _build(self, spec: RobotSpec) -> None:
+        """Model, data, drive and compiled stepper for `spec` (again at a reset that draws new parameters)."""
+        self.spec = spec
         self.model = build_model(spec, self.scene)
         self.data = mujoco.MjData(self.model)
         m = self.model
@@ -160,26 +175,33 @@ class MujocoArmBackend(Backend):
         self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
+        self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
         d = self.data
         self._stepper = _rt.MujocoStepper(function_address("mj_step"), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
                                           self._vadr.tolist(), ctrl)
         self._ticks = 0
-        self._renderer: _OffscreenRenderer | None = None
-        self._render_data: mujoco.MjData | None = None  # render_qpos's own state, never the stepped one
-        self._closed = False
-        self.reset(np.random.default_rng(0), {})
+        if self._renderer is not None:  # its GL context holds the previous model
+            self._renderer.close()
+            self._renderer = None
+        self._render_data = None
 
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
         unknown = unknown_scene_keys(initial, self._obj_qadr, self._mocap)
         if unknown:
             raise ValueError(f"mujoco backend: unknown reset keys {unknown}")
+        drawn = self.physical.resample(rng)
+        if drawn is not None:
+            self._build(drawn)
         n = len(self.spec.joints)
         q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
         q = np.clip(q, self._lower, self._upper)
+        qd = initial_value(initial, "joint_vel", np.zeros(n), (n,))
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)  # also clears warm-start caches, so a reset episode replays bit-exactly
         d.qpos[self._qadr] = q
+        d.qvel[self._vadr] = qd
         for obj in self.scene.objects:
             pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
             quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
@@ -190,19 +212,30 @@ class MujocoArmBackend(Backend):
             d.mocap_pos[self._mocap[marker.name]] = initial_value(initial, f"marker/{marker.name}/pos",
                                                                   marker.pos, (3,))
         mujoco.mj_forward(m, d)
-        self.drive.reset(q)
+        # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
+        setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
+        self.drive.reset(setpoint)
+        if self._backlash is not None:
+            self._backlash.reset(setpoint)
+        self._io.reset()
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        command_drive(self.drive, self.spec, target)
+        target = check_target(target, len(self.spec.joints))
+        self._io.pending = self._backlash(target) if self._backlash is not None else target
 
     def advance(self) -> dict[str, Any]:
-        self._stepper.step(self.drive, self.spec.ticks_per_step)
+        self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),
+                         lambda target: command_drive(self.drive, self.spec, target), self._read_now)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
-    def read(self) -> State:
+    def _read_now(self) -> State:
         return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
+
+    def read(self) -> State:
+        """The joint state (with ``latency_s``: as it was that long ago)."""
+        return self._io.sensed if self._io.sensed is not None else self._read_now()
 
     def object_pose(self, name: str, qpos: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(pos, quat) of a scene object in the sim, or in `qpos` (a snapshot of the full qpos vector)."""
@@ -264,3 +297,4 @@ class MujocoArmBackend(Backend):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        self.physical.close()

@@ -35,8 +35,12 @@ from robotlearn.core.spec import RobotSpec
 from robotlearn.sim import libpybullet
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
+    Backlash,
+    DelayedIO,
+    PhysicalSetup,
     SimArmOptions,
     armature,
+    check_target,
     command_drive,
     initial_value,
     make_drive,
@@ -56,7 +60,7 @@ def _wxyz(xyzw) -> np.ndarray:
 
 
 class PybulletArmBackend(Backend):
-    """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: ``interpolation``."""
+    """Arm + table scene in PyBullet (DIRECT mode, TinyRenderer). Options: sim/common.py SimArmOptions."""
 
     name = "pybullet"
     #: physics ticks between mass-matrix updates of the armature correction (M changes little in 20 ms)
@@ -66,26 +70,39 @@ class PybulletArmBackend(Backend):
 
     def __init__(self, spec: RobotSpec, options: SimArmOptions | None = None):
         super().__init__(spec, options)
+        self.physical = PhysicalSetup(spec, self.options)
         self.scene = scene_for(spec.description)
         self.client = pb.connect(pb.DIRECT)
         self._closed = False
+        self._configure(self.physical.spec)
+        try:
+            self._build_world()
+        except Exception:
+            pb.disconnect(physicsClientId=self.client)
+            self.physical.close()
+            raise
+        self._ticks = 0
+        self.reset(np.random.default_rng(0), {})
+
+    def _configure(self, spec: RobotSpec) -> None:
+        """Everything taken from `spec` (again at a reset that draws new physical parameters). The compiled
+        stepper carries the spec's damping and armature, so it is built anew with the next world."""
+        self.spec = spec
         dynamics = {j.get("name"): j.find("dynamics") for j in urdf_actuated_joints(spec.description)}
         self._friction, self._damping = (
             np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
                       for j in spec.joints]) for key in ("friction", "damping"))
         self._lower, self._upper = spec.lower, spec.upper
         self.drive = make_drive(spec, self.options.interpolation)
-        try:
-            self._build_world()
-            self._stepper = _rt.PybulletStepper(
-                libpybullet.api(), libpybullet.client_handle(self.client), self.robot, self._q_index, self._u_index,
-                self._damping.tolist(), armature(spec).tolist(), 1.0 / spec.physics_hz, self.mass_refresh_ticks,
-                pb.TORQUE_CONTROL)
-        except Exception:
-            pb.disconnect(physicsClientId=self.client)
-            raise
-        self._ticks = 0
-        self.reset(np.random.default_rng(0), {})
+        self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
+        self._stepper = None
+
+    def _make_stepper(self) -> _rt.PybulletStepper:
+        return _rt.PybulletStepper(
+            libpybullet.api(), libpybullet.client_handle(self.client), self.robot, self._q_index, self._u_index,
+            self._damping.tolist(), armature(self.spec).tolist(), 1.0 / self.spec.physics_hz,
+            self.mass_refresh_ticks, pb.TORQUE_CONTROL)
 
     def _build_world(self) -> None:
         """Empty the engine and load robot + scene afresh.
@@ -160,13 +177,17 @@ class PybulletArmBackend(Backend):
         unknown = unknown_scene_keys(initial, self._objects, self._markers)
         if unknown:
             raise ValueError(f"pybullet backend: unknown reset keys {unknown}")
+        drawn = self.physical.resample(rng)
+        if drawn is not None:
+            self._configure(drawn)
         c = self.client
         n = len(self.spec.joints)
         q = initial_value(initial, "joint_pos", np.clip(np.zeros(n), self._lower, self._upper), (n,))
         q = np.clip(q, self._lower, self._upper)
+        qd = initial_value(initial, "joint_vel", np.zeros(n), (n,))
         self._build_world()
-        for i, qi in zip(self._idx, q, strict=True):
-            pb.resetJointState(self.robot, i, float(qi), 0.0, physicsClientId=c)
+        for i, qi, qdi in zip(self._idx, q, qd, strict=True):
+            pb.resetJointState(self.robot, i, float(qi), float(qdi), physicsClientId=c)
         for obj in self.scene.objects:
             pos = initial_value(initial, f"object/{obj.name}/pos", obj.pos, (3,))
             quat = initial_value(initial, f"object/{obj.name}/quat", obj.quat, (4,))
@@ -176,12 +197,21 @@ class PybulletArmBackend(Backend):
         for marker in self.scene.markers:
             pos = initial_value(initial, f"marker/{marker.name}/pos", marker.pos, (3,))
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
-        self.drive.reset(q)
-        self._stepper.reset(self.robot)
+        # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
+        setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
+        self.drive.reset(setpoint)
+        if self._backlash is not None:
+            self._backlash.reset(setpoint)
+        self._io.reset()
+        if self._stepper is None:
+            self._stepper = self._make_stepper()
+        else:
+            self._stepper.reset(self.robot)
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
-        command_drive(self.drive, self.spec, target)
+        target = check_target(target, len(self.spec.joints))
+        self._io.pending = self._backlash(target) if self._backlash is not None else target
 
     def _check_open(self) -> None:
         # the compiled stepper holds the raw client handle, which disconnect frees: never touch it after close
@@ -190,14 +220,19 @@ class PybulletArmBackend(Backend):
 
     def advance(self) -> dict[str, Any]:
         self._check_open()
-        self._stepper.step(self.drive, self.spec.ticks_per_step)
+        self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),
+                         lambda target: command_drive(self.drive, self.spec, target), self._read_now)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
-    def read(self) -> State:
-        self._check_open()
+    def _read_now(self) -> State:
         q, qd = self._stepper.read()
         return {"joint_pos": q, "joint_vel": qd}
+
+    def read(self) -> State:
+        """The joint state (with ``latency_s``: as it was that long ago)."""
+        self._check_open()
+        return self._io.sensed if self._io.sensed is not None else self._read_now()
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._objects:
@@ -248,3 +283,4 @@ class PybulletArmBackend(Backend):
             return
         self._closed = True
         pb.disconnect(physicsClientId=self.client)
+        self.physical.close()

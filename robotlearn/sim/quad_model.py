@@ -19,6 +19,7 @@ from robotlearn._rt import QuadDrive, QuadParams
 from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.description import Airframe, load_airframe
 from robotlearn.core.spec import RobotSpec
+from robotlearn.sim.physical import apply_quad_params, load_calibration
 
 
 def quad_params(airframe: Airframe) -> QuadParams:
@@ -42,6 +43,9 @@ class QuadSimOptions(BackendOptions):
 
     #: include a floor (a vehicle on the ground at reset, as a real one is)
     ground: bool = True
+    #: a calib.yaml with quadrotor keys (mass_scale, thrust_scale, drag_scale, motor_tau_scale): build the
+    #: airframe with those estimates (sim/physical.py apply_quad_params, as the emulated vehicle's gap)
+    calibration: str | None = None
 
 
 class QuadSimBackend(Backend):
@@ -60,6 +64,9 @@ class QuadSimBackend(Backend):
         if spec.kind != "quadrotor":
             raise ValueError(f"{type(self).__name__} needs a quadrotor spec, got kind {spec.kind!r}")
         self.airframe = airframe or load_airframe(spec.description)
+        if self.options.calibration:
+            self.airframe = apply_quad_params(self.airframe, load_calibration(self.options.calibration,
+                                                                              "quadrotor").params)
         self.ground = ground
         self.dt = 1.0 / spec.physics_hz
         self.ticks = spec.ticks_per_step

@@ -1,0 +1,106 @@
+"""`robotlearn sysid collect|fit|report`: identify a robot's physical parameters, write a calib.yaml."""
+
+from __future__ import annotations
+
+import argparse
+
+from robotlearn.cli.common import add_backend_arguments, backend_options
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    c = sub.add_parser("collect", help="excite the arm through its driver and record commands and states",
+                       formatter_class=parser.formatter_class)
+    add_backend_arguments(c)
+    c.add_argument("--excite", choices=("random", "active"), default="random",
+                   help="random multisine, or the most informative of several (Fisher information in sim)")
+    c.add_argument("--seconds", type=float, default=30.0, help="excitation length (after a 1 s settle)")
+    c.add_argument("--out", required=True, help="recording folder")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--design-sim", default="mujoco", help="sim that ranks active designs")
+    f = sub.add_parser("fit", help="estimate the parameters in a sim, write calib.yaml",
+                       formatter_class=parser.formatter_class)
+    f.add_argument("data", help="a `sysid collect` folder")
+    f.add_argument("--sim", default="mujoco", help="mujoco | pybullet")
+    f.add_argument("--out", required=True, help="calib.yaml to write")
+    f.add_argument("--sim-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="sim backend option, e.g. calibration=calib.yaml (the sims already run the robot config's interpolation, as the real arm does)")
+    f.add_argument("--params", help="comma-separated parameters (default: those configs/sysid/arm.yaml fits)")
+    f.add_argument("--generations", type=int, default=12, help="CMA-ES generations")
+    f.add_argument("--polish", type=int, default=4, help="Gauss-Newton steps after CMA-ES")
+    f.add_argument("--horizon", type=float, default=2.0, help="seconds replayed from each recorded state")
+    f.add_argument("--seconds", type=float, help="use only the first SECONDS of the recording")
+    f.add_argument("--max-rel-std", type=float, default=0.1,
+                   help="a parameter whose predicted std exceeds this fraction of its value is unidentifiable")
+    f.add_argument("--seed", type=int, default=0)
+    r = sub.add_parser("report", help="overlay plots (measured / nominal / calibrated) and a parameter table",
+                       formatter_class=parser.formatter_class)
+    r.add_argument("data", help="a `sysid collect` folder")
+    r.add_argument("--calibration", required=True, help="calib.yaml from `sysid fit`")
+    r.add_argument("--truth", help="ground truth with the same keys (e.g. configs/hardware/reality_gap.yaml)")
+    r.add_argument("--sim", default="mujoco")
+    r.add_argument("--sim-opt", action="append", default=[], metavar="KEY=VALUE", help="as for fit")
+    r.add_argument("--params", help="comma-separated parameters for the table (default: those fit)")
+    r.add_argument("--out", required=True, help="report folder")
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _options(items: list[str]) -> dict:
+    from robotlearn.core.config import parse_overrides
+
+    return parse_overrides(items)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "collect":
+        from robotlearn.sysid.collect import collect
+
+        data = collect(args.backend, backend_options(args), args.seconds, args.excite, args.seed, args.design_sim)
+        data.save(args.out)
+        print(f"sysid: {args.seconds:.1f} s of {args.excite} excitation (+1 s settle) on {args.backend} -> {args.out}")
+        return 0
+
+    from robotlearn.sysid.data import load_sysid_data
+    from robotlearn.sysid.registry import load_registry
+
+    data = load_sysid_data(args.data)
+    if args.action == "fit":
+        from robotlearn.sysid.calib import calibration_of, write_calibration
+        from robotlearn.sysid.estimator import fit
+        from robotlearn.sysid.simulate import Replayer
+
+        if args.seconds:
+            data = data.head(args.seconds)
+        registry = load_registry("arm", _names(args.params))
+        replayer = Replayer(data, args.sim, args.horizon, sim_options=_options(args.sim_opt))
+        try:
+            result = fit(replayer, registry, args.generations, seed=args.seed, max_rel_std=args.max_rel_std,
+                         polish_steps=args.polish)
+        finally:
+            replayer.close()
+        calib = calibration_of(result, registry, {"data": str(args.data), "sim": args.sim,
+                                                  "seconds": data.seconds, "excite": data.meta.get("excite"),
+                                                  "sim_options": _options(args.sim_opt)})
+        write_calibration(calib, args.out)
+        for name, value, std in zip(result.names, result.estimate, result.std, strict=True):
+            print(f"  {name:34s} {value:.4f} +- {std:.4f}")
+        weak = f"; weakly identified: {', '.join(result.weak)}" if result.weak else ""
+        print(f"sysid: rms {result.prior_loss ** 0.5 * 1e3:.2f} -> {result.loss ** 0.5 * 1e3:.2f} mrad "
+              f"({result.evaluations} sims){weak} -> {args.out}")
+        return 0
+
+    from robotlearn.sim.physical import load_calibration
+    from robotlearn.sysid.report import markdown, write_report
+
+    calibration = load_calibration(args.calibration, "arm")
+    names = _names(args.params) or calibration.sysid.get("fit")
+    summary = write_report(data, calibration, load_registry("arm", names), args.out, args.sim, args.truth,
+                           _options(args.sim_opt) or calibration.sysid.get("sim_options"))
+    print(markdown(summary["parameters"]))
+    rms = summary["rms"]
+    print(f"sysid report: rms nominal {rms['nominal_rad'] * 1e3:.2f} mrad, calibrated "
+          f"{rms['calibrated_rad'] * 1e3:.2f} mrad -> {args.out}")
+    return 0

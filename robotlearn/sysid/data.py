@@ -1,0 +1,77 @@
+"""A sysid recording: the commands sent to the backend and the states it reported, as one .npz + meta.json.
+
+Why not the episode dataset (robotlearn/data)? Sysid replays *backend-level* joint targets, every joint
+including the mirrored finger, and the raw backend state at the control rate; a policy dataset stores
+normalized actions and observations. The npz holds plain float arrays (loaded with
+``allow_pickle=False``), and meta.json carries the env recipe, so a recording names the env it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ARRAYS = ("commands", "joint_pos", "joint_vel")
+FILE, META = "sysid.npz", "meta.json"
+
+
+@dataclass
+class SysidData:
+    """`commands[k]` was sent at step k; `joint_pos[k]` / `joint_vel[k]` were read before it (k = 0..N)."""
+
+    commands: np.ndarray       # (N, n_joints) backend joint targets
+    joint_pos: np.ndarray      # (N + 1, n_joints)
+    joint_vel: np.ndarray      # (N + 1, n_joints)
+    control_hz: float
+    robot: str
+    meta: dict[str, Any] = field(default_factory=dict)  # recipe, excitation, backend
+
+    def __post_init__(self) -> None:
+        n = len(self.commands)
+        if n < 2 or self.joint_pos.shape != (n + 1, self.commands.shape[1]) or self.joint_vel.shape != self.joint_pos.shape:
+            raise ValueError(f"sysid data: inconsistent shapes commands {self.commands.shape}, joint_pos "
+                             f"{self.joint_pos.shape}, joint_vel {self.joint_vel.shape}")
+        for name in ARRAYS:
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"sysid data: {name} contains NaN/inf")
+
+    @property
+    def seconds(self) -> float:
+        return len(self.commands) / self.control_hz
+
+    def head(self, seconds: float) -> SysidData:
+        """The first `seconds` of the recording (for error-vs-data-length studies)."""
+        n = max(2, min(len(self.commands), int(round(seconds * self.control_hz))))
+        return SysidData(self.commands[:n], self.joint_pos[:n + 1], self.joint_vel[:n + 1], self.control_hz,
+                         self.robot, dict(self.meta))
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in ARRAYS})
+        (folder / META).write_text(json.dumps({"control_hz": self.control_hz, "robot": self.robot, **self.meta},
+                                              indent=1, sort_keys=True))
+        return folder
+
+
+def load_sysid_data(folder: str | Path) -> SysidData:
+    """Read a `robotlearn sysid collect` folder; a missing, truncated or corrupt file is a one-line ValueError."""
+    folder = Path(folder)
+    if not (folder / FILE).is_file() or not (folder / META).is_file():
+        raise FileNotFoundError(f"{folder}: not a sysid recording (needs {FILE} and {META}; "
+                                "make one with `robotlearn sysid collect`)")
+    try:
+        meta = json.loads((folder / META).read_text())
+        with np.load(folder / FILE, allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in ARRAYS}
+    except (json.JSONDecodeError, zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
+        raise ValueError(f"{folder}: corrupt sysid recording ({type(err).__name__}: {err})") from None
+    control_hz, robot = meta.pop("control_hz", None), meta.pop("robot", None)
+    if not isinstance(control_hz, (int, float)) or not isinstance(robot, str):
+        raise ValueError(f"{folder / META}: needs control_hz and robot")
+    return SysidData(control_hz=float(control_hz), robot=robot, meta=meta, **arrays)

@@ -1,0 +1,81 @@
+"""Replay a recording in a sim with candidate physical parameters: the model side of the discrepancy.
+
+The recording is cut into segments of `horizon` steps. Each segment starts from the recorded state
+(joint positions, velocities, and the setpoint the servos were tracking: the previous command) and
+replays the recorded commands open loop, so an error early in the recording does not dominate the rest
+and the fit compares multi-step predictions, not one-step ones. The candidate is applied through the
+sims' own ``calibration=`` option (a calib.yaml written to a scratch folder), so the model that is fit is
+exactly the model a calibrated env builds.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robotlearn.backends import make_backend
+from robotlearn.core.robot_config import load_robot_spec
+from robotlearn.core.spec import RobotSpec
+from robotlearn.sim.physical import Calibration
+from robotlearn.sysid.data import SysidData
+from robotlearn.sysid.excitation import SETTLE_S
+
+
+class Replayer:
+    """Simulates a `SysidData` on sim backend `sim` for any parameter model."""
+
+    def __init__(self, data: SysidData, sim: str = "mujoco", horizon_s: float = 2.0, robot_overrides=(),
+                 sim_options: Mapping[str, Any] | None = None):
+        if sim == "real":
+            raise ValueError("sysid fits in a simulator: --sim mujoco or pybullet, not real")
+        self.data, self.sim = data, sim
+        self.sim_options = dict(sim_options or {})
+        if {"calibration", "domain_randomization"} & set(self.sim_options):
+            raise ValueError("sysid sets the sim's calibration itself; do not pass calibration= or "
+                             "domain_randomization= as a sim option")
+        self.spec: RobotSpec = load_robot_spec(data.robot, [*robot_overrides, f"control_hz={data.control_hz}"])
+        self.n_arm = int(self.spec.params.get("arm_joints") or len(self.spec.joints))
+        self.horizon = max(2, int(round(horizon_s * data.control_hz)))
+        first = int(round(SETTLE_S * data.control_hz))
+        self.starts = list(range(first, len(data.commands) - 1, self.horizon))
+        if not self.starts:
+            raise ValueError(f"sysid data: {data.seconds:.1f} s is too short (the first {SETTLE_S} s only settle)")
+        self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-"))
+        self.evaluations = 0
+
+    @property
+    def measured(self) -> np.ndarray:
+        """Measured arm joint positions at the steps `simulate` predicts, (M, n_arm)."""
+        return np.concatenate([self.data.joint_pos[s + 1:s + 1 + self._length(s), :self.n_arm] for s in self.starts])
+
+    def _length(self, start: int) -> int:
+        return min(self.horizon, len(self.data.commands) - start)
+
+    def simulate(self, params) -> np.ndarray:
+        """Predicted arm joint positions for every step of every segment, aligned with `measured`."""
+        calib = self._scratch / f"candidate-{self.evaluations}.yaml"
+        calib.write_text(Calibration(params=params).to_yaml())
+        self.evaluations += 1
+        backend = make_backend(self.spec, self.sim, {**self.sim_options, "calibration": str(calib)})
+        d, out = self.data, []
+        try:
+            for s in self.starts:
+                previous = d.commands[s - 1] if s > 0 else d.joint_pos[0]
+                backend.reset(np.random.default_rng(0), {"joint_pos": d.joint_pos[s], "joint_vel": d.joint_vel[s],
+                                                         "joint_target": previous})
+                for k in range(s, s + self._length(s)):
+                    backend.command(d.commands[k])
+                    backend.advance()
+                    out.append(backend.read()["joint_pos"][:self.n_arm])
+        finally:
+            backend.close()
+            calib.unlink(missing_ok=True)
+        return np.array(out)
+
+    def close(self) -> None:
+        shutil.rmtree(self._scratch, ignore_errors=True)

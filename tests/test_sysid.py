@@ -1,0 +1,190 @@
+"""System identification: the parameter registry on both sims, the estimator on data with a known answer,
+the calibration / domain-randomization options, and the CLI's one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from robotlearn.backends import make_backend
+from robotlearn.core.config import ConfigError
+from robotlearn.core.robot_config import load_robot_spec
+from robotlearn.sim.physical import Calibration, load_calibration
+from robotlearn.sysid.active import nominal_recording
+from robotlearn.sysid.collect import collect
+from robotlearn.sysid.data import load_sysid_data
+from robotlearn.sysid.estimator import NotIdentifiable, fit
+from robotlearn.sysid.excitation import Multisine
+from robotlearn.sysid.registry import load_registry, parameter_names
+from robotlearn.sysid.simulate import Replayer
+
+# Values far enough from nominal that each parameter visibly changes a 2 s sweep.
+PERTURBED = {"link_mass_scale": 2.0, "joint_damping_scale": 3.0, "joint_friction_scale": 3.0,
+             "armature_scale": 2.5, "servo_kp_scale": 0.6, "servo_kd_scale": 1.8, "latency_s": 0.01,
+             "backlash": 0.02}
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_robot_spec("arm6")
+
+
+def sweep(spec, backend: str, calib_path=None) -> np.ndarray:
+    """Joint positions over a 2 s multi-joint sweep from home (every step)."""
+    b = make_backend(spec, backend, {"calibration": str(calib_path)} if calib_path else {})
+    try:
+        home = np.array([0.0, 0.3, -0.3, 0.0, 1.6, 0.0, 0.04, 0.04])
+        b.reset(np.random.default_rng(0), {"joint_pos": home})
+        rows = []
+        for k in range(20):
+            target = home.copy()
+            target[:6] += 0.25 * np.sin(0.35 * (k + 1) + np.arange(6))
+            b.command(target)
+            b.advance()
+            rows.append(b.read()["joint_pos"][:6])
+        return np.array(rows)
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("name", parameter_names("arm"))
+def test_registry_parameter_changes_both_sims_alike(spec, tmp_path, name):
+    """Each parameter, applied through calibration=, moves MuJoCo and PyBullet the same way.
+
+    Compared as rms over the six arm joints. Measured (this sweep): mismatch 2-5 % of the effect for masses,
+    damping, servo gains and latency; 18 % for Coulomb friction and 24 % for armature, almost all of it
+    at the wrist roll, whose friction dead band the two engines' friction solvers end at different points
+    (tests/test_sim_backends.py) and where Bullet's armature correction lags one tick."""
+    registry = load_registry("arm", [name])
+    calib = tmp_path / "calib.yaml"
+    calib.write_text(Calibration(params=registry.to_params([PERTURBED[name.partition(".")[0]]])).to_yaml())
+    effect = {b: sweep(spec, b, calib) - sweep(spec, b) for b in ("mujoco", "pybullet")}
+    size = np.sqrt(np.mean(effect["mujoco"] ** 2))
+    mismatch = np.sqrt(np.mean((effect["mujoco"] - effect["pybullet"]) ** 2))
+    print(f"{name}: effect {size * 1e3:.3f} mrad, engines differ by {mismatch * 1e3:.3f} mrad")
+    assert size > 2e-4, f"{name} had no visible effect"
+    assert mismatch < 0.3 * size
+
+
+def test_estimator_recovers_known_parameters(tmp_path):
+    """MuJoCo data with known scales and latency, fit on MuJoCo with a small budget."""
+    truth = {"joint_damping_scale": 1.5, "joint_friction_scale": 2.0, "servo_kp_scale": 0.85,
+             "servo_kd_scale": 1.15, "latency_s": 0.006}
+    (tmp_path / "truth.yaml").write_text(yaml.safe_dump(truth))
+    data = collect("mujoco", {"calibration": str(tmp_path / "truth.yaml")}, 7, "random", seed=3, progress=False)
+    data.save(tmp_path / "rec")
+    registry = load_registry("arm", list(truth))
+    replayer = Replayer(load_sysid_data(tmp_path / "rec"), "mujoco")
+    try:
+        result = fit(replayer, registry, generations=4, progress=False)
+    finally:
+        replayer.close()
+    estimate = dict(zip(result.names, result.estimate, strict=True))
+    print({k: round(float(v), 4) for k, v in estimate.items()}, result.loss, result.prior_loss)
+    for key, value in truth.items():
+        if key == "latency_s":
+            assert abs(estimate[key] - value) <= 0.002
+        else:
+            assert estimate[key] == pytest.approx(value, rel=0.05), key
+    assert np.all(result.std > 0) and result.loss < 0.01 * result.prior_loss
+
+
+def test_uninformative_data_name_the_parameters(spec):
+    """The arm holding still says nothing about damping or servo kd: fit refuses and names them."""
+    registry = load_registry("arm", ["joint_damping_scale", "servo_kd_scale"])
+    from robotlearn.robots.arm import ArmModel
+
+    robot = ArmModel(spec, "joint_delta")
+    center = robot.home_state()["joint_pos"][:6]
+    still = Multisine(center, np.zeros((6, 1)), np.ones((6, 1)), np.zeros((6, 1)))
+    replayer = Replayer(nominal_recording(still, spec, robot, "mujoco", 3.0), "mujoco")
+    try:
+        with pytest.raises(NotIdentifiable, match="joint_damping_scale.*servo_kd_scale"):
+            fit(replayer, registry, generations=1, progress=False)
+    finally:
+        replayer.close()
+
+
+def test_domain_randomization_samples_around_the_calibration(spec, tmp_path):
+    calib = tmp_path / "calib.yaml"
+    calib.write_text(Calibration(params=load_registry("arm", ["servo_kp_scale"]).to_params([0.8]),
+                                 uncertainty={"servo_kp_scale": 0.05}).to_yaml())
+    nominal_kp = spec.joints[1].servo_kp
+    backend = make_backend(spec, "mujoco", {"domain_randomization": str(calib)})
+    try:
+        scales = []
+        for seed in range(8):
+            backend.reset(np.random.default_rng(seed), {})
+            scales.append(backend.spec.joints[1].servo_kp / nominal_kp)
+    finally:
+        backend.close()
+    assert len(set(np.round(scales, 6))) == 8
+    assert 0.7 < np.mean(scales) < 0.9 and 0.01 < np.std(scales) < 0.12
+    fixed = make_backend(spec, "pybullet", {"calibration": str(calib)})
+    try:
+        fixed.reset(np.random.default_rng(5), {})
+        assert fixed.spec.joints[1].servo_kp == pytest.approx(0.8 * nominal_kp)
+    finally:
+        fixed.close()
+
+
+def test_bad_calibration_files_are_one_line_errors(spec, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("servo_kp_scale: -1\n")
+    with pytest.raises(ConfigError, match="servo_kp_scale"):
+        make_backend(spec, "mujoco", {"calibration": str(bad)})
+    bad.write_text("mass_scale: 1.1\n")  # a quadrotor key on an arm
+    with pytest.raises(ConfigError, match="mass_scale"):
+        load_calibration(bad, "arm")
+    with pytest.raises(ConfigError, match="no such file"):
+        make_backend(spec, "pybullet", {"calibration": str(tmp_path / "missing.yaml")})
+    with pytest.raises(ConfigError, match="latency_s"):
+        bad.write_text("latency_s: 0.09\n")  # two 90 ms delays do not fit one 100 ms control period
+        make_backend(spec, "mujoco", {"calibration": str(bad)})
+
+
+def robotlearn(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "robotlearn.cli.main", "sysid", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "sysid.npz").write_bytes(b"not a zip")
+    (tmp_path / "corrupt" / "meta.json").write_text('{"control_hz": 10, "robot": "arm6"}')
+    cases = [
+        (["fit", str(tmp_path / "nothing"), "--out", "c.yaml"], "not a sysid recording"),
+        (["fit", str(tmp_path / "corrupt"), "--out", "c.yaml"], "corrupt sysid recording"),
+        (["collect", "--backend", "mujoco", "--seconds", "0.5", "--out", "x"], "--seconds"),
+        (["collect", "--backend", "mujoco", "--backend-opt", "calibration=nope.yaml", "--out", "x"], "no such file"),
+    ]
+    for args, fragment in cases:
+        result = robotlearn(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and fragment in lines[0], (args, result.stderr)
+
+
+def test_quadrotor_calibration_applies_on_both_sims(tmp_path):
+    """calibration= on the quadrotor sims: heavier, weaker props -> the same open-loop motor commands climb less,
+    by the same amount in MuJoCo and PyBullet (a ratio thrust/mass of 0.95/1.08 on the net acceleration)."""
+    calib = tmp_path / "quad.yaml"
+    calib.write_text("mass_scale: 1.08\nthrust_scale: 0.95\n")
+    spec = load_robot_spec("cf2x")
+    climb = {}
+    for name in ("mujoco", "pybullet"):
+        for label, options in (("nominal", {}), ("calibrated", {"calibration": str(calib)})):
+            b = make_backend(spec, name, {"ground": False, **options})
+            try:
+                b.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, 1.0])})
+                rows = b.play_motor_commands(np.full((25, 4), 0.8))
+            finally:
+                b.close()
+            climb[name, label] = rows[-1, 9]  # vertical velocity after 0.5 s (control_hz 50)
+    for name in ("mujoco", "pybullet"):
+        assert climb[name, "calibrated"] < climb[name, "nominal"] - 0.05
+    assert climb["mujoco", "calibrated"] == pytest.approx(climb["pybullet", "calibrated"], rel=0.02)

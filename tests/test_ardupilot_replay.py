@@ -32,7 +32,11 @@ COMMANDS = ("COMMAND_LONG", "PARAM_REQUEST_READ", "PARAM_SET")
 # may trip GUID_TIMEOUT (3 s) or FS_GCS_TIMEOUT: replay again
 MAX_COMMAND_LATENESS, MAX_LATENESS = 0.5, 1.5
 ATTEMPTS = 3
-SPEEDUP = 10.0  # late packets (a starved test process) are accounted for in the tolerances
+# Late packets (a starved test process) are accounted for in the tolerances, in vehicle time. At 10x the test
+# process parses ~4000 telemetry messages per wall second and a 0.15-0.3 s stall of it (GC, a busy core) became
+# 1.5-2.9 s of vehicle time: guided_flight failed its 3 attempts in a full CI run at load ~1. At 5x the same stall
+# costs half as much vehicle time and the message rate halves.
+SPEEDUP = 5.0
 STREAMS = ("HEARTBEAT", "ATTITUDE", "ATTITUDE_QUATERNION", "LOCAL_POSITION_NED", "GLOBAL_POSITION_INT", "SYS_STATUS",
            "EXTENDED_SYS_STATE", "TIMESYNC")
 # STATUSTEXTs of the real vehicle the flavour does not model (see the notes of issue 19).
@@ -169,7 +173,7 @@ def test_flavour_replays_the_recorded_session(name, tmp_path):
     recorded = load_session(path)
     want = features(recorded)
     t0 = time.monotonic()
-    for attempt in range(ATTEMPTS):  # a process descheduled for 0.5 s misses 5 s of a 10x vehicle
+    for attempt in range(ATTEMPTS):  # a process descheduled for 0.5 s misses 2.5 s of a 5x vehicle
         emulated, sent = replay(path, tmp_path)
         command_late = max(a - b for a, b, command in sent if command)
         any_late = max(a - b for a, b, _ in sent)

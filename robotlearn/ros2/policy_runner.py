@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from robotlearn.ros2.params import Param, declare
-from robotlearn.ros2.sinks import DiagnosticsSink, options_param
+from robotlearn.ros2.sinks import node_sinks, options_param
 
 PARAMETERS: tuple[Param, ...] = (
     Param("checkpoint", "", "checkpoint directory (written by robotlearn train)", required=True),
@@ -43,15 +43,7 @@ class PolicyRunner:
         self.policy = load_policy(checkpoint)
         self.env = self.recipe.make()
         try:
-            sinks = [DiagnosticsSink(node, node.get_name())]
-            if self.values["dataset"]:
-                from robotlearn.data.recorder import EpisodeRecorder
-                from robotlearn.rollout import RecorderSink
-
-                recorder = EpisodeRecorder.for_env(self.values["dataset"], self.env,
-                                                   robot_type=self.env.unwrapped.backend.spec.name,
-                                                   env_recipe=self.recipe.to_dict())
-                sinks.append(RecorderSink(recorder, self.recipe.env_id))
+            sinks = node_sinks(node, self.env, self.recipe, self.values["dataset"], "")
             self.rollout = Rollout(self.env, PolicySource(self.policy), sinks)
         except Exception:
             self.env.close()

@@ -71,3 +71,16 @@ class DiagnosticsSink:
 
     def close(self) -> None:
         pass
+
+
+def node_sinks(node, env, recipe, dataset: str, task_text: str) -> list:
+    """What every episode-running node feeds: per-step diagnostics, plus the dataset recorder when the node's
+    `dataset` parameter names a directory (the recorder stores the env recipe and the backend's robot)."""
+    sinks: list = [DiagnosticsSink(node, node.get_name())]
+    if dataset:
+        from robotlearn.data.recorder import EpisodeRecorder
+        from robotlearn.rollout import RecorderSink
+
+        recorder = EpisodeRecorder.for_env(dataset, env, env_recipe=recipe.to_dict())
+        sinks.append(RecorderSink(recorder, task_text or recipe.env_id))
+    return sinks

@@ -11,7 +11,7 @@ labels), exactly as ``robotlearn record`` writes them.
 from __future__ import annotations
 
 from robotlearn.ros2.params import Param, declare
-from robotlearn.ros2.sinks import DiagnosticsSink, options_param
+from robotlearn.ros2.sinks import node_sinks, options_param
 
 PARAMETERS: tuple[Param, ...] = (
     Param("env", "robotlearn/ArmReach-v0", "robotlearn env id"),
@@ -30,7 +30,7 @@ PARAMETERS: tuple[Param, ...] = (
 class Teleop:
     def __init__(self, node):
         from robotlearn.core.config import parse_overrides
-        from robotlearn.rollout import DeviceSource, EnvRecipe, RecorderSink, Rollout
+        from robotlearn.rollout import DeviceSource, EnvRecipe, Rollout
         from robotlearn.teleop import make_device
 
         self.node = node
@@ -41,14 +41,7 @@ class Teleop:
         try:
             options = parse_overrides([o for o in v["device_options"].split(",") if o])
             source = DeviceSource(make_device(v["device"], self.env, **options))
-            sinks = [DiagnosticsSink(node, node.get_name())]
-            if v["dataset"]:
-                from robotlearn.data.recorder import EpisodeRecorder
-
-                recorder = EpisodeRecorder.for_env(v["dataset"], self.env,
-                                                   robot_type=self.env.unwrapped.backend.spec.name,
-                                                   env_recipe=self.recipe.to_dict())
-                sinks.append(RecorderSink(recorder, v["task_text"] or self.recipe.env_id))
+            sinks = node_sinks(node, self.env, self.recipe, v["dataset"], v["task_text"])
             self.rollout = Rollout(self.env, source, sinks)
         except Exception:
             self.env.close()

@@ -29,6 +29,17 @@ BACKENDS: dict[tuple[str, str], str] = {
     ("quadrotor", "ros2"): "robotlearn.hardware.ros2:Ros2QuadBackend",
 }
 
+# backend name -> "module:function" a process must run at its start, before any work, to be able to host that
+# backend (the ROS 2 backend needs the ROS libraries on the loader path, which may mean a re-exec)
+PROCESS_SETUP: dict[str, str] = {"ros2": "robotlearn.ros2.env:ensure"}
+
+
+def prepare_process(name: str) -> None:
+    """Run backend `name`'s process setup, if it has one (call it first thing: it may restart the process)."""
+    if name in PROCESS_SETUP:
+        module_name, func = PROCESS_SETUP[name].split(":")
+        getattr(importlib.import_module(module_name), func)()
+
 
 def backend_names(kind: str) -> list[str]:
     return sorted(name for k, name in BACKENDS if k == kind)
@@ -57,7 +68,6 @@ def validate_options(kind: str, name: str, options: Mapping[str, Any] | BackendO
         if first["type"] == "extra_forbidden":
             raise ConfigError(f"backend {name!r} ({kind}): unknown option {key!r}; known: {known}") from None
         raise ConfigError(f"backend {name!r} ({kind}): option {key}: {first['msg']}") from None
-
 
 
 def make_backend(spec: RobotSpec, name: str, options: Mapping[str, Any] | BackendOptions | None = None) -> Backend:

@@ -78,6 +78,14 @@ def resolve_env_id(name: str) -> str:
     raise ConfigError(f"unknown env {name!r}{hint}")
 
 
+def env_robot_spec(name: str, robot_overrides: Iterable[str] | dict | None = None):
+    """(task config, robot spec) of an env id, without building a backend (for nodes that only need to know
+    the robot: its joints, rates and cameras)."""
+    env_id = resolve_env_id(name)
+    task_cfg = load_config(TaskConfig, "tasks", ENV_TASK_CONFIGS[env_id.split("/", 1)[1]])
+    return task_cfg, load_robot_spec(task_cfg.robot, robot_overrides)
+
+
 def register_envs() -> None:
     """Register every env id with gymnasium (idempotent)."""
     for env_id, task in ENV_TASK_CONFIGS.items():
@@ -91,4 +99,4 @@ def env_ids() -> list[str]:
     return [f"{NAMESPACE}/{env_id}" for env_id in ENV_TASK_CONFIGS]
 
 
-__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "make_env", "parse_overrides", "register_envs", "resolve_env_id"]
+__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "env_robot_spec", "make_env", "parse_overrides", "register_envs", "resolve_env_id"]

@@ -11,19 +11,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
-import rclpy
 import torch
-import yaml
 from gymnasium.utils.env_checker import check_env
-from rclpy.executors import SingleThreadedExecutor
-from sensor_msgs.msg import JointState
+from ros2_nodes import ARM_JOINTS, LIB, NodeProcess, Probe, wait_for
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -35,88 +31,7 @@ from robotlearn.policies.sac.config import SACConfig
 from robotlearn.policies.sac.train import train
 from robotlearn.rollout import PolicySource, Rollout, checkpoint_recipe
 
-LIB = Path(sys.prefix) / "lib" / "robotlearn"
 REPO = Path(__file__).resolve().parents[1]
-ARM_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow", "forearm_roll", "wrist_pitch", "wrist_roll",
-              "left_finger", "right_finger"]
-
-
-class NodeProcess:
-    """A robotlearn node in a child process, started as launch_ros would; stopped with SIGINT."""
-
-    def __init__(self, exe: str, name: str, namespace: str, params: dict, tmp: Path, params_file: dict | None = None):
-        cmd = [str(LIB / exe), "--ros-args", "-r", f"__node:={name}", "-r", f"__ns:={namespace}"]
-        for key, value in params.items():
-            cmd += ["-p", f"{key}:={value}"]
-        if params_file:
-            path = tmp / f"{name}.yaml"
-            path.write_text(yaml.safe_dump({f"{namespace}/{name}": {"ros__parameters": params_file}}))
-            cmd += ["--params-file", str(path)]
-        self.log = tmp / f"{name}.log"
-        self._out = open(self.log, "w")  # noqa: SIM115 - kept open for the child's lifetime
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=subprocess.STDOUT, text=True)
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(2)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self._out.close()
-        return rc
-
-
-class Probe:
-    """A test-side node in its own context, spun in a thread."""
-
-    def __init__(self):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
-        self.node = rclpy.create_node(f"probe_{os.getpid()}", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            while self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
-        except Exception:  # noqa: BLE001 - shutdown races end the thread
-            pass
-
-    def joint_states(self, topic: str) -> list[tuple[float, JointState]]:
-        received: list[tuple[float, JointState]] = []
-        self.node.create_subscription(JointState, topic, lambda m: received.append((time.monotonic(), m)), 100)
-        return received
-
-    def call(self, srv_type, name: str, request=None, timeout: float = 10.0):
-        client = self.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request or srv_type.Request())
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            assert time.monotonic() < deadline, f"service {name} did not answer"
-            time.sleep(0.01)
-        return future.result()
-
-    def close(self):
-        self.context.try_shutdown()
-        self.thread.join(timeout=2)
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 @pytest.fixture()
@@ -143,10 +58,10 @@ def test_ament_layout_is_installed():
     assert (prefix / "share/ament_index/resource_index/packages/robotlearn").is_file()
     assert (prefix / "share/robotlearn/package.xml").read_text().count("<name>robotlearn</name>") == 1
     launch = sorted(p.name for p in (prefix / "share/robotlearn/launch").glob("*.launch.py"))
-    assert launch == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "sim_arm.launch.py",
-                      "teleop_record.launch.py"]
+    assert launch == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "record.launch.py",
+                      "sim_arm.launch.py", "teleop_record.launch.py"]
     assert (prefix / "share/robotlearn/config/arm_bridge.yaml").is_file()
-    for exe in ("robotlearn_bridge", "robotlearn_policy_runner", "robotlearn_teleop"):
+    for exe in ("robotlearn_bridge", "robotlearn_policy_runner", "robotlearn_teleop", "robotlearn_recorder"):
         assert os.access(LIB / exe, os.X_OK), exe
 
 
@@ -377,3 +292,14 @@ def test_forward_commands_and_the_reset_and_enable_services(sim_bridge, probe):
     command_pan(-0.3)
     wait_for(lambda: abs(pan() + 0.3) < 0.02, 5, "shoulder_pan following after enable")
     assert probe.call(Trigger, "/sim/reset").success
+
+
+def test_cli_deploy_over_ros2_from_a_plain_process(checkpoint, sim_bridge, tmp_path):
+    """`robotlearn deploy --backend ros2` started without the ROS libraries on the loader path (a venv, no
+    sourced ROS): the CLI sets up its own process for the backend before any work, and the deploy runs."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "_ROBOTLEARN_ROS_ENV")}
+    done = subprocess.run([sys.executable, "-m", "robotlearn.cli.main", "deploy", "--checkpoint", checkpoint,
+                           "--backend", "ros2", "--backend-opt", "namespace=/sim", "--episodes", "1",
+                           "--no-record"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "ros2" in done.stdout, done.stdout

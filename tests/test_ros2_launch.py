@@ -103,8 +103,8 @@ def problems(source: str, name: str) -> list[str]:
 
 def test_all_launch_files_are_installed():
     names = sorted(p.name for p in (REPO / "launch").glob("*.launch.py"))
-    assert names == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "sim_arm.launch.py",
-                     "teleop_record.launch.py"]
+    assert names == ["deploy_policy.launch.py", "quadrotor.launch.py", "real_arm.launch.py", "record.launch.py",
+                     "sim_arm.launch.py", "teleop_record.launch.py"]
     assert [p.name for p in LAUNCH_FILES] == names
     for path in LAUNCH_FILES:
         assert path.read_text() == (REPO / "launch" / path.name).read_text(), f"{path} is stale: reinstall"

@@ -13,9 +13,9 @@ def add_backend_arguments(parser: argparse.ArgumentParser, default: str | None =
     shown = help_default or default
     if repeatable:
         parser.add_argument("--backend", action="append", default=None,
-                            help=f"mujoco | pybullet | real; repeat to compare backends (default: {shown})")
+                            help=f"mujoco | pybullet | real | ros2; repeat to compare backends (default: {shown})")
     else:
-        parser.add_argument("--backend", default=default, help=f"mujoco | pybullet | real (default: {shown})")
+        parser.add_argument("--backend", default=default, help=f"mujoco | pybullet | real | ros2 (default: {shown})")
     parser.add_argument("--backend-opt", action="append", default=[], metavar="KEY=VALUE",
                         help="backend option, repeatable: e.g. port=/tmp/rl-arm0 (real arm), "
                              "connection=udpin:127.0.0.1:14550 (real quadrotor); `robotlearn envs --options` lists them")

@@ -83,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=HelpFormatter)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    chosen = getattr(args, "backend", None)
+    if chosen:  # before any work: hosting a backend may need this process restarted (ROS 2's loader path)
+        from robotlearn.backends import prepare_process
+
+        for backend_name in [chosen] if isinstance(chosen, str) else chosen:
+            prepare_process(backend_name)
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

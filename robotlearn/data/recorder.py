@@ -175,6 +175,11 @@ class EpisodeRecorder:
     def recording(self) -> bool:
         return self._frames is not None
 
+    @property
+    def episode_frames(self) -> int:
+        """Frames of the episode being recorded so far (0 when none is)."""
+        return len(self._frames or ())
+
     def segment_path(self, key: str) -> Path:
         """Where a camera's frames of the episode in progress are encoded (a temporary name: never committed)."""
         path = self.root / "videos" / key / "recording.tmp.mp4"

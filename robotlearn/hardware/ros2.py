@@ -58,6 +58,29 @@ def _import_rclpy():
     return rclpy
 
 
+def joint_state_to_state(msg, names: list[str]) -> State | None:
+    """A sensor_msgs/JointState as the arm's backend state, in `names` order; None when the message does not
+    name all of them (another robot's joint_states on the same topic)."""
+    try:
+        order = [list(msg.name).index(n) for n in names]
+    except ValueError:
+        return None
+    pos = np.asarray(msg.position, dtype=np.float64)[order]
+    vel = np.asarray(msg.velocity, dtype=np.float64)[order] if len(msg.velocity) else np.zeros(len(order))
+    return {"joint_pos": pos, "joint_vel": vel}
+
+
+def odometry_to_state(msg) -> State:
+    """A nav_msgs/Odometry as the quadrotor's backend state (world-frame velocity, body rates)."""
+    from robotlearn.core.rotations import quat_to_rot
+
+    p, o = msg.pose.pose.position, msg.pose.pose.orientation
+    v, w = msg.twist.twist.linear, msg.twist.twist.angular
+    quat = np.array([o.w, o.x, o.y, o.z])
+    vel = quat_to_rot(quat) @ np.array([v.x, v.y, v.z])  # odometry twist is in the body frame
+    return {"pos": np.array([p.x, p.y, p.z]), "quat": quat, "vel": vel, "omega": np.array([w.x, w.y, w.z])}
+
+
 class _Ros2Base(Backend):
     """The shared part: a private rclpy context, node and executor thread; services; control-tick pacing."""
 
@@ -191,13 +214,9 @@ class Ros2ArmBackend(_Ros2Base):
         self._msg = JointTrajectory(joint_names=self._names)
 
     def _on_joint_state(self, msg) -> None:
-        try:
-            order = [list(msg.name).index(n) for n in self._names]
-        except ValueError:
-            return  # a joint_states from another robot on the same topic: not ours
-        pos = np.asarray(msg.position, dtype=np.float64)[order]
-        vel = np.asarray(msg.velocity, dtype=np.float64)[order] if len(msg.velocity) else np.zeros(len(order))
-        self._set_state({"joint_pos": pos, "joint_vel": vel})
+        state = joint_state_to_state(msg, self._names)
+        if state is not None:
+            self._set_state(state)
 
     def _send(self, target: np.ndarray, duration_s: float) -> None:
         from trajectory_msgs.msg import JointTrajectoryPoint
@@ -250,14 +269,7 @@ class Ros2QuadBackend(_Ros2Base):
         self._msg = Float64MultiArray()
 
     def _on_odom(self, msg) -> None:
-        from robotlearn.core.rotations import quat_to_rot
-
-        p, o = msg.pose.pose.position, msg.pose.pose.orientation
-        v, w = msg.twist.twist.linear, msg.twist.twist.angular
-        quat = np.array([o.w, o.x, o.y, o.z])
-        vel = quat_to_rot(quat) @ np.array([v.x, v.y, v.z])  # odometry twist is in the body frame
-        self._set_state({"pos": np.array([p.x, p.y, p.z]), "quat": quat, "vel": vel,
-                         "omega": np.array([w.x, w.y, w.z])})
+        self._set_state(odometry_to_state(msg))
 
     def command(self, target: np.ndarray) -> None:
         target = np.asarray(target, dtype=np.float64)

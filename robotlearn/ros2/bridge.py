@@ -54,14 +54,12 @@ PARAMETERS: tuple[Param, ...] = (
 def build_backend(values: dict[str, Any]):
     """(backend, spec) for the bridge's parameters: the env's robot with control_hz = the bridge rate."""
     from robotlearn.backends import make_backend
-    from robotlearn.core.config import ConfigError, load_config
-    from robotlearn.core.robot_config import TaskConfig, load_robot_spec
-    from robotlearn.envs import ENV_TASK_CONFIGS, resolve_env_id
+    from robotlearn.core.config import ConfigError
+    from robotlearn.core.robot_config import load_robot_spec
+    from robotlearn.envs import env_robot_spec
 
-    env_id = resolve_env_id(values["env"])
-    task_cfg = load_config(TaskConfig, "tasks", ENV_TASK_CONFIGS[env_id.split("/", 1)[1]])
     overrides = [o for o in values["robot_overrides"].split(",") if o]
-    base = load_robot_spec(task_cfg.robot, overrides)
+    task_cfg, base = env_robot_spec(values["env"], overrides)
     rate = values["rate_hz"] or base.physics_hz
     if abs(base.physics_hz / rate - round(base.physics_hz / rate)) > 1e-9:
         raise ParameterError(f"rate_hz {rate:g} must divide the robot's physics rate {base.physics_hz:g} Hz")

@@ -1,10 +1,11 @@
 """ROS 2 bridge benchmark: joint_states rate and command-to-backend latency, bridge vs direct, same run.
 
 A `Bridge` (robotlearn/ros2/bridge.py) runs in this process on MuJoCo at the robot's servo rate (500 Hz);
-a second node, in its own rclpy context (so messages cross DDS on loopback exactly as between processes),
+a commander node in a second process (as deployed: DDS on loopback between processes, no shared GIL)
 subscribes to ``joint_states`` and publishes ``commands`` (Float64MultiArray). Each command carries its
 sequence number in the low digits of one joint target, so the bench knows which command reached the backend:
-latency = the time the bridge's loop hands it to ``backend.command`` - the time it was published. It includes
+latency = the time the bridge's loop hands it to ``backend.command`` - the time it was published (both
+CLOCK_MONOTONIC, which processes on one machine share). It includes
 DDS transport, the executor callback and the wait for the next servo tick (<= 2 ms at 500 Hz).
 Baseline (same run): the direct path, ``backend.command`` called by the commander itself (what `RobotEnv`
 does), and the same loop without DDS: a command handed to the loop thread through memory, so the tick wait
@@ -21,6 +22,7 @@ import os
 import random
 import threading
 import time
+from pathlib import Path
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 101)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -61,54 +63,70 @@ def pct(values: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)), "n": len(values)}
 
 
-def measure_bridge(bridge: Bridge, seconds: float, command_hz: float) -> dict:
-    ctx = rclpy.Context()
-    rclpy.init(context=ctx)
-    node = rclpy.create_node("bench_client", context=ctx)
+def run_client(seconds: float, command_hz: float, base: list[float], out: str) -> None:
+    """The commander, in its own process (``--client``), as a deployed commander is: subscribes to
+    joint_states, publishes sequence-numbered commands, writes its send times (CLOCK_MONOTONIC, which the
+    bridge's process shares) and the joint-state arrival times to `out`."""
+    rclpy.init()
+    node = rclpy.create_node("bench_client")
     stamps: list[float] = []
-    node.create_subscription(JointState, "/bench/joint_states", lambda m: stamps.append(time.perf_counter()), 200)
+    node.create_subscription(JointState, "/bench/joint_states", lambda m: stamps.append(time.monotonic()), 200)
     pub = node.create_publisher(Float64MultiArray, "/bench/commands", 50)
-    executor, thread = spin_in_thread(ctx, node)
+    executor, thread = spin_in_thread(rclpy.get_default_context(), node)
     sent: dict[int, float] = {}
-    arrived: list[float] = []
-    base = np.asarray(bridge.home["joint_pos"], dtype=np.float64).copy()
-    original = bridge.backend.command
-
-    def observed(target):
-        k = int(round((target[0] - base[0]) / STEP))
-        if k in sent:
-            arrived.append(time.perf_counter() - sent.pop(k))
-        original(target)
-
-    bridge.backend.command = observed
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while pub.get_subscription_count() == 0 or len(stamps) < 50:
             if time.monotonic() > deadline:
                 raise RuntimeError("bridge did not connect")
             time.sleep(0.01)
-        t_end = time.perf_counter() + seconds
         first = len(stamps)
+        t_end = time.monotonic() + seconds
         k = 0
         msg = Float64MultiArray()
-        while time.perf_counter() < t_end:
+        target = np.asarray(base, dtype=np.float64)
+        while time.monotonic() < t_end:
             k += 1
-            target = base.copy()
-            target[0] += k * STEP
-            msg.data = target.tolist()
-            sent[k] = time.perf_counter()
+            msg.data = [target[0] + k * STEP, *target[1:].tolist()]
+            sent[k] = time.monotonic()
             pub.publish(msg)
             time.sleep(1.0 / command_hz)
         time.sleep(0.05)
-        window = stamps[first:]
-        rate = (len(window) - 1) / (window[-1] - window[0])
-        return {"joint_states_hz": rate, "latency": pct(arrived), "lost": len(sent)}
+        with open(out, "w") as f:
+            json.dump({"sent": sent, "stamps": stamps[first:]}, f)
+    finally:
+        rclpy.try_shutdown()
+        thread.join(2)
+
+
+def measure_bridge(bridge: Bridge, seconds: float, command_hz: float) -> dict:
+    """Latency from the commander's publish (another process) to the bridge handing the command to the backend."""
+    import subprocess
+    import sys
+    import tempfile
+
+    arrived_at: dict[int, float] = {}
+    base = np.asarray(bridge.home["joint_pos"], dtype=np.float64).copy()
+    original = bridge.backend.command
+
+    def observed(target):
+        arrived_at.setdefault(int(round((target[0] - base[0]) / STEP)), time.monotonic())
+        original(target)
+
+    bridge.backend.command = observed
+    try:
+        with tempfile.NamedTemporaryFile(suffix=".json") as out:
+            subprocess.run([sys.executable, __file__, "--client", "--seconds", str(seconds), "--command-hz",
+                            str(command_hz), "--base", json.dumps(base.tolist()), "--out", out.name],
+                           check=True, timeout=seconds + 60)
+            client = json.loads(Path(out.name).read_text())
     finally:
         bridge.backend.command = original
-        ctx.try_shutdown()
-        thread.join(2)
-        executor.shutdown(timeout_sec=1)
-        node.destroy_node()
+    sent = {int(k): v for k, v in client["sent"].items()}
+    latency = [arrived_at[k] - t for k, t in sent.items() if k in arrived_at]
+    window = client["stamps"]
+    rate = (len(window) - 1) / (window[-1] - window[0])
+    return {"joint_states_hz": rate, "latency": pct(latency), "lost": len(sent) - len(latency)}
 
 
 def measure_direct(bridge: Bridge, seconds: float, command_hz: float) -> dict:
@@ -153,7 +171,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--command-hz", type=float, default=100.0)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)  # the commander process
+    parser.add_argument("--base", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.client:
+        run_client(args.seconds, args.command_hz, json.loads(args.base), args.out)
+        return
     rclpy.init()
     node = rclpy.create_node("bridge", namespace="/bench", parameter_overrides=[
         Parameter("env", value="robotlearn/ArmReach-v0"), Parameter("backend", value="mujoco")])

@@ -87,9 +87,10 @@ def log_det_information(jac: np.ndarray, registry: Registry) -> float:
 
 
 def unidentifiable(registry: Registry, values: np.ndarray, std: np.ndarray, max_rel_std: float) -> list[str]:
-    """Parameters whose std exceeds `max_rel_std` of their value; for additive ones that are nominally zero
-    (latency, backlash) of a quarter of their range (latency: 10 ms, so 1 ms std at the default 0.1)."""
-    ref = np.array([0.25 * p.upper if p.lower == 0.0 else abs(v) for p, v in zip(registry.parameters, values, strict=True)])
+    """Parameters whose std exceeds `max_rel_std` of their value (scales); for additive ones (latency,
+    backlash, wind: linear axes) of a quarter of their range (latency: 10 ms, so 1 ms std at the default 0.1)."""
+    ref = np.array([abs(v) if p.log else 0.25 * (p.upper - p.lower)
+                    for p, v in zip(registry.parameters, values, strict=True)])
     return [p.name for p, s, r in zip(registry.parameters, std, ref, strict=True) if not s <= max_rel_std * r]
 
 

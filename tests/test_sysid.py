@@ -161,6 +161,7 @@ def test_cli_errors_are_one_line(tmp_path):
         (["fit", str(tmp_path / "corrupt"), "--out", "c.yaml"], "corrupt sysid recording"),
         (["collect", "--backend", "mujoco", "--seconds", "0.5", "--out", "x"], "--seconds"),
         (["collect", "--backend", "mujoco", "--backend-opt", "calibration=nope.yaml", "--out", "x"], "no such file"),
+        (["collect", "--robot", "cf2x", "--excite", "active", "--backend", "mujoco", "--out", "x"], "arms only"),
     ]
     for args, fragment in cases:
         result = robotlearn(*args, cwd=tmp_path)
@@ -188,3 +189,31 @@ def test_quadrotor_calibration_applies_on_both_sims(tmp_path):
     for name in ("mujoco", "pybullet"):
         assert climb[name, "calibrated"] < climb[name, "nominal"] - 0.05
     assert climb["mujoco", "calibrated"] == pytest.approx(climb["pybullet", "calibrated"], rel=0.02)
+
+
+def test_quadrotor_latency_and_wind_apply_alike_on_both_sims(tmp_path):
+    """calibration= latency_s delays each CTBR command, wind pushes through the rotor drag: same on both sims."""
+    calib = tmp_path / "quad.yaml"
+    calib.write_text("latency_s: 0.03\nwind: [2.0, 0.0, 0.0]\n")
+    spec = load_robot_spec("cf2x")
+    commands = np.array([[0.5, 0.0, 3.0, 0.0]] * 5 + [[0.5, 0.0, -3.0, 0.0]] * 5 + [[0.45, 0.0, 0.0, 0.0]] * 15)
+    rows = {}
+    for name in ("mujoco", "pybullet"):
+        for label, options in (("nominal", {}), ("calibrated", {"calibration": str(calib)})):
+            b = make_backend(spec, name, {"ground": False, **options})
+            try:
+                b.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, 1.0])})
+                out = []
+                for c in commands:
+                    b.command(c)
+                    b.advance()
+                    s = b.read()
+                    out.append(np.concatenate([s["vel"], s["omega"]]))
+            finally:
+                b.close()
+            rows[name, label] = np.array(out)
+    for name in ("mujoco", "pybullet"):
+        nominal, calibrated = rows[name, "nominal"], rows[name, "calibrated"]
+        assert abs(nominal[0, 4]) > 0.5 > abs(calibrated[0, 4])  # the pitch-rate command arrives 30 ms late
+        assert calibrated[-1, 0] > nominal[-1, 0] + 0.05  # blown downwind (+x)
+    np.testing.assert_allclose(rows["mujoco", "calibrated"], rows["pybullet", "calibrated"], atol=0.02)

@@ -217,14 +217,17 @@ void bind_bus(nb::module_& m) {
                            "N servos on one serial port: sync-read state / sync-write goals, counted errors.")
       .def("__init__",
            [](rt::ServoBus* self, const std::string& port, int baud, const std::string& protocol, std::vector<int> ids,
-              nb::dict table, double timeout_ms, int retries, bool fast_sync_read) {
+              nb::dict table, double timeout_ms, int retries, bool fast_sync_read, const std::string& effort_register) {
              auto t = bind_util::parse_fields(table);
              const rt::Protocol p = rt::parse_protocol(protocol);
              nb::gil_scoped_release nogil;
-             new (self) rt::ServoBus(port, baud, p, std::move(ids), std::move(t), timeout_ms, retries, fast_sync_read);
+             new (self) rt::ServoBus(port, baud, p, std::move(ids), std::move(t), timeout_ms, retries, fast_sync_read,
+                                     effort_register);
            },
            "port"_a, "baud"_a, "protocol"_a, "ids"_a, "table"_a, "timeout_ms"_a = 10.0, "retries"_a = 1,
-           "fast_sync_read"_a = false)
+           "fast_sync_read"_a = false, "effort_register"_a = "",
+           "effort_register: the register read as effort in the state sync-read (default present_current, "
+           "else present_load).")
       .def("ping", [](rt::ServoBus& b, int id) { return b.ping(id_list({id})[0]); }, "id"_a,
            nb::call_guard<nb::gil_scoped_release>(), "Model number; RuntimeError when the servo does not answer.")
       .def("read", [](rt::ServoBus& b, int id, int addr, int size) {

@@ -74,5 +74,7 @@ void bind_control(nb::module_& m) {
            nb::arg("mj_step"), nb::arg("model"), nb::arg("data"), nb::arg("qpos"), nb::arg("qvel"),
            nb::arg("ctrl"), nb::arg("qpos_index"), nb::arg("qvel_index"), nb::arg("ctrl_index"))
       .def("step", &rt::MujocoStepper::step, nb::arg("drive"), nb::arg("ticks"),
-           nb::call_guard<nb::gil_scoped_release>());
+           nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("torque", [](const rt::MujocoStepper& s) { return to_numpy(s.torque()); }, nb::rv_policy::move,
+                   "The servo torque of the last tick (what present current measures).");
 }

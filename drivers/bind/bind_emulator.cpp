@@ -74,6 +74,10 @@ void bind_emulator(nb::module_& m) {
       .def_rw("latency_s", &rt::ServoModelConfig::latency_s)
       .def_rw("backlash", &rt::ServoModelConfig::backlash)
       .def_rw("noise_std", &rt::ServoModelConfig::noise_std)
+      .def_rw("effort_register", &rt::ServoModelConfig::effort_register)
+      .def_rw("effort_scale", &rt::ServoModelConfig::effort_scale)
+      .def_rw("effort_noise", &rt::ServoModelConfig::effort_noise)
+      .def_rw("effort_max_raw", &rt::ServoModelConfig::effort_max_raw)
       .def_rw("seed", &rt::ServoModelConfig::seed);
 
   nb::class_<rt::DelayLine>(m, "DelayLine", "The value pushed `delay_s` ago (the newest when the delay is zero).")
@@ -137,9 +141,12 @@ void bind_emulator(nb::module_& m) {
              e.targets(t, out.data());
              return array(out, out.size(), 0);
            }, "t"_a, "External physics: joint targets for the next control period.")
-      .def("feedback", [](rt::ServoEmulator& e, double t, Vec q, Vec qd) {
-             e.feedback(t, q.data(), checked(qd, q.shape(0), "qd"));
-           }, "t"_a, "q"_a, "qd"_a, "External physics: joint state after the period (-> present_* registers).")
+      .def("feedback", [](rt::ServoEmulator& e, double t, Vec q, Vec qd, std::optional<Vec> tau) {
+             const std::size_t n = q.shape(0);
+             e.feedback(t, q.data(), checked(qd, n, "qd"), tau ? checked(*tau, n, "tau") : nullptr);
+           }, "t"_a, "q"_a, "qd"_a, "tau"_a.none() = nb::none(),
+           "External physics: joint state after the period and the servo torque that produced it "
+           "(-> present_* registers; no tau: zero effort).")
       .def("set_hold", [](rt::ServoEmulator& e, std::optional<Vec> q) {
              nb::gil_scoped_release nogil;
              e.set_hold(q ? q->data() : nullptr);

@@ -51,6 +51,13 @@ void bind_pybullet(nb::module_& m) {
              return std::make_pair(a, b);
            },
            "(joint positions, joint velocities) as Bullet reports them now.")
+      .def_prop_ro("servo_torque", [](const rt::PybulletStepper& s) {
+                     double* out;
+                     OutVec v = new_vec(s.size(), &out);
+                     std::copy(s.servo_torque().begin(), s.servo_torque().end(), out);
+                     return v;
+                   },
+                   nb::rv_policy::move, "The servo torque of the last tick (what present current measures).")
       .def_prop_ro("applied_torques",
                    [](const rt::PybulletStepper& s) {
                      const std::vector<double>& v = s.applied_torques();

@@ -82,7 +82,7 @@ ServoEmulator::ServoEmulator(std::unique_ptr<RegisterBank> bank, std::map<int, i
       nj_(m_.n_joints),
       // 2 kHz of pushes covers the longest delay the gap allows (0.2 s) with room to spare
       goal_delay_(m_.latency_s, bank_->size(), static_cast<std::size_t>(m_.latency_s * 2000.0) + 8),
-      sense_delay_(m_.latency_s, 2 * m_.n_joints, static_cast<std::size_t>(m_.latency_s * 2000.0) + 8),
+      sense_delay_(m_.latency_s, 3 * m_.n_joints, static_cast<std::size_t>(m_.latency_s * 2000.0) + 8),
       rng_(m_.seed) {
   check(tick_hz > 0 && tick_hz <= 20000, "tick_hz must be in (0, 20000]");
   check(ticks_per_update >= 1, "ticks_per_update must be >= 1");
@@ -105,12 +105,20 @@ ServoEmulator::ServoEmulator(std::unique_ptr<RegisterBank> bank, std::map<int, i
   min_f_ = bank_->field("min_position_limit");
   max_f_ = bank_->field("max_position_limit");
   if (!min_f_ || !max_f_) min_f_ = max_f_ = nullptr;
+  if (!m_.effort_register.empty()) {
+    eff_f_ = &bank_->require(m_.effort_register);
+    check(m_.effort_scale.size() == ns_ && m_.effort_noise.size() == ns_, "effort_scale / effort_noise need one entry per servo");
+    for (double e : m_.effort_scale) check(e > 0, "effort_scale must be > 0");
+    check(m_.effort_max_raw > 0, "effort_max_raw must be > 0");
+  }
   goals_.assign(ns_, 0.0);
   target_.assign(nj_, 0.0);
   q_.assign(nj_, 0.0);
   qd_.assign(nj_, 0.0);
-  sensed_.assign(2 * nj_, 0.0);
+  sensed_.assign(3 * nj_, 0.0);
   meas_q_.assign(nj_, 0.0);
+  meas_tau_.assign(nj_, 0.0);
+  tau_sum_.assign(nj_, 0.0);
   tick_state_.assign(2 * nj_, 0.0);
   meas_qd_.assign(nj_, 0.0);
   hold_.assign(nj_, 0.0);
@@ -162,7 +170,7 @@ void ServoEmulator::set_initial(const double* q, const double* qd) {
   std::copy(q, q + nj_, last_target_pub_.begin());
   std::copy(q, q + nj_, joint_pub_.begin());
   std::lock_guard<PiMutex> lk(bank_->mutex());
-  write_present(q, qd);
+  write_present(q, qd, nullptr);
   for (std::size_t k = 0; k < ns_; ++k) kin_pos_[k] = static_cast<double>(bank_->get(k, *pos_f_));
 }
 
@@ -213,7 +221,7 @@ void ServoEmulator::servo_goals(const double* q_now, double* goals) {
   }
 }
 
-void ServoEmulator::write_present(const double* q, const double* qd) {
+void ServoEmulator::write_present(const double* q, const double* qd, const double* tau) {
   const double res = m_.resolution;
   for (std::size_t k = 0; k < ns_; ++k) {
     const int j = m_.servo_joint[k];
@@ -224,6 +232,15 @@ void ServoEmulator::write_present(const double* q, const double* qd) {
       bank_->set(k, *vel_f_, std::llround(ticks_per_s * (2 * M_PI / res) / m_.velocity_unit_rad_s));
     }
     if (moving_f_) bank_->set(k, *moving_f_, std::abs(qd[j]) > 0.01 ? 1 : 0);
+    if (eff_f_) {
+      // One servo drives its joint and the joints mirroring it (both gripper fingers): it carries their sum.
+      double t = tau ? tau[j] : 0.0;
+      for (auto [d, src] : m_.mirrors)
+        if (tau && src == j) t += tau[d];
+      double raw = m_.sign[k] * t / m_.effort_scale[k];
+      if (m_.effort_noise[k] > 0) raw += normal_(rng_) * m_.effort_noise[k];
+      bank_->set(k, *eff_f_, std::llround(std::clamp(raw, -m_.effort_max_raw, m_.effort_max_raw)));
+    }
   }
 }
 
@@ -243,19 +260,22 @@ void ServoEmulator::targets(double t, double* out) {
   std::copy(out, out + nj_, last_target_pub_.begin());
 }
 
-void ServoEmulator::feedback(double t, const double* q, const double* qd) {
+void ServoEmulator::feedback(double t, const double* q, const double* qd, const double* tau) {
   std::copy(q, q + nj_, q_.begin());
   std::copy(qd, qd + nj_, qd_.begin());
   std::copy(q, q + nj_, sensed_.begin());
   std::copy(qd, qd + nj_, sensed_.begin() + static_cast<std::ptrdiff_t>(nj_));
+  if (tau) std::copy(tau, tau + nj_, sensed_.begin() + static_cast<std::ptrdiff_t>(2 * nj_));
+  else std::fill(sensed_.begin() + static_cast<std::ptrdiff_t>(2 * nj_), sensed_.end(), 0.0);
   const double* s = sense_delay_.push(t, sensed_.data());
   for (std::size_t j = 0; j < nj_; ++j) {
     meas_q_[j] = s[j] + (m_.noise_std[j] > 0 ? normal_(rng_) * m_.noise_std[j] : 0.0);
     meas_qd_[j] = s[nj_ + j];
+    meas_tau_[j] = s[2 * nj_ + j];
   }
   {
     std::lock_guard<PiMutex> lk(bank_->mutex());
-    write_present(meas_q_.data(), meas_qd_.data());
+    write_present(meas_q_.data(), meas_qd_.data(), meas_tau_.data());
   }
   std::lock_guard<PiMutex> lk(target_mu_);
   std::copy(q, q + nj_, joint_pub_.begin());
@@ -305,12 +325,19 @@ void ServoEmulator::physics_tick() {
     drive_->set_target(target_.data(), ticks_per_update_ * dt_);
   }
   stepper_->step(*drive_, 1);
+  const std::vector<double>& tau = stepper_->torque();
+  for (std::size_t j = 0; j < nj_; ++j) tau_sum_[j] += tau[j];
+  ++tau_ticks_;
   if ((ticks_ + 1) % ticks_per_update_ == 0) {
+    // A servo's current sensor is filtered over its own update period: report the period's mean torque.
     for (std::size_t j = 0; j < nj_; ++j) {
       tick_state_[j] = qpos_[qpos_index_[j]];
       tick_state_[nj_ + j] = qvel_[qvel_index_[j]];
+      tau_sum_[j] /= tau_ticks_;
     }
-    feedback(t + dt_, tick_state_.data(), tick_state_.data() + nj_);
+    feedback(t + dt_, tick_state_.data(), tick_state_.data() + nj_, tau_sum_.data());
+    std::fill(tau_sum_.begin(), tau_sum_.end(), 0.0);
+    tau_ticks_ = 0;
   }
 }
 

@@ -84,7 +84,7 @@ PybulletStepper::PybulletStepper(PybulletApi api, std::uintptr_t client, int bod
   mass_.assign(n_ * n_, 0.0);
   lu_.assign(n_ * n_, 0.0);
   pivot_.assign(n_, 0);
-  for (auto* v : {&q_, &qd_, &tau_, &applied_, &bias_, &zeros_}) v->assign(n_, 0.0);
+  for (auto* v : {&q_, &qd_, &tau_, &servo_tau_, &applied_, &bias_, &zeros_}) v->assign(n_, 0.0);
 }
 
 void PybulletStepper::reset(int body) {
@@ -154,6 +154,7 @@ void PybulletStepper::step(JointDrive& drive, int ticks) {
   for (int k = 0; k < ticks; ++k) {
     request_state(q_.data(), qd_.data());
     drive.compute(q_.data(), qd_.data(), tau_.data());
+    std::copy(tau_.begin(), tau_.end(), servo_tau_.begin());
     for (std::size_t i = 0; i < n; ++i) tau_[i] -= damping_[i] * qd_[i];
     if (tick_in_refresh_ == 0) refresh_mass(q_.data());
     tick_in_refresh_ = (tick_in_refresh_ + 1) % refresh_ticks_;

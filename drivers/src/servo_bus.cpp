@@ -21,7 +21,8 @@ Field optional(const std::map<std::string, Field>& t, std::initializer_list<cons
 }  // namespace
 
 ServoBus::ServoBus(const std::string& port, int baud, Protocol protocol, std::vector<int> ids,
-                   std::map<std::string, Field> table, double timeout_ms, int retries, bool fast_sync_read)
+                   std::map<std::string, Field> table, double timeout_ms, int retries, bool fast_sync_read,
+                   const std::string& effort_register)
     : port_(port, baud),
       codec_(Codec::make(protocol)),
       decoder_(codec_->decoder()),
@@ -51,7 +52,8 @@ ServoBus::ServoBus(const std::string& port, int baud, Protocol protocol, std::ve
   goal_ = require(table_, "goal_position");
   torque_ = require(table_, "torque_enable");
   vel_ = optional(table_, {"present_velocity"});
-  eff_ = optional(table_, {"present_current", "present_load"});
+  // Feetech STS has both: a signed present_load and an unsigned present_current magnitude.
+  eff_ = effort_register.empty() ? optional(table_, {"present_current", "present_load"}) : require(table_, effort_register);
   std::uint16_t lo = pos_.addr, hi = pos_.addr + pos_.size;
   for (const Field* f : {&vel_, &eff_})
     if (f->size) {

@@ -123,6 +123,13 @@ class ArmEmulator:
         noise = np.zeros(len(names))
         noise[m.servo_joint] = np.array(shaft) * self.gap.position_noise
         m.noise_std = noise.tolist()
+        if self.table.effort_register is not None:  # present current/load: servo torque through the torque constant
+            unit = float(self.table.effort_unit_nm)
+            m.effort_register = self.table.effort_register
+            m.effort_scale = [unit / s for s in shaft]  # joint torque (N m, or N at a finger) per register unit
+            m.effort_noise = [self.gap.effort_noise / unit] * len(shaft)
+            reg = self.table.register(self.table.effort_register)
+            m.effort_max_raw = float(2 ** (reg.sign_bit if reg.sign_bit is not None else 8 * reg.size - 1) - 1)
         m.seed = self.gap.seed
         return m
 
@@ -322,7 +329,8 @@ class ArmEmulator:
                 self.backend.command(target)
                 self.backend.advance()
                 state = self.backend.read()
-                self.device.feedback(next_t - t0 + self.period, state["joint_pos"], state["joint_vel"])
+                self.device.feedback(next_t - t0 + self.period, state["joint_pos"], state["joint_vel"],
+                                     state.get("joint_effort"))
                 now = time.monotonic()
                 if self.cameras and now >= next_frame:
                     self._publish_frames(self.backend.render)

@@ -32,6 +32,7 @@ class RealityGapConfig(ArmPhysicalParams):
     backlash: float = Field(0.0, ge=0)          # gear play at each servo's output shaft (rad)
     latency_s: float = Field(0.0, ge=0, le=0.2)  # goal -> motor and sensor -> register delay
     position_noise: float = Field(0.0, ge=0)    # std of present-position noise at the servo shaft (rad)
+    effort_noise: float = Field(0.0, ge=0)      # std of present current/load noise at the servo shaft (N m)
     packet_corruption: float = Field(0.0, ge=0, le=0.5)  # probability a status packet gets one bit flipped
     seed: int = 0
 

@@ -96,7 +96,10 @@ class RealArmBackend(Backend):
         self._late_ticks = 0
         table = load_servo_table(self.hw.servo_model)
         ids = [s.servo_id for s in cal.servos]
-        self.bus = _rt.ServoBus(self.port, self.hw.baud, self.hw.protocol, ids, table.host_table(), self.hw.timeout_ms)
+        # Present current/load rides in the same sync-read as velocity and position (one contiguous span).
+        self.bus = _rt.ServoBus(self.port, self.hw.baud, self.hw.protocol, ids, table.host_table(), self.hw.timeout_ms,
+                                effort_register=table.effort_register or "")
+        self._effort_scale = self._effort_per_unit(table, cal)
         try:
             for sid in ids:
                 model = self._ping(sid, start_timeout_s)
@@ -126,6 +129,19 @@ class RealArmBackend(Backend):
         except Exception:
             self._shutdown()
             raise
+
+    def _effort_per_unit(self, table, cal) -> np.ndarray:
+        """Joint torque (N m; N at a finger) per raw effort unit of each servo: the servo's torque
+        constant through its gearing, shared equally by the joints one servo drives (both fingers).
+
+        Converted here rather than by the loop's `effort_scale`, which would also switch on the loop's
+        effort-limit hold: a servo at its stall torque would then freeze its setpoint, which the sims
+        do not do."""
+        if table.effort_register is None:
+            return np.zeros(len(cal.servos))
+        shaft = np.array([table.resolution / (2 * np.pi) / s.ticks_per_unit for s in cal.servos])
+        share = np.array([1 + sum(1 for _, src in self._mirrors if src == j) for j in self._servo_joint])
+        return table.effort_unit_nm / shaft / share
 
     def _ping(self, sid: int, timeout_s: float) -> int:
         """Ping with retries for `timeout_s`: servos that just powered up need a moment."""
@@ -272,12 +288,13 @@ class RealArmBackend(Backend):
     def read(self) -> State:
         state = self._state()
         n = len(self.spec.joints)
-        q, qd = np.zeros(n), np.zeros(n)
+        q, qd, tau = np.zeros(n), np.zeros(n), np.zeros(n)
         q[self._servo_joint] = state["position"]
         qd[self._servo_joint] = state["velocity"]
+        tau[self._servo_joint] = np.asarray(state["effort"]) * self._effort_scale  # the loop applied the sign
         for d, s in self._mirrors:
-            q[d], qd[d] = q[s], qd[s]
-        return {"joint_pos": q, "joint_vel": qd}
+            q[d], qd[d], tau[d] = q[s], qd[s], tau[s]
+        return {"joint_pos": q, "joint_vel": qd, "joint_effort": tau}
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """From the scene oracle (the emulator's ground truth, or perception); none -> NotImplementedError."""

@@ -43,7 +43,8 @@ class ServoTable:
     resolution: int
     registers: dict[str, Register]
     velocity_unit_rad_s: float
-    effort_unit_nm: float | None = None
+    effort_unit_nm: float | None = None  # N m at the servo shaft per unit of `effort_register`
+    effort_register: str | None = None  # the register read as effort (present current or load); None: no effort
     extra: dict = field(default_factory=dict)
 
     @property
@@ -115,8 +116,13 @@ def load_servo_table(model: str | Path) -> ServoTable:
     resolution = int(data.get("resolution", 4096))
     vel = float(data.get("velocity_unit_rad_s", 2 * math.pi / resolution))
     eff = data.get("effort_unit_nm")
-    known = {"model", "protocol", "model_number", "resolution", "registers", "velocity_unit_rad_s", "effort_unit_nm"}
+    effort_register = data.get("effort_register")
+    if effort_register is not None and (str(effort_register) not in regs or eff is None):
+        raise ConfigError(f"{path}: effort_register {effort_register!r} needs a register of that name and effort_unit_nm")
+    known = {"model", "protocol", "model_number", "resolution", "registers", "velocity_unit_rad_s", "effort_unit_nm",
+             "effort_register"}
     return ServoTable(model=str(data.get("model", path.stem)), protocol=protocol,
                       model_number=int(data.get("model_number", 0)), resolution=resolution, registers=regs,
                       velocity_unit_rad_s=vel, effort_unit_nm=None if eff is None else float(eff),
+                      effort_register=None if effort_register is None else str(effort_register),
                       extra={k: v for k, v in data.items() if k not in known})

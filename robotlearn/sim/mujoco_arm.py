@@ -231,7 +231,8 @@ class MujocoArmBackend(Backend):
         return {"timestamp": self._ticks / self.spec.physics_hz}
 
     def _read_now(self) -> State:
-        return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy()}
+        return {"joint_pos": self.data.qpos[self._qadr].copy(), "joint_vel": self.data.qvel[self._vadr].copy(),
+                "joint_effort": self._stepper.torque}  # the servos' last torque, as present current reports it
 
     def read(self) -> State:
         """The joint state (with ``latency_s``: as it was that long ago)."""

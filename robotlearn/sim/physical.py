@@ -10,7 +10,8 @@ damping and friction) and scaling the spec's servo gains and reflected rotor ine
 build from the result, so MuJoCo and PyBullet see the same change. ``latency_s`` and ``backlash`` are not
 part of the description: the sim backends apply them to their command and sensing paths (sim/common.py
 `DelayedIO`, `Backlash`), as the emulator applies them on the device side of its bus. Quadrotor parameters modify
-the airframe.
+the airframe; ``latency_s`` and ``wind`` the quadrotor sims apply to their command path and drag model,
+as the emulated vehicle does.
 
 A *calibration* (calib.yaml, written by ``robotlearn sysid fit``) is these same keys plus an
 ``uncertainty`` block (one standard deviation per estimated key) and a ``sysid`` block of
@@ -55,6 +56,8 @@ class QuadPhysicalParams(Strict):
     thrust_scale: float = Field(1.0, gt=0.2, lt=5)   # rotor thrust coefficient kf
     drag_scale: float = Field(1.0, ge=0, lt=20)      # rotor-drag coefficients
     motor_tau_scale: float = Field(1.0, gt=0.1, lt=10)  # motor spin-up / spin-down time constants
+    latency_s: float = Field(0.0, ge=0, le=0.5)      # setpoint -> flight controller delay (s)
+    wind: tuple[float, float, float] = (0.0, 0.0, 0.0)  # steady air velocity, world ENU (m/s), seen by the drag
 
 
 def apply_arm_params(spec: RobotSpec, params: ArmPhysicalParams, workdir: str | Path) -> RobotSpec:
@@ -132,7 +135,9 @@ class Calibration:
         stay physical (scales > 5 % of nominal, latency >= 0). Keys without uncertainty stay fixed."""
         values = self.params.model_dump()
         for key, std in self.uncertainty.items():
-            if isinstance(std, dict):
+            if isinstance(std, (list, tuple)):  # a vector key (wind): each component around its estimate
+                values[key] = [v + rng.normal(0.0, float(si)) for v, si in zip(values[key], std, strict=True)]
+            elif isinstance(std, dict):
                 values[key] = {**values.get(key, {}), **{name: max(0.05, values[key].get(name, 1.0)
                                                                    + rng.normal(0.0, s)) for name, s in std.items()}}
             else:

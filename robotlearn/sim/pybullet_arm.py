@@ -227,7 +227,7 @@ class PybulletArmBackend(Backend):
 
     def _read_now(self) -> State:
         q, qd = self._stepper.read()
-        return {"joint_pos": q, "joint_vel": qd}
+        return {"joint_pos": q, "joint_vel": qd, "joint_effort": self._stepper.servo_torque}
 
     def read(self) -> State:
         """The joint state (with ``latency_s``: as it was that long ago)."""

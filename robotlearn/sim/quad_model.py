@@ -9,6 +9,7 @@ inputs by construction. `QuadSimBackend` holds everything but the engine calls.
 
 from __future__ import annotations
 
+import collections
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import Any
@@ -43,8 +44,9 @@ class QuadSimOptions(BackendOptions):
 
     #: include a floor (a vehicle on the ground at reset, as a real one is)
     ground: bool = True
-    #: a calib.yaml with quadrotor keys (mass_scale, thrust_scale, drag_scale, motor_tau_scale): build the
-    #: airframe with those estimates (sim/physical.py apply_quad_params, as the emulated vehicle's gap)
+    #: a calib.yaml with quadrotor keys (mass_scale, thrust_scale, drag_scale, motor_tau_scale, latency_s,
+    #: wind): build the airframe with those estimates (sim/physical.py apply_quad_params, as the emulated
+    #: vehicle's gap), delay each command by latency_s and blow the steady wind
     calibration: str | None = None
 
 
@@ -64,15 +66,21 @@ class QuadSimBackend(Backend):
         if spec.kind != "quadrotor":
             raise ValueError(f"{type(self).__name__} needs a quadrotor spec, got kind {spec.kind!r}")
         self.airframe = airframe or load_airframe(spec.description)
+        self.latency_s, wind = 0.0, np.zeros(3)
         if self.options.calibration:
-            self.airframe = apply_quad_params(self.airframe, load_calibration(self.options.calibration,
-                                                                              "quadrotor").params)
+            params = load_calibration(self.options.calibration, "quadrotor").params
+            self.airframe = apply_quad_params(self.airframe, params)
+            self.latency_s, wind = params.latency_s, np.asarray(params.wind, dtype=np.float64)
         self.ground = ground
         self.dt = 1.0 / spec.physics_hz
         self.ticks = spec.ticks_per_step
         self.drive = QuadDrive(quad_params(self.airframe), self.dt)
         self._wrench = np.zeros(6)
         self._time = 0.0
+        # Commands on their way to the flight controller: (time they take effect, CTBR), with latency_s.
+        self._pending: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        if np.any(wind):
+            self.set_wind(wind)
 
     @abstractmethod
     def _set_state(self, pos: np.ndarray, quat: np.ndarray, vel: np.ndarray, omega: np.ndarray) -> None:
@@ -100,13 +108,33 @@ class QuadSimBackend(Backend):
         self.drive.reset(self.airframe.hover_rotor_speed() if pos[2] > 0.05 else 0.0)
         self.drive.set_armed(True)
         self._time = 0.0
+        self._pending.clear()
+        if "ctbr" in initial:  # the command already in force (sysid replays from a recorded state): rotors at
+            ctbr = np.asarray(initial["ctbr"], dtype=np.float64)  # the speed it holds them at
+            self.drive.reset(self.airframe.max_rotor_speed * float(np.sqrt(np.clip(ctbr[0], 0.0, 1.0))))
+            self.drive.set_armed(True)
+            self._set_ctbr(ctbr)
+
+    def place(self, pos: np.ndarray, quat: np.ndarray, vel: np.ndarray, omega: np.ndarray) -> None:
+        """Teleport the rigid body, keeping the flight controller's state (rate integrator, rotor speeds,
+        commands in flight): sysid re-anchors a replay on measured states without resetting the drive."""
+        q = np.asarray(quat, dtype=np.float64)
+        self._set_state(*(np.asarray(v, dtype=np.float64) for v in (pos, q / np.linalg.norm(q), vel, omega)))
+
+    def _set_ctbr(self, target: np.ndarray) -> None:
+        if not self.drive.set_ctbr(target):
+            raise ValueError(f"quadrotor command contains NaN/inf: {target}")
 
     def command(self, target: np.ndarray) -> None:
         target = np.asarray(target, dtype=np.float64)
         if target.shape != (4,):
             raise ValueError(f"quadrotor command must be [thrust, p, q, r], got shape {target.shape}")
-        if not self.drive.set_ctbr(target):
+        if not np.all(np.isfinite(target)):
             raise ValueError(f"quadrotor command contains NaN/inf: {target}")
+        if self.latency_s > 0:
+            self._pending.append((self._time + self.latency_s, target.copy()))
+        else:
+            self._set_ctbr(target)
 
     def command_motors(self, u: np.ndarray) -> None:
         """Open-loop normalized motor commands (0..1) until the next `command`: sysid and sim comparison."""
@@ -136,10 +164,12 @@ class QuadSimBackend(Backend):
     def step_physics(self, ticks: int) -> None:
         """Advance `ticks` physics steps with the compiled drive computing the wrench each tick."""
         for _ in range(ticks):
+            while self._pending and self._pending[0][0] <= self._time + 1e-9:
+                self._set_ctbr(self._pending.popleft()[1])
             _, quat, vel, omega = self._get_state()
             self.drive.compute(quat, vel, omega, self._wrench)
             self._tick(self._wrench)
-        self._time += ticks * self.dt
+            self._time += self.dt
 
     def advance(self) -> dict[str, Any]:
         self.step_physics(self.ticks)

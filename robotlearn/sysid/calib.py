@@ -7,23 +7,12 @@ from typing import Any
 
 from robotlearn.sim.physical import Calibration
 from robotlearn.sysid.estimator import FitResult
-from robotlearn.sysid.registry import Registry
-
-
-def nested(names: list[str], values) -> dict[str, Any]:
-    """{"link_mass_scale.forearm_link": v, "latency_s": w} -> {"link_mass_scale": {"forearm_link": v}, ...}."""
-    out: dict[str, Any] = {}
-    for name, value in zip(names, values, strict=True):
-        key, _, sub = name.partition(".")
-        if sub:
-            out.setdefault(key, {})[sub] = float(value)
-        else:
-            out[key] = float(value)
-    return out
+from robotlearn.sysid.registry import Registry, nest
 
 
 def calibration_of(result: FitResult, registry: Registry, provenance: dict[str, Any]) -> Calibration:
-    return Calibration(params=registry.to_params(result.estimate), uncertainty=nested(result.names, result.std),
+    return Calibration(params=registry.to_params(result.estimate),
+                       uncertainty=nest(registry.model, result.names, result.std, fill=0.0),
                        sysid={**provenance, "fit": result.names, "loss_rad2": result.loss,
                               "prior_loss_rad2": result.prior_loss, "weakly_identified": result.weak,
                               "simulations": result.evaluations})

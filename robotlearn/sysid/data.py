@@ -59,7 +59,47 @@ class SysidData:
         return folder
 
 
-def load_sysid_data(folder: str | Path) -> SysidData:
+QUAD_ARRAYS = ("commands", "states")
+
+
+@dataclass
+class QuadSysidData:
+    """A quadrotor recording: `commands[k]` (CTBR: thrust 0..1, body rates p, q, r) was sent at step k;
+    `states[k]` = [pos, quat wxyz, vel world, omega body] (13) was read before it (k = 0..N)."""
+
+    commands: np.ndarray  # (N, 4)
+    states: np.ndarray    # (N + 1, 13)
+    control_hz: float
+    robot: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.commands)
+        if n < 2 or self.commands.shape != (n, 4) or self.states.shape != (n + 1, 13):
+            raise ValueError(f"quadrotor sysid data: inconsistent shapes commands {self.commands.shape}, "
+                             f"states {self.states.shape}")
+        for name in QUAD_ARRAYS:
+            if not np.all(np.isfinite(getattr(self, name))):
+                raise ValueError(f"sysid data: {name} contains NaN/inf")
+
+    @property
+    def seconds(self) -> float:
+        return len(self.commands) / self.control_hz
+
+    def head(self, seconds: float) -> QuadSysidData:
+        n = max(2, min(len(self.commands), int(round(seconds * self.control_hz))))
+        return QuadSysidData(self.commands[:n], self.states[:n + 1], self.control_hz, self.robot, dict(self.meta))
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in QUAD_ARRAYS})
+        (folder / META).write_text(json.dumps({"control_hz": self.control_hz, "robot": self.robot,
+                                               **self.meta, "kind": "quadrotor"}, indent=1, sort_keys=True))
+        return folder
+
+
+def load_sysid_data(folder: str | Path) -> SysidData | QuadSysidData:
     """Read a `robotlearn sysid collect` folder; a missing, truncated or corrupt file is a one-line ValueError."""
     folder = Path(folder)
     if not (folder / FILE).is_file() or not (folder / META).is_file():
@@ -67,11 +107,13 @@ def load_sysid_data(folder: str | Path) -> SysidData:
                                 "make one with `robotlearn sysid collect`)")
     try:
         meta = json.loads((folder / META).read_text())
+        names = QUAD_ARRAYS if meta.get("kind") == "quadrotor" else ARRAYS
         with np.load(folder / FILE, allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in ARRAYS}
+            arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in names}
     except (json.JSONDecodeError, zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
         raise ValueError(f"{folder}: corrupt sysid recording ({type(err).__name__}: {err})") from None
     control_hz, robot = meta.pop("control_hz", None), meta.pop("robot", None)
     if not isinstance(control_hz, (int, float)) or not isinstance(robot, str):
         raise ValueError(f"{folder / META}: needs control_hz and robot")
-    return SysidData(control_hz=float(control_hz), robot=robot, meta=meta, **arrays)
+    cls = QuadSysidData if meta.get("kind") == "quadrotor" else SysidData
+    return cls(control_hz=float(control_hz), robot=robot, meta=meta, **arrays)

@@ -68,13 +68,23 @@ def jacobian(replayer: Replayer, registry: Registry, u: np.ndarray,
     return base, np.stack(columns, axis=1)
 
 
+#: a direction of the normalized information whose eigenvalue is below this fraction of the largest is a
+#: degeneracy (two parameters with correlation > 1 - 1e-6: thrust and mass of a quadrotor), not information:
+#: its finite value comes from finite-difference error, so the parameters along it get an infinite std
+DEGENERATE = 1e-6
+
+
 def parameter_std(jac: np.ndarray, noise_var: float) -> np.ndarray:
-    """Marginal standard deviations of the parameters, sqrt(diag(noise_var (J^T J)^-1))."""
+    """Marginal standard deviations of the parameters, sqrt(diag(noise_var (J^T J)^-1)); inf for the
+    parameters of a degenerate direction (see DEGENERATE)."""
     info = jac.T @ jac
     scale = np.sqrt(np.maximum(np.diag(info), 1e-300))
     normalized = info / np.outer(scale, scale)  # conditioning: each parameter on its own sensitivity
-    cov = np.linalg.pinv(normalized, rcond=1e-10) / np.outer(scale, scale)
-    return np.sqrt(np.maximum(np.diag(cov), 0.0) * noise_var)
+    w, vectors = np.linalg.eigh(normalized)
+    weights = np.where(vectors**2 > 1e-6, vectors**2, 0.0)  # drop eigenvector round-off
+    inverse = np.where(w > DEGENERATE * max(w.max(), 1e-300), 1.0 / np.maximum(w, 1e-300), np.inf)
+    var = np.where(weights > 0, weights * inverse[None, :], 0.0).sum(axis=1) / scale**2
+    return np.sqrt(var * noise_var)
 
 
 def log_det_information(jac: np.ndarray, registry: Registry) -> float:
@@ -87,9 +97,10 @@ def log_det_information(jac: np.ndarray, registry: Registry) -> float:
 
 
 def unidentifiable(registry: Registry, values: np.ndarray, std: np.ndarray, max_rel_std: float) -> list[str]:
-    """Parameters whose std exceeds `max_rel_std` of their value; for additive ones that are nominally zero
-    (latency, backlash) of a quarter of their range (latency: 10 ms, so 1 ms std at the default 0.1)."""
-    ref = np.array([0.25 * p.upper if p.lower == 0.0 else abs(v) for p, v in zip(registry.parameters, values, strict=True)])
+    """Parameters whose std exceeds `max_rel_std` of their value (scales); for additive ones (latency,
+    backlash, wind: linear axes) of a quarter of their range (latency: 10 ms, so 1 ms std at the default 0.1)."""
+    ref = np.array([abs(v) if p.log else 0.25 * (p.upper - p.lower)
+                    for p, v in zip(registry.parameters, values, strict=True)])
     return [p.name for p, s, r in zip(registry.parameters, std, ref, strict=True) if not s <= max_rel_std * r]
 
 

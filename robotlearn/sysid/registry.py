@@ -51,6 +51,26 @@ class Parameter:
         return self.lower + u * (self.upper - self.lower)
 
 
+def nest(model, names: Sequence[str], values: Sequence[float], base: dict | None = None,
+         fill: float | None = None) -> dict:
+    """Flat names -> the parameter model's layout over `base`: ``link_mass_scale.forearm_link`` into a
+    mapping, ``wind.0`` into component 0 of a vector (the others from `base`, else the field's default,
+    or `fill` when given: an uncertainty block has zero std where nothing was estimated)."""
+    data = dict(base or {})
+    for name, v in zip(names, values, strict=True):
+        key, _, sub = name.partition(".")
+        if sub.isdigit():
+            default = model.model_fields[key].default
+            vec = list(data.get(key, [fill] * len(default) if fill is not None else default))
+            vec[int(sub)] = float(v)
+            data[key] = vec
+        elif sub:
+            data[key] = {**data.get(key, {}), sub: float(v)}
+        else:
+            data[key] = float(v)
+    return data
+
+
 class Registry:
     """The chosen parameters of one robot kind and the mapping vector <-> parameter model."""
 
@@ -68,14 +88,7 @@ class Registry:
 
     def to_params(self, values: Sequence[float], base: dict | None = None):
         """The parameter model with `values` (in the registry's order) over `base` (default: nominal)."""
-        data = dict(base or {})
-        for p, v in zip(self.parameters, values, strict=True):
-            key, _, sub = p.name.partition(".")
-            if sub:
-                data[key] = {**data.get(key, {}), sub: float(v)}
-            else:
-                data[key] = float(v)
-        return self.model.model_validate(data)
+        return self.model.model_validate(nest(self.model, self.names, values, dict(base or {})))
 
     def values_of(self, params) -> np.ndarray:
         """The registry's entries of a parameter model (or of a reality-gap / calib dict)."""
@@ -83,7 +96,10 @@ class Registry:
         out = []
         for p in self.parameters:
             key, _, sub = p.name.partition(".")
-            value = data.get(key, {}).get(sub, 1.0) if sub else data.get(key, p.prior)
+            if sub.isdigit():  # a component of a vector key (wind.0)
+                value = data.get(key, self.model.model_fields[key].default)[int(sub)]
+            else:
+                value = data.get(key, {}).get(sub, 1.0) if sub else data.get(key, p.prior)
             out.append(float(value))
         return np.array(out)
 

@@ -36,6 +36,13 @@ struct ServoModelConfig {
   double latency_s = 0.0;                        // goal -> motor and sensor -> register delay
   std::vector<double> backlash;                  // dead band at each servo, joint units
   std::vector<double> noise_std;                 // present-position noise, per joint, joint units
+  // Present current / load: what the servo's motor draws for the torque it produces. Empty register
+  // name: the model reports none. effort_scale: joint torque (N m; N for a prismatic joint) per raw
+  // unit, per servo, i.e. the servo's torque constant times its register unit, through the gearing.
+  std::string effort_register;
+  std::vector<double> effort_scale;              // per servo
+  std::vector<double> effort_noise;              // std of the reported value, raw units, per servo
+  double effort_max_raw = 0.0;                   // the register saturates here (current limit / 100 % load)
   std::uint64_t seed = 0;
 };
 
@@ -91,9 +98,10 @@ class ServoEmulator {
   void start();  // returns once the thread serves the pty (so the first request is never late)
   void stop();
 
-  // External physics (called from that thread): next joint targets, then the resulting state.
+  // External physics (called from that thread): next joint targets, then the resulting state and
+  // the servo torque that produced it (nullptr: none known, the servos report zero effort).
   void targets(double t, double* out);
-  void feedback(double t, const double* q, const double* qd);
+  void feedback(double t, const double* q, const double* qd, const double* tau);
 
   // The limp arm held by the emulated person (calibration); nullptr lets go.
   void set_hold(const double* q);
@@ -121,7 +129,7 @@ class ServoEmulator {
   void physics_tick();
   void kinematic_tick();
   void servo_goals(const double* q_now, double* goals);  // register -> SI goals (bank locked)
-  void write_present(const double* q, const double* qd);  // SI -> present registers (bank locked)
+  void write_present(const double* q, const double* qd, const double* tau);  // SI -> present registers (bank locked)
   void publish();
 
   std::unique_ptr<RegisterBank> bank_;
@@ -148,11 +156,13 @@ class ServoEmulator {
   std::unique_ptr<Backlash> backlash_;
   std::mt19937_64 rng_;
   std::normal_distribution<double> normal_{0.0, 1.0};
-  std::vector<double> goals_, target_, q_, qd_, sensed_, meas_q_, meas_qd_, tick_state_, kin_pos_;
+  std::vector<double> goals_, target_, q_, qd_, sensed_, meas_q_, meas_qd_, meas_tau_, tick_state_, kin_pos_;
+  std::vector<double> tau_sum_;  // servo torque summed over the ticks of the current update (MuJoCo)
+  int tau_ticks_ = 0;
   std::vector<double> hold_;
   bool holding_ = false;
   std::vector<int> position_mode_;
-  const Field *torque_f_, *mode_f_, *goal_f_, *pos_f_, *vel_f_, *moving_f_, *min_f_, *max_f_;
+  const Field *torque_f_, *mode_f_, *goal_f_, *pos_f_, *vel_f_, *moving_f_, *min_f_, *max_f_, *eff_f_ = nullptr;
 
   // thread
   std::thread thread_;

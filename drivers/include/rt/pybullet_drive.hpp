@@ -43,6 +43,9 @@ class PybulletStepper {
   // Joint torques handed to Bullet in the last step() call, row-major [ticks, n]: replaying them open
   // loop from the same state reproduces the motion (what bench/env_overhead.py times as the raw engine).
   const std::vector<double>& applied_torques() const { return applied_log_; }
+  // The servo torque of the last tick (before the emulated damping and armature terms): what a
+  // servo's present current measures.
+  const std::vector<double>& servo_torque() const { return servo_tau_; }
 
  private:
   void request_state(double* q, double* qd);
@@ -74,7 +77,8 @@ class PybulletStepper {
   bool first_tick_ = true;
   int tick_in_refresh_ = 0;
   // gain_ = G (n x n); correction_ = [I - G, G, G M / dt] (n x 3n); stacked_ = [tau, applied_prev, qd_prev - qd]
-  std::vector<double> applied_log_, gain_, correction_, stacked_, mass_, lu_, q_, qd_, tau_, applied_, bias_, zeros_;
+  std::vector<double> applied_log_, gain_, correction_, stacked_, mass_, lu_, q_, qd_, tau_, servo_tau_, applied_, bias_,
+      zeros_;
   std::vector<int> pivot_;
 };
 

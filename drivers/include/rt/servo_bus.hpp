@@ -43,7 +43,8 @@ struct ReadResult {
 class ServoBus {
  public:
   ServoBus(const std::string& port, int baud, Protocol protocol, std::vector<int> ids,
-           std::map<std::string, Field> table, double timeout_ms, int retries = 1, bool fast_sync_read = false);
+           std::map<std::string, Field> table, double timeout_ms, int retries = 1, bool fast_sync_read = false,
+           const std::string& effort_register = "");  // "": present_current, else present_load, if the table has one
 
   int ping(std::uint8_t id);  // model number; throws std::runtime_error after retries
   std::uint32_t read(std::uint8_t id, std::uint16_t addr, std::uint16_t size);

@@ -43,6 +43,8 @@ class MujocoStepper {
                 std::uintptr_t qvel, std::uintptr_t ctrl, std::vector<int> qpos_index,
                 std::vector<int> qvel_index, std::vector<int> ctrl_index);
   void step(JointDrive& drive, int ticks);
+  // The servo torque of the last tick (joint order): what a servo's present current measures.
+  const std::vector<double>& torque() const { return tau_; }
 
  private:
   using StepFn = void (*)(const void*, void*);

@@ -4,6 +4,8 @@ robotlearn loader, with ``rosbags`` and with the MCAP project's own reader."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from mcap.reader import make_reader
@@ -46,6 +48,7 @@ def test_recorder_writes_a_dataset_and_an_mcap_bag_of_a_commanded_arm(tmp_path, 
         point.time_from_start.sec = 1
         pub.publish(JointTrajectory(joint_names=["shoulder_pan"], points=[point]))
         wait_for(lambda: abs(states[-1][1].position[0] - GOAL) < 0.02, 10, "the arm reaching the goal")
+        time.sleep(0.5)  # a few frames after the trajectory's end (the recorder samples it on its own clock)
         assert probe.call(Trigger, "/rec/recorder/stop_episode").success
         assert recorder.proc.wait(20) == 0, recorder.output()  # episodes:=1 -> it exits once that one is saved
     finally:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from robotlearn.perception.fiducials import FiducialLayout, layout_from_config
+
 
 @dataclass(frozen=True)
 class Box:
@@ -30,6 +32,8 @@ class SceneObject:
     pos: tuple[float, float, float]
     quat: tuple[float, float, float, float]  # wxyz
     rgba: tuple[float, float, float, float]
+    #: ArUco markers printed on its faces (what the real arm's camera perception tracks), if any
+    fiducials: FiducialLayout | None = None
 
     @property
     def inertia(self) -> np.ndarray:
@@ -75,7 +79,8 @@ def load_scene(path: str | Path) -> Scene:
         objects = tuple(
             SceneObject(name, _tuple(o["size"], 3, f"{name}.size", path), float(o["mass"]),
                         _tuple(o["pos"], 3, f"{name}.pos", path), _tuple(o["quat"], 4, f"{name}.quat", path),
-                        _tuple(o["rgba"], 4, f"{name}.rgba", path))
+                        _tuple(o["rgba"], 4, f"{name}.rgba", path),
+                        layout_from_config(name, o["size"], o["fiducials"]) if "fiducials" in o else None)
             for name, o in data["objects"].items())
         markers = tuple(
             Marker(name, float(m["radius"]), _tuple(m["pos"], 3, f"{name}.pos", path),

@@ -8,11 +8,11 @@ show the markers the real arm's perception looks for at exactly the modelled cor
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import cv2
 import mujoco
-
 
 from robotlearn.sim.scene import SceneObject
 
@@ -39,16 +39,16 @@ def add_mujoco_fiducials(ms: mujoco.MjSpec, body: mujoco.MjsBody, obj: SceneObje
     box.group = HIDDEN_GROUP
 
 
-def pybullet_fiducial_visual(pb, obj: SceneObject, workdir: Path, client: int) -> tuple[int, int]:
-    """(visual shape id, texture id) of `obj`'s marker mesh in PyBullet (its textures load from files)."""
+def pybullet_fiducial_visual(pb, obj: SceneObject, client: int) -> tuple[int, int]:
+    """(visual shape id, texture id) of `obj`'s marker mesh in PyBullet (it loads textures from files only)."""
     layout = obj.fiducials
     assert layout is not None
-    path = Path(workdir) / f"{obj.name}_fiducials.png"
-    cv2.imwrite(str(path), cv2.cvtColor(layout.atlas(TILE_PX), cv2.COLOR_RGB2BGR))
     verts, faces, uvs, normals = layout.mesh(v_up=True)
     shape = pb.createVisualShape(pb.GEOM_MESH, vertices=verts.tolist(), indices=faces.ravel().tolist(),
                                  uvs=uvs.tolist(), normals=normals.tolist(), rgbaColor=[1, 1, 1, 1],
                                  physicsClientId=client)
-    texture = pb.loadTexture(str(path), physicsClientId=client)
+    with tempfile.TemporaryDirectory(prefix="rl-fiducials-") as tmp:
+        path = Path(tmp) / f"{obj.name}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(layout.atlas(TILE_PX), cv2.COLOR_RGB2BGR))
+        texture = pb.loadTexture(str(path), physicsClientId=client)
     return shape, texture
-

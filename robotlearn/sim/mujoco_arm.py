@@ -21,7 +21,6 @@ from robotlearn.core.description import urdf_link_colors
 from robotlearn.core.libmujoco import function_address
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
-from robotlearn.sim.fiducial_visuals import add_mujoco_fiducials
 from robotlearn.sim.common import (
     Backlash,
     DelayedIO,
@@ -34,6 +33,7 @@ from robotlearn.sim.common import (
     make_drive,
     unknown_scene_keys,
 )
+from robotlearn.sim.fiducial_visuals import add_mujoco_fiducials
 from robotlearn.sim.scene import Scene, scene_for
 
 # Collision filtering: robot geoms touch the environment but not each other (as in PyBullet, which has

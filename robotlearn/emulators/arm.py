@@ -79,6 +79,11 @@ class ArmEmulator:
         self._workdir = GapWorkdir()
         self.spec = apply_arm_params(nominal, self.gap, self._workdir.path)
         self.backend = make_backend(self.spec, sim)
+        model = getattr(self.backend, "model", None)
+        if model is not None and hasattr(model, "vis"):
+            # a webcam frame has no anti-aliasing, and software GL pays 3-10x for MSAA at a 480 px capture
+            # (MuJoCo reads this when its renderer is first made)
+            model.vis.quality.offsamples = 0
         self.cameras = tuple(c.name for c in self.spec.cameras) if cameras is None else tuple(cameras)
         for cam in self.cameras:
             self.spec.camera(cam)

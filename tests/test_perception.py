@@ -153,3 +153,18 @@ def test_camera_model_from_spec_projects_like_the_renderer(spec, tmp_path):
         CameraModel.load(path, spec.camera("scene"))
     with pytest.raises(ValueError, match="parent: world"):
         CameraModel.from_spec(spec.camera("wrist"))
+
+
+def test_placement_prompt_tells_the_operator_where_and_waits():
+    import io
+
+    from robotlearn.cli.placement import prompt_placement
+
+    scene = {"object/cube/pos": [0.25, -0.1, 0.02], "object/cube/quat": yaw_quat(0.3).tolist(),
+             "marker/goal/pos": [0.3, 0.1, 0.02]}
+    out = io.StringIO()
+    prompt_placement(scene, io.StringIO("\n"), out)
+    assert "place the cube at x=0.250 m, y=-0.100 m" in out.getvalue() and "+17 deg" in out.getvalue()
+    assert "goal" not in out.getvalue()  # markers are the task's, nobody places them
+    with pytest.raises(RuntimeError, match="input ended"):
+        prompt_placement(scene, io.StringIO(""), io.StringIO())

@@ -168,3 +168,51 @@ def test_placement_prompt_tells_the_operator_where_and_waits():
     assert "goal" not in out.getvalue()  # markers are the task's, nobody places them
     with pytest.raises(RuntimeError, match="input ended"):
         prompt_placement(scene, io.StringIO(""), io.StringIO())
+
+
+def board_views(spec_board, matrix: np.ndarray, size=(640, 480), n: int = 12) -> list[np.ndarray]:
+    """The printed board seen by a pinhole `matrix` from `n` tilted poses (exact planar homographies). Eight
+    views tilted +-26 deg left the principal point 5 px off; 12 at +-34 deg pin it within 3 px."""
+    px, margin = 100, 40
+    board = spec_board.image(px, margin)
+    scale = spec_board.square_m / px
+    to_metres = np.array([[scale, 0, -margin * scale], [0, scale, -margin * scale], [0, 0, 1.0]])
+    width = spec_board.squares[0] * spec_board.square_m
+    height = spec_board.squares[1] * spec_board.square_m
+    rng = np.random.default_rng(0)
+    views = []
+    for _ in range(n):
+        rot = cv2.Rodrigues(rng.uniform(-0.6, 0.6, 3) * [1, 1, 0.3])[0]
+        centre = rot @ np.array([width / 2, height / 2, 0.0])
+        t = np.array([rng.uniform(-0.03, 0.03), rng.uniform(-0.03, 0.03), rng.uniform(0.35, 0.55)]) - centre
+        homography = matrix @ np.column_stack([rot[:, 0], rot[:, 1], t]) @ to_metres
+        views.append(cv2.warpPerspective(board, homography, size, borderValue=255))
+    return views
+
+
+def test_charuco_calibration_recovers_the_intrinsics_and_the_cli_writes_them(tmp_path, capsys):
+    from robotlearn.cli.main import main
+    from robotlearn.perception.charuco import CharucoSpec, calibrate
+
+    truth = np.array([[520.0, 0, 318.0], [0, 520.0, 243.0], [0, 0, 1]])
+    spec_board = CharucoSpec()
+    views = board_views(spec_board, truth)
+    result = calibrate(views, spec_board)
+    assert result.views_used >= 6 and result.rms_px < 0.5
+    assert np.allclose(result.matrix[[0, 1], [0, 1]], 520.0, rtol=0.01)
+    assert np.allclose(result.matrix[:2, 2], truth[:2, 2], atol=3.0)
+    with pytest.raises(ValueError, match="only 0 of 6 views"):
+        calibrate([np.full((480, 640), 255, np.uint8)] * 6, spec_board)
+    # the CLI over a folder of shots: writes a file perception loads, with the spec's mount
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    for k, view in enumerate(views):
+        cv2.imwrite(str(shots / f"{k:02d}.png"), view)
+    out = tmp_path / "scene.yaml"
+    assert main(["calibrate", "camera", "--source", str(shots), "--camera", "scene", "--out", str(out)]) == 0
+    loaded = CameraModel.load(out, load_robot_spec("arm6").camera("scene"))
+    assert loaded.size == (640, 480) and abs(loaded.matrix[0, 0] - 520.0) < 6.0
+    assert main(["calibrate", "camera", "--source", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert main(["calibrate", "camera", "--squares", "7by5", "--source", str(shots), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "--squares must be COLSxROWS" in err[1], err

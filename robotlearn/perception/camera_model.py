@@ -59,11 +59,13 @@ class CameraModel:
         return replace(self, size=(width, height), matrix=matrix)
 
     # -- calibration files ---------------------------------------------------------------------
-    def to_yaml(self) -> str:
-        return yaml.safe_dump({
-            "camera": self.name, "width": self.size[0], "height": self.size[1],
-            "camera_matrix": self.matrix.round(6).tolist(), "distortion": self.distortion.round(8).tolist(),
-            "world_from_camera": self.world_from_camera.round(6).tolist()}, sort_keys=False)
+    def to_yaml(self, include_pose: bool = True) -> str:
+        """The calibration file; without the pose, loading it takes the mount from the robot spec."""
+        data = {"camera": self.name, "width": self.size[0], "height": self.size[1],
+                "camera_matrix": self.matrix.round(6).tolist(), "distortion": self.distortion.round(8).tolist()}
+        if include_pose:
+            data["world_from_camera"] = self.world_from_camera.round(6).tolist()
+        return yaml.safe_dump(data, sort_keys=False)
 
     @classmethod
     def load(cls, path: str | Path, spec_camera: CameraSpec | None = None) -> CameraModel:

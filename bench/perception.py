@@ -154,11 +154,11 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="skip the emulated-arm episodes")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    result = {"load_before": open("/proc/loadavg").read().split()[:3],
+    result = {"load_before": Path("/proc/loadavg").read_text().split()[:3],
               "static": {sim: static_errors(sim, sizes, args.frames) for sim in args.sims.split(",")}}
     if not args.no_real:
         result["episodes"] = episodes(list(range(args.first_seed, args.first_seed + args.seeds)))
-    result["load_after"] = open("/proc/loadavg").read().split()[:3]
+    result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(json.dumps(result))
 
 

@@ -86,8 +86,13 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
                       contype=0, conaffinity=0, group=2)
     ms.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
                    rgb1=[1, 1, 1], rgb2=[1, 1, 1], width=8, height=8)  # white, like PyBullet's TinyRenderer
-    world.add_light(pos=[0.3, 0.0, 1.5], dir=[0.0, 0.0, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-                    diffuse=[0.6, 0.6, 0.6], castshadow=False)
+    # scene.yaml's lighting, in TinyRenderer's model: ambient from the headlight, diffuse from one directional
+    # light, no specular anywhere (bench/perception.py and tests/test_render_alignment.py measure the match)
+    light = scene.lighting
+    world.add_light(pos=[0.3, 0.0, 1.5], dir=[-v for v in light.direction], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+                    diffuse=[light.diffuse] * 3, specular=[0.0] * 3, ambient=[0.0] * 3, castshadow=False)
+    ms.visual.headlight.ambient = [light.ambient] * 3
+    ms.visual.headlight.diffuse = ms.visual.headlight.specular = [0.0] * 3
 
     for cam in spec.cameras:
         right, up, _ = camera_axes(cam)

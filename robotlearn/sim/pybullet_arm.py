@@ -279,8 +279,12 @@ class PybulletArmBackend(Backend):
         near, far = self.scene.camera_clip
         view = pb.computeViewMatrix(pos.tolist(), (pos + forward).tolist(), up.tolist())
         proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, width / height, near, far)
+        light = self.scene.lighting
         _, _, rgba, _, _ = pb.getCameraImage(width, height, view, proj, renderer=pb.ER_TINY_RENDERER,
-                                             flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
+                                             flags=pb.ER_NO_SEGMENTATION_MASK, lightDirection=list(light.direction),
+                                             lightColor=[1.0, 1.0, 1.0], lightAmbientCoeff=light.ambient,
+                                             lightDiffuseCoeff=light.diffuse, lightSpecularCoeff=0.0, shadow=0,
+                                             physicsClientId=self.client)
         return np.ascontiguousarray(np.reshape(rgba, (height, width, 4))[:, :, :3], dtype=np.uint8)
 
     def close(self) -> None:

@@ -53,6 +53,16 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Lighting:
+    """One directional light plus ambient, as both renderers compute it (PyBullet TinyRenderer's model:
+    colour x (ambient + diffuse x max(0, n . l)), no specular), so the sims' frames of one state match."""
+
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)  # towards the light, world frame
+    ambient: float = 0.6
+    diffuse: float = 0.35
+
+
+@dataclass(frozen=True)
 class Scene:
     table: Box
     floor: Box
@@ -61,12 +71,26 @@ class Scene:
     cube_table_friction: tuple[float, float]  # (sliding, torsional) of the object-table pair
     cube_robot_friction: tuple[float, float]  # (sliding, torsional) of the object-robot pair
     camera_clip: tuple[float, float]
+    lighting: Lighting = Lighting()
 
 
 def _tuple(values, n: int, what: str, source: Path) -> tuple[float, ...]:
     if not isinstance(values, list) or len(values) != n:
         raise ValueError(f"{source}: {what} must be a list of {n} numbers, got {values!r}")
     return tuple(float(v) for v in values)
+
+
+def _lighting(data, source: Path) -> Lighting:
+    if data is None:
+        return Lighting()
+    unknown = set(data) - {"direction", "ambient", "diffuse"}
+    if unknown:
+        raise ValueError(f"{source}: lighting: unknown keys {sorted(unknown)}; known: direction, ambient, diffuse")
+    direction = np.array(_tuple(data.get("direction", [0.0, 0.0, 1.0]), 3, "lighting.direction", source))
+    if np.linalg.norm(direction) < 1e-9:
+        raise ValueError(f"{source}: lighting.direction must not be zero")
+    return Lighting(tuple(direction / np.linalg.norm(direction)), float(data.get("ambient", 0.6)),
+                    float(data.get("diffuse", 0.35)))
 
 
 def load_scene(path: str | Path) -> Scene:
@@ -90,7 +114,8 @@ def load_scene(path: str | Path) -> Scene:
         return Scene(box["table"], box["floor"], objects, markers,
                      _tuple(fr["cube_table"], 2, "friction.cube_table", path),
                      _tuple(fr["cube_robot"], 2, "friction.cube_robot", path),
-                     _tuple(data["camera_clip"], 2, "camera_clip", path))
+                     _tuple(data["camera_clip"], 2, "camera_clip", path),
+                     _lighting(data.get("lighting"), path))
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc.args[0]!r}") from exc
 

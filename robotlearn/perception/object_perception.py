@@ -70,6 +70,7 @@ class CameraObjectPerception:
             self._placed[name] = (np.asarray(scene.get(f"object/{name}/pos", pos), float),
                                   np.asarray(scene.get(f"object/{name}/quat", quat), float))
         self.tracker.last.clear()
+        self.tracker.rejected.clear()
         self._seen_now = {}
         self._reset_time = time.monotonic()
         self._min_index = self._newest_index() + self._settle_frames
@@ -124,6 +125,8 @@ class CameraObjectPerception:
             out[f"{name}/seen"] = est is not None
             out[f"{name}/age_s"] = now - est.time if est is not None else now - self._reset_time
             out[f"{name}/markers"] = est.markers if name in self._seen_now else 0
+            out[f"{name}/on_support"] = bool(est is not None and est.on_support)
+            out[f"{name}/rejected"] = self.tracker.rejected.get(name, 0)
             if self.truth is not None:
                 pos, quat = self.object_pose(name)
                 true_pos, true_quat = self.truth(name)

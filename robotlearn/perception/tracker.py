@@ -16,6 +16,8 @@ ours is the glue a fiducial object tracker needs and no library call provides:
   `REST_MAX_RMS_PX` and the free solution is not clearly lifted, it is the estimate, as table-top
   perception stacks use the table plane. A lifted object gets the free 6-DoF solution. (At these marker
   sizes a cube raised less than ~3 cm cannot be told from a resting one: the depth cue is a few % of scale);
+* a free solution that jumps further from the last estimate than a carried object can move is dropped
+  (the object keeps its last pose, as when unseen);
 * small markers in low-resolution frames are detected on an upscaled copy, since the detector's
   contour stage needs a few pixels per marker cell.
 
@@ -43,6 +45,10 @@ UPRIGHT_TOLERANCE = np.radians(15.0)
 #: the resting height (free solutions of resting cubes: p95 +17 mm; of cubes lifted 8 cm: p5 +64 mm)
 REST_MAX_RMS_PX = 2.0
 REST_MAX_RISE = 0.04
+#: a free (not resting) solution further than this speed x elapsed time (at least 0.1 s) from the last
+#: estimate is dropped as an outlier: free solutions of small or half-hidden markers are 2-7 cm off in
+#: depth (bench/perception.py "free PnP"), while a carried cube moves ~0.1-0.2 m/s
+MAX_FREE_JUMP_M_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,7 @@ class MarkerTracker:
         params.minDistanceToBorder = 1
         self._detector = cv2.aruco.ArucoDetector(aruco_dictionary(dictionaries.pop()), params)
         self.last: dict[str, ObjectEstimate] = {}
+        self.rejected: dict[str, int] = {}  # free solutions dropped as outliers, per object
 
     def detect_markers(self, image_rgb: np.ndarray) -> dict[int, np.ndarray]:
         """Marker id -> 4x2 corners in the frame's pixel coordinates (ids not in a layout are ignored)."""
@@ -126,9 +133,14 @@ class MarkerTracker:
             on_support = False
             if self.support_height is not None:
                 rest_z = self.support_height + layout.half
-                rest = _fit_resting(obj_pts, img_pts, cam, rot, pos, rest_z) if pos[2] - rest_z < REST_MAX_RISE else None
+                rest = _fit_resting(obj_pts, img_pts, cam, pos, rest_z) if pos[2] - rest_z < REST_MAX_RISE else None
                 if rest is not None and rest[2] <= REST_MAX_RMS_PX:
                     rot, pos, err, on_support = rest[0], rest[1], rest[2], True
+            previous = self.last.get(name)
+            if (not on_support and previous is not None
+                    and np.linalg.norm(pos - previous.pos) > MAX_FREE_JUMP_M_S * max(frame_time - previous.time, 0.1)):
+                self.rejected[name] = self.rejected.get(name, 0) + 1  # a depth outlier, not a move
+                continue
             seen[name] = ObjectEstimate(pos, rot_to_quat(rot), frame_time, len(visible), err, on_support)
         self.last.update(seen)
         return seen
@@ -168,23 +180,27 @@ def _rot_z(angle: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _levelled(rot: np.ndarray) -> np.ndarray:
-    """`rot` turned by the smallest rotation that puts its object axis nearest to world z exactly on it."""
-    axis = int(np.argmax(np.abs(rot[2, :])))
-    up = rot[:, axis] * np.sign(rot[2, axis])
-    v = np.cross(up, [0.0, 0.0, 1.0])
-    s, c = np.linalg.norm(v), float(up[2])
-    if s < 1e-12:
-        return rot
-    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]]) / s
-    turn = np.eye(3) + s * k + (1 - c) * k @ k
-    return turn @ rot
+def _face_up_rotations() -> list[np.ndarray]:
+    """The six orientations of a box standing on a face (object +z, -z, +x, -x, +y, -y up), at yaw 0."""
+    def rx(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+
+    def ry(a):
+        c, s = np.cos(a), np.sin(a)
+        return np.array([[c, 0, s], [0, 1.0, 0], [-s, 0, c]])
+
+    return [np.eye(3), rx(np.pi), ry(-np.pi / 2), ry(np.pi / 2), rx(np.pi / 2), rx(-np.pi / 2)]
 
 
-def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, rot: np.ndarray, pos: np.ndarray,
+FACE_UP = _face_up_rotations()
+
+
+def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, pos: np.ndarray,
                  rest_z: float) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Best (R world<-object, p world, RMS px) of the object standing on a face with its centre at
-    `rest_z`, started from the free solution levelled and from its 90-degree yaw turns."""
+    `rest_z`: every face up at four yaw quarters is scored at the free solution's ray, the best few
+    are refined (a lone small marker fits a wrong face-up hypothesis too, if started there)."""
     from scipy.optimize import least_squares
 
     cam_from_world = np.linalg.inv(cam.world_from_camera)
@@ -193,7 +209,6 @@ def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, rot
     if abs(ray[2]) < 1e-6:
         return None
     start_xy = (origin + ray * (rest_z - origin[2]) / ray[2])[:2]
-    base = _levelled(rot)
 
     def residual(params: np.ndarray, base_rot: np.ndarray) -> np.ndarray:
         r_world = _rot_z(params[2]) @ base_rot
@@ -203,12 +218,17 @@ def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, rot
         proj, _ = cv2.projectPoints(obj_pts, cv2.Rodrigues(r_cam)[0], t_cam, cam.matrix, cam.distortion)
         return (proj.reshape(-1, 2) - img_pts).ravel()
 
+    def rms(res: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(res.reshape(-1, 2) ** 2) * 2))
+
+    starts = [(rms(residual(np.array([*start_xy, q * np.pi / 2]), base)), q, base)
+              for base in FACE_UP for q in range(4)]
     best = None
-    for quarter in range(4):
+    for _, quarter, base in sorted(starts, key=lambda s: s[0])[:4]:
         fit = least_squares(residual, [*start_xy, quarter * np.pi / 2], args=(base,), method="lm")
-        rms = float(np.sqrt(np.mean(fit.fun.reshape(-1, 2) ** 2) * 2))
-        if best is None or rms < best[2]:
-            best = (_rot_z(fit.x[2]) @ base, np.array([fit.x[0], fit.x[1], rest_z]), rms)
+        err = rms(fit.fun)
+        if best is None or err < best[2]:
+            best = (_rot_z(fit.x[2]) @ base, np.array([fit.x[0], fit.x[1], rest_z]), err)
     return best
 
 

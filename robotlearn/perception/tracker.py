@@ -133,7 +133,7 @@ class MarkerTracker:
             on_support = False
             if self.support_height is not None:
                 rest_z = self.support_height + layout.half
-                rest = _fit_resting(obj_pts, img_pts, cam, pos, rest_z) if pos[2] - rest_z < REST_MAX_RISE else None
+                rest = _fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible) if pos[2] - rest_z < REST_MAX_RISE else None
                 if rest is not None and rest[2] <= REST_MAX_RMS_PX:
                     rot, pos, err, on_support = rest[0], rest[1], rest[2], True
             previous = self.last.get(name)
@@ -196,11 +196,31 @@ def _face_up_rotations() -> list[np.ndarray]:
 FACE_UP = _face_up_rotations()
 
 
+def _hidden_but_larger(layout: FiducialLayout, visible: list[int], rot: np.ndarray, pos: np.ndarray,
+                       cam: CameraModel, cam_from_world: np.ndarray) -> bool:
+    """Negative evidence: under this pose, some undetected marker would face the camera and look larger
+    than a detected one (so it should have been found)."""
+    areas = {}
+    for marker_id, corners in layout.marker_corners.items():
+        world = corners @ rot.T + pos
+        normal = rot @ np.cross(corners[1] - corners[0], corners[3] - corners[0])
+        if np.dot(normal, cam.world_from_camera[:3, 3] - world.mean(axis=0)) >= 0:
+            areas[marker_id] = 0.0  # faces away (the corner order is clockwise seen from outside)
+            continue
+        cam_pts = world @ cam_from_world[:3, :3].T + cam_from_world[:3, 3]
+        uv, _ = cv2.projectPoints(cam_pts, np.zeros(3), np.zeros(3), cam.matrix, cam.distortion)
+        areas[marker_id] = float(cv2.contourArea(uv.reshape(-1, 2).astype(np.float32)))
+    smallest_seen = min(areas[i] for i in visible)
+    return smallest_seen <= 0 or any(a > 1.5 * smallest_seen for i, a in areas.items() if i not in visible)
+
+
 def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, pos: np.ndarray,
-                 rest_z: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+                 rest_z: float, layout: FiducialLayout, visible: list[int]
+                 ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Best (R world<-object, p world, RMS px) of the object standing on a face with its centre at
-    `rest_z`: every face up at four yaw quarters is scored at the free solution's ray, the best few
-    are refined (a lone small marker fits a wrong face-up hypothesis too, if started there)."""
+    `rest_z`: every face up at four yaw quarters is scored at the free solution's ray (fits under which a
+    larger marker should have been seen rank last), the best three are refined (a lone 12 px side marker
+    also fits "that face up, further away" to ~1 px)."""
     from scipy.optimize import least_squares
 
     cam_from_world = np.linalg.inv(cam.world_from_camera)
@@ -221,15 +241,17 @@ def _fit_resting(obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel, pos
     def rms(res: np.ndarray) -> float:
         return float(np.sqrt(np.mean(res.reshape(-1, 2) ** 2) * 2))
 
-    starts = [(rms(residual(np.array([*start_xy, q * np.pi / 2]), base)), q, base)
+    start_pos = np.array([*start_xy, rest_z])
+    starts = [(_hidden_but_larger(layout, visible, _rot_z(q * np.pi / 2) @ base, start_pos, cam, cam_from_world),
+               rms(residual(np.array([*start_xy, q * np.pi / 2]), base)), q, base)
               for base in FACE_UP for q in range(4)]
-    best = None
-    for _, quarter, base in sorted(starts, key=lambda s: s[0])[:4]:
+    fits = []
+    for _, _, quarter, base in sorted(starts, key=lambda s: (s[0], s[1]))[:3]:
         fit = least_squares(residual, [*start_xy, quarter * np.pi / 2], args=(base,), method="lm")
-        err = rms(fit.fun)
-        if best is None or err < best[2]:
-            best = (_rot_z(fit.x[2]) @ base, np.array([fit.x[0], fit.x[1], rest_z]), err)
-    return best
+        rot, p_world = _rot_z(fit.x[2]) @ base, np.array([fit.x[0], fit.x[1], rest_z])
+        fits.append((_hidden_but_larger(layout, visible, rot, p_world, cam, cam_from_world), rms(fit.fun), rot, p_world))
+    _, err, rot, p_world = min(fits, key=lambda f: (f[0], f[1]))
+    return rot, p_world, err
 
 
 def _plane_normal(points: np.ndarray) -> np.ndarray:

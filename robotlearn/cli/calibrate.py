@@ -1,6 +1,7 @@
-"""Calibrate an arm's servo offsets (and optionally joint ranges) and write a calibration YAML.
+"""Calibrate an arm's servo offsets (and optionally joint ranges), or a camera, and write a calibration YAML.
 
     robotlearn calibrate --port /dev/ttyUSB0 --config arm6_emulated --out calib/arm6.yaml
+    robotlearn calibrate camera --source 0 --camera scene --out calib/scene.yaml   (see calibrate_camera.py)
 
 Torque goes off; you hold the arm in its reference pose (every joint at 0 rad as drawn in the URDF,
 gripper closed) and confirm; the raw positions read there become the offsets. With ``--range-seconds N``
@@ -18,13 +19,18 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", required=True, help="serial device or emulator link")
+    from robotlearn.cli import calibrate_camera
+
+    parser.add_argument("target", nargs="?", choices=("arm", "camera"), default="arm",
+                        help="what to calibrate: the arm's servos (default) or a camera (ChArUco board)")
+    parser.add_argument("--port", help="arm: serial device or emulator link (required)")
     parser.add_argument("--config", default="arm6_emulated", help="hardware config in configs/hardware")
-    parser.add_argument("--out", required=True, help="calibration YAML to write")
+    parser.add_argument("--out", help="calibration YAML to write (required)")
     parser.add_argument("--samples", type=int, default=20, help="readings averaged for the reference pose")
     parser.add_argument("--range-seconds", type=float, default=0.0,
                         help="record joint ranges for this long after the reference pose (0: keep URDF limits)")
     parser.add_argument("--yes", action="store_true", help="do not wait for Enter (the arm is already in pose)")
+    calibrate_camera.add_arguments(parser.add_argument_group("camera"))
 
 
 def _read_raw(bus, ids: list[int], addr: int, size: int) -> np.ndarray:
@@ -38,6 +44,12 @@ def _read_raw(bus, ids: list[int], addr: int, size: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target == "camera":
+        from robotlearn.cli import calibrate_camera
+
+        return calibrate_camera.run(args)
+    if not args.port or not args.out:
+        raise ValueError("calibrate arm needs --port (serial device or emulator link) and --out")
     from robotlearn import _rt
     from robotlearn.core.robot_config import load_robot_spec
     from robotlearn.hardware.calibration import (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from robotlearn.cli.common import add_backend_arguments, backend_options
+from robotlearn.cli.placement import offer_placement_prompt
 from robotlearn.correction.hil import OPERATORS
 
 
@@ -43,6 +44,7 @@ def deploy(checkpoint: str, backend: str, episodes: int, options: dict[str, Any]
     recipe = checkpoint_recipe(config, checkpoint).with_backend(backend, options)
     policy = load_policy(checkpoint)
     env = recipe.make()
+    offer_placement_prompt(env)  # a real arm with no emulator: the operator places objects
     try:
         source = PolicySource(policy)
         hil = make_operator(intervene, env)

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from robotlearn.cli.common import add_backend_arguments, add_video_size, backend_options
+from robotlearn.cli.placement import offer_placement_prompt
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +36,7 @@ def evaluate_checkpoint(checkpoint: str, backend: str | None, episodes: int, see
     recipe = checkpoint_recipe(config, checkpoint).with_backend(backend, options)
     policy = load_policy(checkpoint)
     env = recipe.make()
+    offer_placement_prompt(env)  # a real arm with no emulator: the operator places objects
     try:
         sinks = [VideoSink(env, video, size=video_size or VIDEO_SIZE)] if video else []
         rollout = Rollout(env, PolicySource(policy), sinks)

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from robotlearn.cli.common import add_backend_arguments, backend_options
+from robotlearn.cli.placement import offer_placement_prompt
 
 
 def add_env_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +39,7 @@ def build(args: argparse.Namespace):
     recipe = EnvRecipe(args.env, args.backend, tuple(args.overrides), cameras=args.cameras,
                        backend_options=backend_options(args))
     env = recipe.make()
+    offer_placement_prompt(env)  # a real arm with no emulator: the operator places objects
     try:
         source = DeviceSource(make_device(args.device, env, **parse_overrides(args.device_opt)))
     except Exception:

@@ -79,6 +79,11 @@ class ArmEmulator:
         self._workdir = GapWorkdir()
         self.spec = apply_arm_params(nominal, self.gap, self._workdir.path)
         self.backend = make_backend(self.spec, sim)
+        model = getattr(self.backend, "model", None)
+        if model is not None and hasattr(model, "vis"):
+            # a webcam frame has no anti-aliasing, and software GL pays 3-10x for MSAA at a 480 px capture
+            # (MuJoCo reads this when its renderer is first made)
+            model.vis.quality.offsamples = 0
         self.cameras = tuple(c.name for c in self.spec.cameras) if cameras is None else tuple(cameras)
         for cam in self.cameras:
             self.spec.camera(cam)
@@ -298,9 +303,14 @@ class ArmEmulator:
             with self._sim_lock:
                 yield
 
+    def _stream_size(self, camera: str) -> tuple[int, int] | None:
+        """The capture mode the hardware config gives the camera (None: the spec's image size)."""
+        mode = self.hw.cameras.get(camera)
+        return (mode.width, mode.height) if mode is not None else None
+
     def _publish_frames(self, render) -> None:
         for cam in self.cameras:
-            self._mjpeg.publish(cam, render(cam))
+            self._mjpeg.publish(cam, render(cam, self._stream_size(cam)))
         self._frames += 1
 
     def _camera_loop(self) -> None:
@@ -308,7 +318,7 @@ class ArmEmulator:
         next_frame = time.monotonic()
         while not self._stop.is_set():
             qpos, _ = self.device.snapshot()
-            self._publish_frames(lambda cam, qpos=qpos: self.backend.render_qpos(cam, qpos))
+            self._publish_frames(lambda cam, size, qpos=qpos: self.backend.render_qpos(cam, qpos, size))
             self._warm.set()  # GL context made: hosts may connect
             next_frame += 1.0 / self.camera_fps
             now = time.monotonic()

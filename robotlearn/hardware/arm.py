@@ -11,7 +11,12 @@ Semantics that differ from a sim, on purpose:
   (ticks every ``1/control_hz`` on the loop's clock) with ``info["timestamp"]`` (loop clock, seconds since
   the last reset, as the sims count it) and ``info["loop_stats"]``.
 * ``reset()`` ramps to the initial pose at ``home_speed`` from wherever the arm is (safe start); scene
-  keys go to the scene oracle (hardware/scene_oracle.py), which only the emulator can honour.
+  keys go to whoever places objects: the emulator's side channel (hardware/scene_oracle.py), or the
+  person the CLI prompts (`placer`) on a real robot.
+* Object poses come from pixels: the hardware config's ``perception_camera`` (a fixed camera of the
+  spec) is read through the production camera driver and the objects' ArUco markers are tracked
+  (robotlearn/perception/). ``info["perception"]`` reports latency, detection rate, each object's
+  visibility and pose age (a lost marker keeps its last-seen pose), and on an emulator the pose error.
 * A loop fault (bus gone, e-stop, watchdog torque-off) raises `ArmFault` from the next call, and the
   loop stops commanding.
 * The gripper is one servo: its position (in finger metres, see hardware/calibration.py) is copied to
@@ -32,6 +37,7 @@ from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware.calibration import check_against_spec, load_hardware_config, servo_limits
+from robotlearn.hardware.cameras.base import Camera
 from robotlearn.hardware.ports import check_port
 from robotlearn.hardware.scene_oracle import EmulatorOracle, SceneOracle
 from robotlearn.hardware.servo_tables import load_servo_table
@@ -69,8 +75,9 @@ class RealArmBackend(Backend):
 
     def __init__(self, spec: RobotSpec, options: RealArmOptions | None = None,
                  scene_oracle: SceneOracle | None = None):
-        """`scene_oracle` (code, not a user option): where object poses come from; by default the
-        emulator's side channel when the hardware config says ``emulator: true``, else none."""
+        """`scene_oracle` (code, not a user option): who places objects at reset (and, on an emulator,
+        knows their true poses for the perception error figures); by default the emulator's side channel
+        when the hardware config says ``emulator: true``, else none (the CLI then sets `placer`)."""
         super().__init__(spec, options)
         opts = self.options
         port, camera_sources, camera_max_age_s = opts.port, opts.camera_sources, opts.camera_max_age_s
@@ -91,7 +98,10 @@ class RealArmBackend(Backend):
         default_cameras = scene_oracle.cameras if isinstance(scene_oracle, EmulatorOracle) else {}
         self._camera_sources = dict(camera_sources or default_cameras)
         self._camera_max_age = camera_max_age_s
-        self._cameras: dict[str, Any] = {}
+        self._cameras: dict[str, Camera] = {}
+        self._perception: Any = None  # CameraObjectPerception, built at the first need
+        #: who puts objects where a reset asks, when no scene oracle can (the CLI's person prompt)
+        self.placer = None
         self._closed = False
         self._late_ticks = 0
         table = load_servo_table(self.hw.servo_model)
@@ -202,10 +212,15 @@ class RealArmBackend(Backend):
     # -- Backend contract ----------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
         scene = {k: np.asarray(v).tolist() for k, v in initial.items() if k.startswith(("object/", "marker/"))}
-        if scene and self.scene_oracle is not None:
+        perception = self._object_perception() if any(k.startswith("object/") for k in scene) else None
+        if perception is not None:
+            perception.place(scene)  # through the oracle or the placer, and forgets old sightings
+        elif scene and self.scene_oracle is not None:
             self.scene_oracle.place(scene)
         if "joint_pos" in initial:
             self.move_to(np.asarray(initial["joint_pos"], dtype=np.float64))
+        if perception is not None:  # first sighting from a frame taken after the placement
+            perception.refresh(wait_s=1.0)
         state = self._state()
         self._tick_cycle, self._t_reset = int(state["cycle"]), float(state["timestamp"])
 
@@ -283,7 +298,11 @@ class RealArmBackend(Backend):
         state = self._state()
         stats = dict(self.loop.stats())
         stats["late_ticks"] = self._late_ticks
-        return {"timestamp": float(state["timestamp"]) - self._t_reset, "loop_stats": stats}
+        info = {"timestamp": float(state["timestamp"]) - self._t_reset, "loop_stats": stats}
+        if self._perception is not None:
+            self._perception.refresh()
+            info["perception"] = self._perception.info()
+        return info
 
     def read(self) -> State:
         state = self._state()
@@ -297,23 +316,51 @@ class RealArmBackend(Backend):
         return {"joint_pos": q, "joint_vel": qd, "joint_effort": tau}
 
     def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """From the scene oracle (the emulator's ground truth, or perception); none -> NotImplementedError."""
-        if self.scene_oracle is None:
+        """From camera perception (last-seen pose while the marker is hidden); never the side channel."""
+        perception = self._object_perception()
+        if perception is None:
             return super().object_pose(name)
-        return self.scene_oracle.object_pose(name)
+        return perception.object_pose(name)
+
+    def _object_perception(self):
+        """The marker tracker on the perception camera, built at the first need (None: not configured)."""
+        if self._perception is None and self.hw.perception_camera is not None:
+            from robotlearn.perception.object_perception import build_perception
+
+            name = self.hw.perception_camera
+            mode = self.hw.cameras.get(name)
+            oracle = self.scene_oracle
+            self._perception = build_perception(
+                self.spec, self._camera(name), mode.calibration_file if mode is not None else None,
+                placer=oracle.place if oracle is not None else self._place_by_placer,
+                truth=oracle.object_pose if isinstance(oracle, EmulatorOracle) else None)
+        return self._perception
+
+    def _place_by_placer(self, scene: dict[str, list[float]]) -> None:
+        if self.placer is None:
+            raise ArmFault("real arm: this task places objects at reset, but nobody can: run it from the CLI "
+                           "(which asks you to place them) or set backend.placer")
+        self.placer(scene)
+
+    def _camera(self, camera: str) -> Camera:
+        """The capture thread of `camera` (started at the first use), at the hardware config's capture mode."""
+        from robotlearn.hardware.cameras import OpenCVCamera
+
+        if camera not in self._cameras:
+            if camera not in self._camera_sources:
+                raise KeyError(f"real arm: no source for camera {camera!r}; pass camera_sources={{name: url}}")
+            mode = self.hw.cameras.get(camera)
+            self._cameras[camera] = OpenCVCamera(camera, self._camera_sources[camera],
+                                                 width=mode.width if mode else None,
+                                                 height=mode.height if mode else None,
+                                                 max_age_s=self._camera_max_age).start()
+        return self._cameras[camera]
 
     def render(self, camera: str, size: tuple[int, int] | None = None) -> np.ndarray:
         import cv2
 
-        from robotlearn.hardware.cameras import OpenCVCamera
-
         cam = self.spec.camera(camera)
-        if camera not in self._cameras:
-            if camera not in self._camera_sources:
-                raise KeyError(f"real arm: no source for camera {camera!r}; pass camera_sources={{name: url}}")
-            self._cameras[camera] = OpenCVCamera(camera, self._camera_sources[camera],
-                                                 max_age_s=self._camera_max_age).start()
-        image = self._cameras[camera].latest().image
+        image = self._camera(camera).latest().image
         width, height = size or (cam.width, cam.height)
         if image.shape[:2] != (height, width):
             return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)

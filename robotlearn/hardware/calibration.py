@@ -56,6 +56,19 @@ class Calibration(Strict):
         return self
 
 
+class CameraCapture(Strict):
+    """How a physical camera delivers frames: its capture mode and, once measured, its calibration.
+
+    Policies see the robot spec's image size (e.g. 84x84, resized from this); object perception uses
+    the full capture, since a 4 cm marker cube spans a few pixels at policy resolution.
+    """
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    #: YAML from `robotlearn calibrate camera` (intrinsics, distortion, optional mount); None: the spec's pinhole
+    calibration_file: str | None = None
+
+
 class ArmHardwareConfig(Strict):
     """configs/hardware/<arm>.yaml: bus, loop, safety and calibration of one arm."""
 
@@ -80,6 +93,10 @@ class ArmHardwareConfig(Strict):
     settle_tolerance: float = Field(0.03, gt=0)    # rad: reset waits until the pose is this close
     calibration: Calibration
     emulator: bool = False  # True: the port is a robotlearn emulator; its side channel (cameras, ground truth) may be used
+    #: capture modes of the robot's cameras by spec camera name (the emulator streams at these sizes)
+    cameras: dict[str, CameraCapture] = Field(default_factory=dict)
+    #: the fixed camera whose frames give object poses (fiducial markers, robotlearn/perception/); None: no perception
+    perception_camera: str | None = None
 
     @model_validator(mode="after")
     def _watchdog(self):

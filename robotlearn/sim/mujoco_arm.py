@@ -33,6 +33,7 @@ from robotlearn.sim.common import (
     make_drive,
     unknown_scene_keys,
 )
+from robotlearn.sim.fiducial_visuals import add_mujoco_fiducials
 from robotlearn.sim.scene import Scene, scene_for
 
 # Collision filtering: robot geoms touch the environment but not each other (as in PyBullet, which has
@@ -75,16 +76,23 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
                               iquat=[1, 0, 0, 0], inertia=obj.inertia, explicitinertial=True)
         body.add_freejoint(name=f"{obj.name}_free")
         # priority 0: the pair takes the (table / robot) geom's friction, as the pair values in scene.yaml say
-        body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(obj.size) / 2, rgba=obj.rgba,
-                      contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=0, condim=4)
+        box = body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(obj.size) / 2,
+                            rgba=obj.rgba, contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=0, condim=4)
+        if obj.fiducials is not None:
+            add_mujoco_fiducials(ms, body, obj, box)
     for marker in scene.markers:
         body = world.add_body(name=f"marker_{marker.name}", pos=marker.pos, mocap=True)
         body.add_geom(type=mujoco.mjtGeom.mjGEOM_SPHERE, size=[marker.radius, 0, 0], rgba=marker.rgba,
                       contype=0, conaffinity=0, group=2)
     ms.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX, builtin=mujoco.mjtBuiltin.mjBUILTIN_FLAT,
                    rgb1=[1, 1, 1], rgb2=[1, 1, 1], width=8, height=8)  # white, like PyBullet's TinyRenderer
-    world.add_light(pos=[0.3, 0.0, 1.5], dir=[0.0, 0.0, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
-                    diffuse=[0.6, 0.6, 0.6], castshadow=False)
+    # scene.yaml's lighting, in TinyRenderer's model: ambient from the headlight, diffuse from one directional
+    # light, no specular anywhere (bench/perception.py and tests/test_render_alignment.py measure the match)
+    light = scene.lighting
+    world.add_light(pos=[0.3, 0.0, 1.5], dir=[-v for v in light.direction], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL,
+                    diffuse=[light.diffuse] * 3, specular=[0.0] * 3, ambient=[0.0] * 3, castshadow=False)
+    ms.visual.headlight.ambient = [light.ambient] * 3
+    ms.visual.headlight.diffuse = ms.visual.headlight.specular = [0.0] * 3
 
     for cam in spec.cameras:
         right, up, _ = camera_axes(cam)
@@ -276,10 +284,11 @@ class MujocoArmBackend(Backend):
         return {"stepper": self._stepper, "drive": self.drive, "qpos": d.qpos.ctypes.data, "nq": self.model.nq,
                 "qvel": d.qvel.ctypes.data, "qpos_index": self._qadr.tolist(), "qvel_index": self._vadr.tolist()}
 
-    def render_qpos(self, camera: str, qpos: np.ndarray) -> np.ndarray:
+    def render_qpos(self, camera: str, qpos: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
         """Render the state `qpos` (a snapshot of the full qpos vector) without touching the stepped
-        mjData, so a camera thread can render while another thread steps the sim."""
+        mjData, so a camera thread can render while another thread steps the sim; `size` as in render."""
         cam = self.spec.camera(camera)
+        width, height = size or (cam.width, cam.height)
         if self._renderer is None:
             self._renderer = _OffscreenRenderer(self.model)
         if self._render_data is None:
@@ -289,7 +298,7 @@ class MujocoArmBackend(Backend):
         data.mocap_pos[:] = self.data.mocap_pos  # markers move only on reset
         mujoco.mj_kinematics(self.model, data)
         mujoco.mj_camlight(self.model, data)
-        return self._renderer.render(self.model, data, self.model.camera(camera).id, cam.width, cam.height)
+        return self._renderer.render(self.model, data, self.model.camera(camera).id, width, height)
 
     def close(self) -> None:
         if self._closed:

@@ -46,6 +46,7 @@ from robotlearn.sim.common import (
     make_drive,
     unknown_scene_keys,
 )
+from robotlearn.sim.fiducial_visuals import pybullet_fiducial_visual
 from robotlearn.sim.scene import scene_for
 
 GRAVITY = -9.81
@@ -159,10 +160,14 @@ class PybulletArmBackend(Backend):
         self._objects = {}
         for obj in s.objects:
             half = np.array(obj.size) / 2
+            visual, texture = (pybullet_fiducial_visual(pb, obj, c) if obj.fiducials is not None else
+                               (pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=obj.rgba,
+                                                     physicsClientId=c), None))
             body = pb.createMultiBody(
-                obj.mass, pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c),
-                pb.createVisualShape(pb.GEOM_BOX, halfExtents=half, rgbaColor=obj.rgba, physicsClientId=c),
+                obj.mass, pb.createCollisionShape(pb.GEOM_BOX, halfExtents=half, physicsClientId=c), visual,
                 basePosition=obj.pos, baseOrientation=_xyzw(obj.quat), physicsClientId=c)
+            if texture is not None:
+                pb.changeVisualShape(body, -1, textureUniqueId=texture, physicsClientId=c)
             # the object is the neutral element (1.0) of the product, so pairs take the other body's value
             pb.changeDynamics(body, -1, lateralFriction=1.0, spinningFriction=1.0, rollingFriction=0.0,
                               linearDamping=0.0, angularDamping=0.0, localInertiaDiagonal=obj.inertia.tolist(),
@@ -274,8 +279,12 @@ class PybulletArmBackend(Backend):
         near, far = self.scene.camera_clip
         view = pb.computeViewMatrix(pos.tolist(), (pos + forward).tolist(), up.tolist())
         proj = pb.computeProjectionMatrixFOV(cam.fovy_deg, width / height, near, far)
+        light = self.scene.lighting
         _, _, rgba, _, _ = pb.getCameraImage(width, height, view, proj, renderer=pb.ER_TINY_RENDERER,
-                                             flags=pb.ER_NO_SEGMENTATION_MASK, physicsClientId=self.client)
+                                             flags=pb.ER_NO_SEGMENTATION_MASK, lightDirection=list(light.direction),
+                                             lightColor=[1.0, 1.0, 1.0], lightAmbientCoeff=light.ambient,
+                                             lightDiffuseCoeff=light.diffuse, lightSpecularCoeff=0.0, shadow=0,
+                                             physicsClientId=self.client)
         return np.ascontiguousarray(np.reshape(rgba, (height, width, 4))[:, :, :3], dtype=np.uint8)
 
     def close(self) -> None:

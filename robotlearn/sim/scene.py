@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from robotlearn.perception.fiducials import FiducialLayout, layout_from_config
+
 
 @dataclass(frozen=True)
 class Box:
@@ -30,6 +32,8 @@ class SceneObject:
     pos: tuple[float, float, float]
     quat: tuple[float, float, float, float]  # wxyz
     rgba: tuple[float, float, float, float]
+    #: ArUco markers printed on its faces (what the real arm's camera perception tracks), if any
+    fiducials: FiducialLayout | None = None
 
     @property
     def inertia(self) -> np.ndarray:
@@ -49,6 +53,16 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Lighting:
+    """One directional light plus ambient, as both renderers compute it (PyBullet TinyRenderer's model:
+    colour x (ambient + diffuse x max(0, n . l)), no specular), so the sims' frames of one state match."""
+
+    direction: tuple[float, float, float] = (0.0, 0.0, 1.0)  # towards the light, world frame
+    ambient: float = 0.6
+    diffuse: float = 0.35
+
+
+@dataclass(frozen=True)
 class Scene:
     table: Box
     floor: Box
@@ -57,12 +71,26 @@ class Scene:
     cube_table_friction: tuple[float, float]  # (sliding, torsional) of the object-table pair
     cube_robot_friction: tuple[float, float]  # (sliding, torsional) of the object-robot pair
     camera_clip: tuple[float, float]
+    lighting: Lighting = Lighting()
 
 
 def _tuple(values, n: int, what: str, source: Path) -> tuple[float, ...]:
     if not isinstance(values, list) or len(values) != n:
         raise ValueError(f"{source}: {what} must be a list of {n} numbers, got {values!r}")
     return tuple(float(v) for v in values)
+
+
+def _lighting(data, source: Path) -> Lighting:
+    if data is None:
+        return Lighting()
+    unknown = set(data) - {"direction", "ambient", "diffuse"}
+    if unknown:
+        raise ValueError(f"{source}: lighting: unknown keys {sorted(unknown)}; known: direction, ambient, diffuse")
+    direction = np.array(_tuple(data.get("direction", [0.0, 0.0, 1.0]), 3, "lighting.direction", source))
+    if np.linalg.norm(direction) < 1e-9:
+        raise ValueError(f"{source}: lighting.direction must not be zero")
+    return Lighting(tuple(direction / np.linalg.norm(direction)), float(data.get("ambient", 0.6)),
+                    float(data.get("diffuse", 0.35)))
 
 
 def load_scene(path: str | Path) -> Scene:
@@ -75,7 +103,8 @@ def load_scene(path: str | Path) -> Scene:
         objects = tuple(
             SceneObject(name, _tuple(o["size"], 3, f"{name}.size", path), float(o["mass"]),
                         _tuple(o["pos"], 3, f"{name}.pos", path), _tuple(o["quat"], 4, f"{name}.quat", path),
-                        _tuple(o["rgba"], 4, f"{name}.rgba", path))
+                        _tuple(o["rgba"], 4, f"{name}.rgba", path),
+                        layout_from_config(name, o["size"], o["fiducials"]) if "fiducials" in o else None)
             for name, o in data["objects"].items())
         markers = tuple(
             Marker(name, float(m["radius"]), _tuple(m["pos"], 3, f"{name}.pos", path),
@@ -85,7 +114,8 @@ def load_scene(path: str | Path) -> Scene:
         return Scene(box["table"], box["floor"], objects, markers,
                      _tuple(fr["cube_table"], 2, "friction.cube_table", path),
                      _tuple(fr["cube_robot"], 2, "friction.cube_robot", path),
-                     _tuple(data["camera_clip"], 2, "camera_clip", path))
+                     _tuple(data["camera_clip"], 2, "camera_clip", path),
+                     _lighting(data.get("lighting"), path))
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc.args[0]!r}") from exc
 

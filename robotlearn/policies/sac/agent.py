@@ -26,9 +26,14 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 ObsSpec = dict[str, dict[str, Any]]  # key -> {"shape": [...], "dtype": "float32" | "uint8"}
 
 
-def obs_spec_from_space(space) -> ObsSpec:
-    """JSON-able description of a gymnasium Dict observation space."""
-    return {k: {"shape": list(s.shape), "dtype": str(s.dtype)} for k, s in space.spaces.items()}
+def obs_spec_from_space(space, keys: list[str] | None = None) -> ObsSpec:
+    """JSON-able description of a gymnasium Dict observation space (only `keys`, when given)."""
+    if keys is not None:
+        missing = sorted(set(keys) - set(space.spaces))
+        if missing:
+            raise ValueError(f"obs_keys {missing} are not observations of this env; it has {sorted(space.spaces)}")
+    return {k: {"shape": list(s.shape), "dtype": str(s.dtype)} for k, s in space.spaces.items()
+            if keys is None or k in keys}
 
 
 def is_image_key(key: str) -> bool:

@@ -17,6 +17,8 @@ class SACConfig(Strict):
     backend: str | None = "mujoco"
     env_overrides: list[str] = Field(default_factory=list, description="task config overrides, e.g. action_mode=ee_delta")
     cameras: list[str] = Field(default_factory=list)
+    obs_keys: list[str] | None = Field(None, description="observations the policy sees (None: all), e.g. proprio + "
+                                                          "images/scene without goal_pos for SAC from pixels")
     backend_options: dict[str, Any] = Field(default_factory=dict, description="the backend's options, e.g. port")
     num_envs: int = Field(1, ge=1)
     seed: int = 0

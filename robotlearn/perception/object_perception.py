@@ -1,0 +1,150 @@
+"""Object observations of a real robot from its camera: the `SceneOracle` a real backend asks for poses.
+
+`CameraObjectPerception` owns no thread: the backend calls `refresh()` once per control tick (and at
+reset), which runs the marker tracker on the camera's newest frame if it has not seen it yet. Between
+refreshes `object_pose` answers from memory, so every read within one step agrees.
+
+A marker that is not visible (occluded by the gripper, out of view, motion blur) is a defined state,
+never an error: the object keeps its last-seen pose and `info()` says how old it is. Before the first
+sighting after a reset, the pose is where the object was asked to be placed (the person or the
+emulator was told that pose), with ``seen: False``.
+
+`info()` is what the backend puts in ``info["perception"]``: per object whether it was seen in the
+newest frame, the age of its pose, the markers used, and (when a truth source exists, i.e. on the
+emulator) its position/orientation error; plus latency (frame arrival to estimate) and detection rate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from robotlearn.core.spec import RobotSpec
+from robotlearn.hardware.cameras.base import Camera, CameraError
+from robotlearn.perception.camera_model import CameraModel
+from robotlearn.perception.tracker import MarkerTracker, ObjectEstimate, rotation_angle
+from robotlearn.sim.scene import scene_for
+
+Pose = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class _Counters:
+    frames: int = 0
+    detections: int = 0
+    latency_sum: float = 0.0
+
+
+class CameraObjectPerception:
+    """Object poses from `camera` through `tracker`. `placer` puts objects where a reset asks (the
+    emulator's side channel, or a person prompted by the CLI); `truth` (emulator only) gives the
+    ground-truth pose, used for the error figures in `info()` and nothing else."""
+
+    def __init__(self, camera: Camera, tracker: MarkerTracker, default_poses: dict[str, Pose],
+                 placer: Callable[[dict[str, list[float]]], None] | None = None,
+                 truth: Callable[[str], Pose] | None = None, settle_frames: int = 2):
+        self.camera, self.tracker, self.placer, self.truth = camera, tracker, placer, truth
+        self._placed = {name: (np.asarray(p, float), np.asarray(q, float)) for name, (p, q) in default_poses.items()}
+        self._settle_frames = settle_frames
+        self._last_index = 0
+        self._min_index = 0  # frames before this were captured before the last placement
+        self._seen_now: dict[str, ObjectEstimate] = {}
+        self._latency = 0.0
+        self._reset_time = time.monotonic()
+        self.counters = _Counters()
+
+    @property
+    def objects(self) -> list[str]:
+        return list(self.tracker.layouts)
+
+    # -- SceneOracle ---------------------------------------------------------------------------
+    def place(self, scene: dict[str, list[float]]) -> None:
+        """Have the objects put at the reset's poses; forget estimates from before."""
+        if self.placer is not None:
+            self.placer(scene)
+        for name in self.objects:
+            pos, quat = self._placed[name]
+            self._placed[name] = (np.asarray(scene.get(f"object/{name}/pos", pos), float),
+                                  np.asarray(scene.get(f"object/{name}/quat", quat), float))
+        self.tracker.last.clear()
+        self.tracker.rejected.clear()
+        self._seen_now = {}
+        self._reset_time = time.monotonic()
+        self._min_index = self._newest_index() + self._settle_frames
+        self.counters = _Counters()
+
+    def object_pose(self, name: str) -> Pose:
+        if name not in self.tracker.layouts:
+            raise KeyError(f"perception: no marker layout for object {name!r}; tracked: {self.objects}")
+        est = self.tracker.last.get(name)
+        if est is None:
+            pos, quat = self._placed[name]
+            return pos.copy(), quat.copy()
+        return est.pos.copy(), est.quat.copy()
+
+    # -- per tick ------------------------------------------------------------------------------
+    def _newest_index(self) -> int:
+        try:
+            return self.camera.latest(max_age_s=float("inf")).index
+        except CameraError:
+            return self._last_index
+
+    def refresh(self, wait_s: float = 0.0) -> bool:
+        """Process the newest frame if it is new (waiting up to `wait_s` for one taken after the last
+        placement). True if a frame was processed; a stale or missing frame just keeps the last poses."""
+        try:
+            frame = self.camera.latest(max_age_s=float("inf"))
+            deadline = time.monotonic() + wait_s
+            while frame.index < self._min_index and time.monotonic() < deadline:
+                frame = self.camera.wait_newer(frame.index, max(1e-3, deadline - time.monotonic()))
+        except CameraError:
+            return False
+        if frame.index <= self._last_index or frame.index < self._min_index:
+            return False
+        self._last_index = frame.index
+        self._seen_now = self.tracker.update(frame.image, frame.host_time)
+        self._latency = time.monotonic() - frame.host_time
+        self.counters.frames += 1
+        self.counters.detections += bool(self._seen_now)
+        self.counters.latency_sum += self._latency
+        return True
+
+    def info(self) -> dict[str, float | int | bool]:
+        """Flat numbers for ``info["perception"]`` (see the module docstring)."""
+        now = time.monotonic()
+        c = self.counters
+        out: dict[str, float | int | bool] = {
+            "frames": c.frames, "detection_rate": c.detections / c.frames if c.frames else 0.0,
+            "latency_s": self._latency, "mean_latency_s": c.latency_sum / c.frames if c.frames else 0.0}
+        for name in self.objects:
+            est = self.tracker.last.get(name)
+            out[f"{name}/visible"] = name in self._seen_now
+            out[f"{name}/seen"] = est is not None
+            out[f"{name}/age_s"] = now - est.time if est is not None else now - self._reset_time
+            out[f"{name}/markers"] = est.markers if name in self._seen_now else 0
+            out[f"{name}/on_support"] = bool(est is not None and est.on_support)
+            out[f"{name}/rejected"] = self.tracker.rejected.get(name, 0)
+            if self.truth is not None:
+                pos, quat = self.object_pose(name)
+                true_pos, true_quat = self.truth(name)
+                out[f"{name}/pos_error_m"] = float(np.linalg.norm(pos - true_pos))
+                out[f"{name}/rot_error_deg"] = float(np.degrees(rotation_angle(quat, true_quat)))
+        return out
+
+
+def build_perception(spec: RobotSpec, camera: Camera, calibration_file: str | None = None,
+                     placer: Callable[[dict[str, list[float]]], None] | None = None,
+                     truth: Callable[[str], Pose] | None = None) -> CameraObjectPerception:
+    """Perception of the robot's marker-carrying scene objects (scene.yaml ``fiducials``) through `camera`,
+    a fixed camera of `spec`, with the spec's pinhole or a `robotlearn calibrate camera` file."""
+    spec_camera = spec.camera(camera.name)
+    model = CameraModel.load(calibration_file, spec_camera) if calibration_file else CameraModel.from_spec(spec_camera)
+    objects = [o for o in scene_for(spec.description).objects if o.fiducials is not None]
+    if not objects:
+        raise ValueError(f"{spec.name}: no scene object carries fiducial markers (scene.yaml 'fiducials')")
+    tracker = MarkerTracker(model, [o.fiducials for o in objects], support_height=spec.params.get("table_height", 0.0))
+    return CameraObjectPerception(camera, tracker, {o.name: (np.array(o.pos), np.array(o.quat)) for o in objects},
+                                  placer=placer, truth=truth)

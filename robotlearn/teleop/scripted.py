@@ -88,14 +88,15 @@ class StackExpert:
     usable as the correction operator of RaC (robotlearn/correction/). Per sub-task: rise clear, go above
     the cube, descend, close; carry above the stack at `carry` height, descend, open."""
 
-    def __init__(self, env, hover: float = 0.06, carry: float = 0.05, reach_tol: float = 0.008):
+    def __init__(self, env, hover: float = 0.06, carry: float = 0.05, reach_tol: float = 0.008, settle: int = 2):
         self.robot = env.unwrapped.robot
         self.backend = env.unwrapped.backend
         self.task = env.unwrapped.task
-        self.hover, self.carry, self.reach_tol = hover, carry, reach_tol
+        self.hover, self.carry, self.reach_tol, self.settle = hover, carry, reach_tol, settle
+        self._squeezed = 0  # steps the fingers have been closed on the cube (the only state; it restarts at 0)
 
     def reset(self, obs: dict) -> None:
-        pass
+        self._squeezed = 0
 
     def act(self, obs: dict) -> np.ndarray:
         from robotlearn.tasks.stack import DONE, PAIRS
@@ -120,18 +121,24 @@ class StackExpert:
         return max(float(obs[f"{k}_pos"][2]) for k in KEYS if k != skip) + self.hover
 
     def _pick(self, obs: dict, ee: np.ndarray, cube: np.ndarray, key: str) -> tuple[np.ndarray, float, float]:
+        from robotlearn.tasks.stack import GRIP_HOLD
+
         yaw = cube_yaw(obs[f"{key}_quat"])
         opening = float(obs["gripper"][0])
         at_cube = np.linalg.norm(ee - (cube + [0, 0, 0.002])) < 1.5 * self.reach_tol
         if at_cube or self.task.gripping(obs, key):
-            # close; once the fingers are on the cube, lift it (the task then says "place")
-            lift = opening < 0.8 and self.task.gripping(obs, key)
-            return (cube + [0, 0, 0.03]) if lift else cube + [0, 0, 0.002], CLOSED, yaw
-        if opening < 0.95:  # closed on nothing (a missed or lost grasp): open where we are, a bit higher
+            # close; once the fingers have held the cube for `settle` steps, lift it (the task then says "place")
+            squeezed = opening < 0.8 and self.task.gripping(obs, key)
+            self._squeezed = self._squeezed + 1 if squeezed else 0
+            if self._squeezed >= self.settle:
+                return np.array([cube[0], cube[1], self.task.half + self.hover]), CLOSED, yaw
+            return cube + [0, 0, 0.002], CLOSED, yaw
+        self._squeezed = 0
+        if opening < GRIP_HOLD:  # closed on nothing (a missed or lost grasp): open where we are, a bit higher
             return ee + [0, 0, 0.01], OPEN, self.robot.ee_goal[1]
         travel_z = max(self._travel_z(obs), cube[2] + self.hover)
         xy_err = np.linalg.norm(ee[:2] - cube[:2])
-        if xy_err > 0.01:
+        if xy_err > 0.006:
             if ee[2] < travel_z - 0.015 and xy_err > 0.02:  # rise clear (no turning) before travelling
                 return np.array([ee[0], ee[1], travel_z]), OPEN, self.robot.ee_goal[1]
             return np.array([cube[0], cube[1], travel_z]), OPEN, yaw

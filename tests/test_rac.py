@@ -65,7 +65,7 @@ def test_arm_stack_expert_stacks_and_takes_over_from_mid_task_states(backend):
             assert term and info["subtask_id"] == 4
             assert {0, 1, 2, 3} <= set(seen)
             if disturbed:
-                assert any(a == 1 and b == 0 for a, b in zip(seen, seen[1:])), seen  # it lost B and re-picked it
+                assert any(a == 1 and b == 0 for a, b in zip(seen, seen[1:], strict=False)), seen  # it lost B and re-picked it
     finally:
         env.close()
 

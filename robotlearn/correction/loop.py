@@ -174,13 +174,28 @@ def train_policy(dataset: str | Path, out: str | Path, steps: int, init_from: st
     return Path(out)
 
 
-def evaluate(env, checkpoint: str | Path, episodes: int, seed: int, progress: str | None = "eval") -> float:
-    """Success rate of the policy alone (no operator)."""
-    rollout = Rollout(env, PolicySource(load_policy(checkpoint)), [], realtime=None)
+def evaluate(env, checkpoint: str | Path, episodes: int, seed: int, progress: str | None = "eval",
+             ) -> tuple[float, float]:
+    """(success rate, mean number of sub-tasks completed) of the policy alone (no operator). The second
+    tells rounds apart while full successes of a small-budget policy are still rare."""
+    from robotlearn.rollout import CallbackSink
+
+    reached: list[int] = []
+    best = [0]
+
+    def on_step(tr) -> None:
+        best[0] = max(best[0], int(tr.info.get("subtask_id", 0)))
+
+    def on_end(stats: EpisodeStats) -> None:
+        reached.append(best[0])
+        best[0] = 0
+
+    rollout = Rollout(env, PolicySource(load_policy(checkpoint)), [CallbackSink(on_step, on_end)], realtime=None)
     try:
-        return rollout.run(episodes, seed=seed, progress=progress).success_rate
+        rate = rollout.run(episodes, seed=seed, progress=progress).success_rate
     finally:
         rollout.close()
+    return rate, float(np.mean(reached)) if reached else 0.0
 
 
 @dataclass
@@ -202,30 +217,45 @@ class RunConfig:
     demos_per_round: list[int] | None = None  # mode "demos": demos added in each round (equal operator time)
 
 
-def run(cfg: RunConfig, out: str | Path, log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
-    """Round 0 on `cfg.demos` demos, then `cfg.rounds` rounds; writes and returns rac.json's content.
-
-    mode "demos" is the baseline that spends each round's operator time (that of the matching RaC round,
-    or `episodes_per_round` demos' worth) on more full demos instead."""
-    from tqdm import tqdm
-
+def round_zero(cfg: RunConfig, out: str | Path, log: Callable[[str], None] = print,
+               progress: bool = True) -> dict[str, Any]:
+    """Round 0: `cfg.demos` full demos into out/dataset, train out/round-0, evaluate; returns rac.json's content."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recipe = EnvRecipe.from_dict(cfg.env)
-    dataset = out / "dataset"
     env = recipe.make()
-    results: dict[str, Any] = {"config": asdict(cfg), "rounds": []}
-    bar = tqdm(total=cfg.rounds + 1, desc=f"rac {cfg.mode}", unit="round", disable=not progress, leave=False)
+    show = (lambda name: name) if progress else (lambda name: None)
     try:
-        show = (lambda name: name) if progress else (lambda name: None)
-        demo_s = collect_demos(env, recipe, dataset, cfg.demos, cfg.seed * 100_000, show("demos"))
-        ckpt = train_policy(dataset, out / "round-0", cfg.train_steps, seed=cfg.seed, config=cfg.config, log=log,
-                                overrides=cfg.train_overrides)
-        rate = evaluate(env, ckpt, cfg.eval_episodes, 1_000_000 + cfg.seed * 1000, show("eval"))
-        operator_s = demo_s
-        results["rounds"].append({"round": 0, "operator_s": operator_s, "success": rate, "demo_s": demo_s})
-        log(f"round 0: {cfg.demos} demos ({demo_s:.0f} operator s), success {rate:.2f}")
-        bar.update(1)
+        demo_s = collect_demos(env, recipe, out / "dataset", cfg.demos, cfg.seed * 100_000, show("demos"))
+        ckpt = train_policy(out / "dataset", out / "round-0", cfg.train_steps, seed=cfg.seed, config=cfg.config,
+                            log=log, overrides=cfg.train_overrides)
+        rate, subtasks = evaluate(env, ckpt, cfg.eval_episodes, 1_000_000 + cfg.seed * 1000, show("eval"))
+    finally:
+        env.close()
+    log(f"round 0: {cfg.demos} demos ({demo_s:.0f} operator s), success {rate:.2f}, sub-tasks {subtasks:.2f}")
+    results = {"config": asdict(cfg), "rounds": [{"round": 0, "operator_s": demo_s, "success": rate,
+                                                   "subtasks": subtasks, "demo_s": demo_s, "episodes": cfg.demos}]}
+    (out / RESULTS).write_text(json.dumps(results, indent=1))
+    return results
+
+
+def later_rounds(cfg: RunConfig, out: str | Path, results: dict[str, Any], log: Callable[[str], None] = print,
+                 progress: bool = True) -> dict[str, Any]:
+    """Rounds 1..cfg.rounds on top of out/dataset and out/round-0 (from `round_zero`, possibly copied).
+
+    mode "demos" is the baseline that spends each round's operator time on more full demos instead
+    (`demos_per_round`, e.g. matched to a RaC run's operator seconds)."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    recipe = EnvRecipe.from_dict(cfg.env)
+    dataset, ckpt = out / "dataset", out / "round-0"
+    results = {**results, "config": asdict(cfg), "rounds": list(results["rounds"][:1])}
+    operator_s = results["rounds"][0]["operator_s"]
+    show = (lambda name: name) if progress else (lambda name: None)
+    env = recipe.make()
+    bar = tqdm(total=cfg.rounds, desc=f"rac {cfg.mode}", unit="round", disable=not progress, leave=False)
+    try:
         for k in range(1, cfg.rounds + 1):
             seed = cfg.seed * 100_000 + 10_000 * k
             if cfg.mode == "demos":
@@ -236,18 +266,21 @@ def run(cfg: RunConfig, out: str | Path, log: Callable[[str], None] = print, pro
                 stats = collect_round(env, recipe, dataset, ckpt, cfg.episodes_per_round, seed, cfg.mode,
                                       cfg.rewind, progress=show("collect"))
             ckpt = train_policy(dataset, out / f"round-{k}", cfg.finetune_steps, init_from=ckpt,
-                                seed=cfg.seed + k, config=cfg.config, log=log,
-                                overrides=cfg.train_overrides)
-            rate = evaluate(env, ckpt, cfg.eval_episodes, 1_000_000 + cfg.seed * 1000, show("eval"))
+                                seed=cfg.seed + k, config=cfg.config, log=log, overrides=cfg.train_overrides)
+            rate, subtasks = evaluate(env, ckpt, cfg.eval_episodes, 1_000_000 + cfg.seed * 1000, show("eval"))
             operator_s += stats.operator_s
             results["rounds"].append({**asdict(stats), "round": k, "round_operator_s": stats.operator_s,
-                                      "operator_s": operator_s, "success": rate})
-            log(f"round {k}: +{stats.operator_s:.0f} operator s (total {operator_s:.0f}), success {rate:.2f}, "
-                f"terminations {stats.terminations}")
+                                      "operator_s": operator_s, "success": rate, "subtasks": subtasks})
+            log(f"round {k} ({cfg.mode}): +{stats.operator_s:.0f} operator s (total {operator_s:.0f}), "
+                f"success {rate:.2f}, sub-tasks {subtasks:.2f}, terminations {stats.terminations}")
             (out / RESULTS).write_text(json.dumps(results, indent=1))
             bar.update(1)
     finally:
         bar.close()
         env.close()
-    (out / RESULTS).write_text(json.dumps(results, indent=1))
     return results
+
+
+def run(cfg: RunConfig, out: str | Path, log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """The whole loop: `round_zero`, then `later_rounds`; writes and returns rac.json's content."""
+    return later_rounds(cfg, out, round_zero(cfg, out, log, progress), log, progress)

@@ -340,3 +340,67 @@ def test_rac_run_on_the_emulated_real_arm_completes_a_round(emulator, tmp_path):
     assert [r["round"] for r in results["rounds"]] == [0, 1]
     assert results["config"]["env"]["backend"] == "real"
     assert results["rounds"][1]["episodes"] == 1
+
+
+def test_leader_arm_clutch_is_relative_to_where_it_engaged(tmp_path):
+    """Leader = an emulated servo-bus arm held by the emulator's 'person' in a pose far from the follower's;
+    the clutch is a key on a terminal. Engaging must not yank the follower to the leader's pose; moving the
+    leader afterwards moves the follower by the same joint offset from where the clutch engaged."""
+    from robotlearn.correction.clutch import ClutchOperator
+    from robotlearn.emulators.arm import ArmEmulator
+    from robotlearn.emulators.reality_gap import load_reality_gap
+    from robotlearn.hardware.calibration import load_hardware_config
+    from robotlearn.hardware.scene_oracle import read_emulator_info, side_channel_request
+    from robotlearn.teleop.keyboard import KeyboardDevice
+    from robotlearn.teleop.leader_arm import LeaderArmDevice
+
+    emu = ArmEmulator(load_hardware_config("arm6_emulated"), tmp_path / "leader",
+                      gap=load_reality_gap("reality_gap_none"), cameras=()).start()
+    address = tuple(read_emulator_info(emu.link)["side_channel"])
+    env = gym.make("robotlearn/ArmStack-v0", backend="mujoco")
+    master, slave = os.openpty()
+    operator = None
+
+    def hold(pose, device):
+        side_channel_request(address, {"op": "hold", "joint_pos": list(pose)})
+        deadline, prev = time.monotonic() + 20, device.read_joints()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            q = device.read_joints()
+            if np.abs(q - prev).max() < 2e-3:
+                return q
+            prev = q
+        raise AssertionError("the held leader did not settle")
+
+    try:
+        leader = LeaderArmDevice(env, port=str(emu.link), config="arm6_emulated", timeout_ms=100)
+        operator = ClutchOperator(env, leader, KeyboardDevice(env, fd=slave))
+        p0 = np.array([0.3, 0.5, 0.4, 0.0, 1.0, 0.2, 0.03, 0.03])
+        q0 = hold(p0, leader)
+        obs, _ = env.reset(seed=0)
+        assert not operator.engage(obs)
+        os.write(master, b"c")
+        obs = dict(obs)
+        assert operator.engage(obs)
+        operator.anchor(obs)
+        start_q, start_ee = obs["joint_pos"].astype(np.float64), obs["ee_pos"].astype(np.float64)
+        kin, n = env.unwrapped.robot.kin, env.unwrapped.robot.n_arm
+        absolute, _ = kin.forward(q0[:n])
+        assert np.linalg.norm(absolute - start_ee) > 0.05  # an absolute mapping would jump this far
+        for _ in range(5):
+            obs = env.step(operator.act(obs))[0]
+        assert np.linalg.norm(obs["ee_pos"] - start_ee) < 0.015  # engaging does not move the follower
+        delta = np.zeros(8)
+        delta[0] = 0.25  # the person turns the leader's base
+        q1 = hold(p0 + delta, leader)
+        expected, _ = kin.forward(start_q + (q1 - q0)[:n])
+        for _ in range(25):
+            obs = env.step(operator.act(obs))[0]
+        assert np.linalg.norm(obs["ee_pos"] - expected) < 0.02
+    finally:
+        if operator is not None:
+            operator.close()
+        os.close(master)
+        os.close(slave)
+        env.close()
+        emu.close()

@@ -110,7 +110,8 @@ def test_rule2_ends_after_the_correction_and_continue_hands_back(tmp_path):
             assert sub[first] == 1 and operator.reasons.get("stall", 0) >= 1
             if mode == "rac":
                 # Rule 2: the episode ends right after the correction completed sub-task 1
-                assert stats.outcome == "save" and src[-1] == "correction" and sub[-1] == 2
+                began = sub[int(np.flatnonzero(src == "correction")[0])]
+                assert stats.outcome == "save" and src[-1] == "correction" and sub[-1] == began + 1
                 assert episode_info(demos, 0)["termination"] == "correction_done"
             else:
                 # continue: the policy drives again after the correction (and here stalls again: a new intervention)

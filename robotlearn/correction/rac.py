@@ -129,6 +129,8 @@ class RaCSource(ActionSource):
                 self.path.truncate(self._rewinder.target + 1)
                 self.phase = CORRECTION
                 self.operator.anchor(obs)
+                # the correction completes the sub-task the scene is in now (a rewind may have undone a grasp)
+                self.engaged_subtask = subtask
             return self._emit(action, REWIND, subtask, obs, record=False)
         if self.phase == CORRECTION:
             self._correction_steps += 1

@@ -115,7 +115,8 @@ def demo_distribution(env, dataset: str | Path) -> DemoStateDistribution | None:
 
 def collect_round(env, recipe: EnvRecipe, dataset: str | Path, checkpoint: str | Path, episodes: int, seed: int,
                   mode: str = "rac", rewind: bool = True, operator: Any = None,
-                  progress: str | None = "collect") -> RoundStats:
+                  progress: str | None = "collect", rewind_speed: float = 0.5,
+                  rewind_max_s: float = 4.0) -> RoundStats:
     """One round: `episodes` policy rollouts with the operator intervening, recorded into `dataset`."""
     operator = operator if operator is not None else make_operator("simulated", env, dataset, rewind=rewind)
     dist = getattr(operator, "distribution", None)
@@ -125,10 +126,10 @@ def collect_round(env, recipe: EnvRecipe, dataset: str | Path, checkpoint: str |
         hz = float(env.unwrapped.backend.spec.control_hz)
 
         def auto(path, obs):
-            return in_distribution_target(path, obs, task, dist, min_back=3, max_back=int(4 * hz))
+            return in_distribution_target(path, obs, task, dist, min_back=3, max_back=int(rewind_max_s * hz))
 
     source = RaCSource(env, PolicySource(load_policy(checkpoint)), operator, mode=mode, rewind=rewind,
-                       auto_target=auto)
+                       rewind_speed=rewind_speed, auto_target=auto)
     sink = RaCRecorderSink(rac_recorder(dataset, env, recipe.to_dict()), TASK_TEXT, source)
     terminations: Counter = Counter()
     per_episode: list[tuple[str, int]] = []
@@ -211,6 +212,8 @@ class RunConfig:
     eval_episodes: int = 50
     mode: str = "rac"                    # rac | continue | demos (more full demos instead of interventions)
     rewind: bool = True
+    rewind_speed: float = 0.5            # assisted rewind speed, fraction of the action scale
+    rewind_max_s: float = 4.0            # how far back the in-distribution search may go
     seed: int = 0
     config: str = "diffusion_rac"
     train_overrides: list[str] = field(default_factory=list)   # diffusion config key=value (e.g. train.batch_size=32)
@@ -264,7 +267,8 @@ def later_rounds(cfg: RunConfig, out: str | Path, results: dict[str, Any], log: 
                 stats = RoundStats(episodes=n, operator_s=spent)
             else:
                 stats = collect_round(env, recipe, dataset, ckpt, cfg.episodes_per_round, seed, cfg.mode,
-                                      cfg.rewind, progress=show("collect"))
+                                      cfg.rewind, progress=show("collect"), rewind_speed=cfg.rewind_speed,
+                                      rewind_max_s=cfg.rewind_max_s)
             ckpt = train_policy(dataset, out / f"round-{k}", cfg.finetune_steps, init_from=ckpt,
                                 seed=cfg.seed + k, config=cfg.config, log=log, overrides=cfg.train_overrides)
             rate, subtasks = evaluate(env, ckpt, cfg.eval_episodes, 1_000_000 + cfg.seed * 1000, show("eval"))

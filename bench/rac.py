@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rewind-speed", type=float, default=0.5, help="RaC's assisted rewind speed (0, 1]")
-    parser.add_argument("--rewind-max-s", type=float, default=4.0, help="how far back RaC's rewind may go")
+    parser.add_argument("--rewind-speed", type=float, default=1.0, help="RaC's assisted rewind speed (0, 1]")
+    parser.add_argument("--rewind-max-s", type=float, default=1.5, help="how far back RaC's rewind may go")
     parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                         help="task config override, e.g. max_episode_steps=100")
     args = parser.parse_args()

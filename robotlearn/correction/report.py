@@ -1,4 +1,5 @@
-"""`robotlearn rac report`: success vs round and vs operator minutes, one line per run (RaC and baselines)."""
+"""`robotlearn rac report`: success (and sub-tasks completed) vs round and vs operator minutes, one line per run
+(RaC and its baselines). Sub-tasks tell rounds apart while full successes of a small-budget policy are rare."""
 
 from __future__ import annotations
 
@@ -27,17 +28,24 @@ def plot_runs(runs: list[Path], out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (by_round, by_time) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for run in runs:
         data = load_results(run)
         rounds = data["rounds"]
         cfg = data.get("config", {})
         label = f"{run.name} ({cfg.get('mode', '?')}{'' if cfg.get('rewind', True) else ', no rewind'})"
-        by_round.plot([r["round"] for r in rounds], [r["success"] for r in rounds], "o-", label=label)
-        by_time.plot([r["operator_s"] / 60 for r in rounds], [r["success"] for r in rounds], "o-", label=label)
-    by_round.set(xlabel="round", ylabel="success rate", ylim=(-0.02, 1.02), title="success vs round")
-    by_time.set(xlabel="operator minutes", ylabel="success rate", ylim=(-0.02, 1.02), title="success vs operator time")
-    by_round.legend(fontsize=7)
+        x_round = [r["round"] for r in rounds]
+        x_min = [r["operator_s"] / 60 for r in rounds]
+        for row, key in enumerate(("success", "subtasks")):
+            y = [r.get(key, 0.0) for r in rounds]
+            axes[row, 0].plot(x_round, y, "o-", label=label)
+            axes[row, 1].plot(x_min, y, "o-", label=label)
+    for row, (name, top) in enumerate((("success rate", 1.02), ("sub-tasks completed (of 4)", 4.05))):
+        axes[row, 0].set(xlabel="round", ylabel=name, ylim=(-0.02, top))
+        axes[row, 1].set(xlabel="operator minutes", ylabel=name, ylim=(-0.02, top))
+    axes[0, 0].set_title("vs round")
+    axes[0, 1].set_title("vs operator time")
+    axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -23,6 +23,7 @@ from robotlearn.robots import make_robot_model
 ENV_TASK_CONFIGS: dict[str, str] = {
     "ArmReach-v0": "arm_reach",
     "ArmPickPlace-v0": "arm_pick_place",
+    "ArmStack-v0": "arm_stack",
     "QuadHover-v0": "quad_hover",
     "QuadTrack-v0": "quad_track",
 }
@@ -31,6 +32,7 @@ ENV_TASK_CONFIGS: dict[str, str] = {
 TASKS: dict[str, str] = {
     "arm_reach": "robotlearn.tasks.reach:ArmReach",
     "arm_pick_place": "robotlearn.tasks.pick_place:ArmPickPlace",
+    "arm_stack": "robotlearn.tasks.stack:ArmStack",
     "quad_hover": "robotlearn.tasks.hover:QuadHover",
     "quad_track": "robotlearn.tasks.track:QuadTrack",
 }

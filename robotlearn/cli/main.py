@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("robotlearn.cli.train", "train a policy (sac, diffusion); checkpoints, eval, --resume"),
     "eval": ("robotlearn.cli.eval", "evaluate a checkpoint on any backend: success rate, returns, video"),
     "deploy": ("robotlearn.cli.deploy", "run a checkpoint on the robot (backend real), record the rollout"),
+    "rac": ("robotlearn.cli.rac", "RaC: collect recoveries + corrections with a clutch, fine-tune, run rounds, report"),
     "sysid": ("robotlearn.cli.sysid", "system identification: collect excitation data, fit a calib.yaml, report"),
     "quickstart": ("robotlearn.cli.quickstart", "main job: train SAC in MuJoCo, eval on PyBullet, deploy to emulated arm"),
 }

@@ -61,6 +61,7 @@ EXTENSIONS: dict[str, dict[str, str]] = {
     "episode_columns": {
         "success": "whether the episode's last frame was a success",
         "robotlearn/loop_stats": "JSON of the backend's info['loop_stats'] at the episode's end (null if none)",
+        "robotlearn/episode": "JSON of facts the recorder's caller gave (RaC: termination reason; null if none)",
     },
     "info": {
         "env_recipe": "JSON recipe that rebuilds the env the data was recorded on",

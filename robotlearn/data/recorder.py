@@ -54,8 +54,11 @@ STOP_ENV = "ROBOTLEARN_RECORDER_STOP_AT"
 
 
 def features_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.spaces.Box,
-                         fps: float) -> dict[str, dict[str, Any]]:
-    """LeRobot feature descriptions for an env's spaces (every Box obs key, images as videos)."""
+                         fps: float, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """LeRobot feature descriptions for an env's spaces (every Box obs key, images as videos).
+
+    `extra`: more per-step columns (e.g. RaC's intervention_id / subtask_id), given to `add_frame(extras=)`.
+    """
     feats: dict[str, dict[str, Any]] = {}
     for key, space in observation_space.spaces.items():
         if not isinstance(space, gym.spaces.Box):
@@ -74,6 +77,10 @@ def features_from_spaces(observation_space: gym.spaces.Dict, action_space: gym.s
     feats["next.success"] = {"dtype": "bool", "shape": [1], "names": None}
     feats["source"] = {"dtype": "string", "shape": [1], "names": list(SOURCES)}
     feats["clock"] = {"dtype": "float64", "shape": [1], "names": None}
+    for key, feat in (extra or {}).items():
+        if key in feats or key in DEFAULT_FEATURES or key.startswith("observation."):
+            raise DatasetError(f"extra feature {key!r} clashes with a built-in feature")
+        feats[key] = feat
     return {**feats, **DEFAULT_FEATURES}
 
 
@@ -160,10 +167,10 @@ class EpisodeRecorder:
 
     @classmethod
     def for_env(cls, root: str | Path, env: gym.Env, robot_type: str = "", env_recipe: dict[str, Any] | None = None,
-                **kwargs: Any) -> EpisodeRecorder:
+                extra_features: dict[str, dict[str, Any]] | None = None, **kwargs: Any) -> EpisodeRecorder:
         """A recorder for `env`'s spaces; robot_type and the env recipe default to what the env says."""
         fps = float(env.metadata.get("render_fps") or 10.0)
-        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps),
+        return cls(root, fps, features_from_spaces(env.observation_space, env.action_space, fps, extra_features),
                    robot_type or env.unwrapped.backend.spec.name,
                    env_recipe if env_recipe is not None else recipe_from_env(env), **kwargs)
 
@@ -203,10 +210,12 @@ class EpisodeRecorder:
         return self._writers[key]
 
     def add_frame(self, obs: dict[str, np.ndarray], action: np.ndarray, reward: float = 0.0, done: bool = False,
-                  success: bool = False, source: str = "human", timestamp: float | None = None) -> None:
+                  success: bool = False, source: str = "human", timestamp: float | None = None,
+                  extras: dict[str, Any] | None = None) -> None:
         """Record one step: the observation the action was chosen from, the action, and what followed.
 
         timestamp: the backend clock when `obs` was taken (the env's info["timestamp"]), stored as `clock`.
+        extras: values of the dataset's extra per-step features (see `features_from_spaces(extra=)`).
         """
         if self._frames is None:
             raise RuntimeError("start_episode() before add_frame()")
@@ -237,6 +246,13 @@ class EpisodeRecorder:
             raise KeyError(f"observation lacks {missing[0]!r}, a feature of {self.root}")
         frame.update({"next.reward": float(reward), "next.done": bool(done), "next.success": bool(success),
                       "source": source, "clock": math.nan if timestamp is None else float(timestamp)})
+        for key, value in (extras or {}).items():
+            if key not in feats or key in frame or key in DEFAULT_FEATURES:
+                raise KeyError(f"{key!r} is not an extra feature of {self.root}")
+            frame[key] = value
+        absent = [k for k in feats if k not in frame and k not in DEFAULT_FEATURES and feats[k]["dtype"] != "video"]
+        if absent:
+            raise KeyError(f"frame lacks {absent[0]!r}, a feature of {self.root} (pass it in extras=)")
         self._frames.append(frame)
         self._maybe_stop("frame", len(self._frames) - 1)
 
@@ -292,8 +308,9 @@ class EpisodeRecorder:
             stats[key] = feature_stats(np.stack(samples))
         return stats
 
-    def save_episode(self, loop_stats: dict[str, Any] | None = None) -> int:
-        """Commit the current episode; returns its index. loop_stats: the backend's info["loop_stats"] at its end."""
+    def save_episode(self, loop_stats: dict[str, Any] | None = None, episode_info: dict[str, Any] | None = None) -> int:
+        """Commit the current episode; returns its index. loop_stats: the backend's info["loop_stats"] at its end;
+        episode_info: JSON-able facts about the episode (e.g. RaC's termination reason), in its index row."""
         frames = self._frames
         if frames is None or not frames:
             raise RuntimeError("no frames to save; call start_episode() and add_frame() first")
@@ -301,13 +318,13 @@ class EpisodeRecorder:
         table = self._episode_table(frames)
         segments = {key: self.segment_path(key) for key in self.meta.video_keys}
         ep = self.commit_episode(table, self._task, segments, self._frame_stats(table),
-                                 bool(frames[-1]["next.success"]), loop_stats)
+                                 bool(frames[-1]["next.success"]), loop_stats, episode_info)
         self._frames = None
         return ep
 
     def commit_episode(self, table: pa.Table, task: str, segments: dict[str, Path],
                        stats: dict[str, dict[str, np.ndarray]], success: bool,
-                       loop_stats: dict[str, Any] | None = None) -> int:
+                       loop_stats: dict[str, Any] | None = None, episode_info: dict[str, Any] | None = None) -> int:
         """Commit one episode given as a frame table (every non-video feature) and one mp4 segment per camera
         (moved into the dataset). episode_index, index and task_index are (re)numbered here."""
         meta, info = self.meta, dict(self.meta.info)
@@ -339,6 +356,7 @@ class EpisodeRecorder:
             row.update(self._stage_video(commit, key, segments[key], n))
         row["success"] = bool(success)
         row["robotlearn/loop_stats"] = json.dumps(loop_stats) if loop_stats is not None else None
+        row["robotlearn/episode"] = json.dumps(episode_info) if episode_info is not None else None
         for feat, s in stats.items():
             for name, value in s.items():
                 row[f"stats/{feat}/{name}"] = np.asarray(value, dtype=np.float64).reshape(-1).tolist()
@@ -390,7 +408,8 @@ class EpisodeRecorder:
         rows = [r for r in self.meta.episodes
                 if (r["meta/episodes/chunk_index"], r["meta/episodes/file_index"]) == (chunk, file)] if append else []
         schema = pa.Table.from_pylist([row]).schema
-        schema = schema.set(schema.get_field_index("robotlearn/loop_stats"), pa.field("robotlearn/loop_stats", pa.string()))
+        for name in ("robotlearn/loop_stats", "robotlearn/episode"):
+            schema = schema.set(schema.get_field_index(name), pa.field(name, pa.string()))
         pq.write_table(pa.Table.from_pylist(rows + [row], schema=schema), commit.stage(path_of(chunk, file)),
                        write_page_checksum=True)
 

@@ -71,3 +71,14 @@ class QuadTrackParams(QuadGoalParams):
     center: Vec3 = (0.0, 0.0, 1.0)             # m, world
     size: Vec3 = (1.0, 0.5, 0.0)               # m: x, y amplitudes
     period: Positive = 8.0                     # s
+
+
+class ArmStackParams(Strict):
+    cube_half: Positive = 0.02                 # m, half edge of the cubes
+    cube_low: tuple[float, float] = (0.20, -0.15)
+    cube_high: tuple[float, float] = (0.32, 0.15)
+    min_separation: Positive = 0.08            # m between any two cubes at the start
+    max_cube_yaw: NonNegative = 0.4            # rad
+    stack_tolerance: Positive = 0.015          # m, horizontal offset of a cube from the one below it
+    start_jitter: NonNegative = 0.05           # rad
+    n_arm: int = Field(6, gt=0)

@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-# Events a device can raise for the loop: end the episode and keep it / drop it, or stop the session.
-EVENTS = ("save", "discard", "quit")
+# Events a device can raise for the loop: end the episode and keep it / drop it, or stop the session;
+# "rewind" asks RaC's assisted rewind (robotlearn/correction/) to retrace the arm's path.
+EVENTS = ("save", "discard", "quit", "rewind")
 
 
 def require(module: str, pip_name: str, device: str) -> Any:
@@ -35,6 +36,8 @@ class TeleopDevice(ABC):
         self.env = env
         self.action_space = env.action_space
         self.events: set[str] = set()
+        #: the RaC clutch (engaged: the operator drives); devices with a clutch key/button update it
+        self.clutch = False
 
     def reset(self, obs: dict[str, np.ndarray]) -> None:  # noqa: B027 (optional hook)
         """Start of an episode."""

@@ -1,7 +1,7 @@
 """Gamepad teleop through pygame's joystick API (SDL: Xbox, PlayStation and generic HID pads).
 
 Left stick: x/y, right stick vertical: z, right stick horizontal: yaw, A/cross: toggle gripper,
-START: save episode, BACK/SELECT: discard, B/circle: quit. Axis/button numbers follow SDL's common mapping
+START: save episode, BACK/SELECT: discard, B/circle: quit; RaC: LB held = clutch, X/square = assisted rewind. Axis/button numbers follow SDL's common mapping
 and can be changed with `axes=` / `buttons=`.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 from robotlearn.teleop.base import CartesianDevice, require
 
 DEFAULT_AXES = {"x": (1, -1.0), "y": (0, -1.0), "z": (4, -1.0), "yaw": (3, -1.0)}  # axis index, sign
-DEFAULT_BUTTONS = {"gripper": 0, "quit": 1, "discard": 6, "save": 7}
+DEFAULT_BUTTONS = {"gripper": 0, "quit": 1, "discard": 6, "save": 7, "clutch": 4, "rewind": 2}
 
 
 class GamepadDevice(CartesianDevice):
@@ -36,9 +36,11 @@ class GamepadDevice(CartesianDevice):
             if event.type == self.pg.JOYBUTTONDOWN:
                 if event.button == self.buttons["gripper"]:
                     self.gripper = -self.gripper
-                for name in ("save", "discard", "quit"):
-                    if event.button == self.buttons[name]:
+                for name in ("save", "discard", "quit", "rewind"):
+                    if event.button == self.buttons.get(name):
                         self.events.add(name)
+        if "clutch" in self.buttons:
+            self.clutch = bool(self.pad.get_button(self.buttons["clutch"]))
         v = np.array([sign * self.pad.get_axis(axis) for axis, sign in
                       (self.axes[k] for k in ("x", "y", "z", "yaw"))])
         v[np.abs(v) < self.deadzone] = 0.0

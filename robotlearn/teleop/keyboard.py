@@ -6,6 +6,7 @@ for `hold_s` after its last repeat; holding a key therefore moves smoothly and l
 
     w/s  +x/-x     a/d  +y/-y     r/f  +z/-z     q/e  yaw +/-
     space  toggle gripper     enter  end episode (keep)     backspace  end episode (discard)     esc / ctrl-c  quit
+    c  toggle the RaC clutch (a terminal has no key releases, so it toggles)     z  assisted rewind
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ KEYMAP: dict[str, tuple[int, float]] = {
     "w": (0, 1.0), "s": (0, -1.0), "a": (1, 1.0), "d": (1, -1.0),
     "r": (2, 1.0), "f": (2, -1.0), "q": (3, 1.0), "e": (3, -1.0),
 }
-HELP = "keys: w/s x  a/d y  r/f z  q/e yaw  space gripper  enter save  backspace discard  esc quit"
+HELP = "keys: w/s x  a/d y  r/f z  q/e yaw  space gripper  enter save  backspace discard  esc quit  c clutch  z rewind"
 
 
 class KeyboardDevice(CartesianDevice):
@@ -65,6 +66,10 @@ class KeyboardDevice(CartesianDevice):
                 self._last_press[key] = now
             elif key == " ":
                 self.gripper = -self.gripper
+            elif key == "c":
+                self.clutch = not self.clutch
+            elif key == "z":
+                self.events.add("rewind")
             elif key in ("\r", "\n"):
                 self.events.add("save")
             elif key in ("\x7f", "\x08"):

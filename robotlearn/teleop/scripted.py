@@ -82,15 +82,95 @@ class PickPlaceExpert:
         return self.robot.action_toward(target, self.yaw, grip, self.backend.read())
 
 
+class StackExpert:
+    """ArmStack expert that decides everything from the current observation (the task's sub-task id and the
+    scene), never from its own history, so it can take over from any mid-task state: that is what makes it
+    usable as the correction operator of RaC (robotlearn/correction/). Per sub-task: rise clear, go above
+    the cube, descend, close; carry above the stack at `carry` height, descend, open."""
+
+    def __init__(self, env, hover: float = 0.06, carry: float = 0.05, reach_tol: float = 0.008, settle: int = 2):
+        self.robot = env.unwrapped.robot
+        self.backend = env.unwrapped.backend
+        self.task = env.unwrapped.task
+        self.hover, self.carry, self.reach_tol, self.settle = hover, carry, reach_tol, settle
+        self._squeezed = 0  # steps the fingers have been closed on the cube (the only state; it restarts at 0)
+
+    def reset(self, obs: dict) -> None:
+        self._squeezed = 0
+
+    def act(self, obs: dict) -> np.ndarray:
+        from robotlearn.tasks.stack import DONE, PAIRS
+
+        ee = obs["ee_pos"].astype(np.float64)
+        s = self.task.subtask(obs)
+        yaw = self.robot.ee_goal[1]
+        if s == DONE:
+            return self.robot.action_toward(ee + [0, 0, 0.02], yaw, OPEN, self.backend.read())
+        cube_key, base_key = PAIRS[s]
+        cube, base = obs[f"{cube_key}_pos"].astype(np.float64), obs[f"{base_key}_pos"].astype(np.float64)
+        if s in (0, 2):
+            target, grip, yaw = self._pick(obs, ee, cube, cube_key)
+        else:
+            target, grip = self._place(obs, ee, cube, base, cube_key, yaw)
+        return self.robot.action_toward(target, yaw, grip, self.backend.read())
+
+    def _travel_z(self, obs: dict, skip: str | None = None) -> float:
+        """Height to travel at: `hover` above the highest cube (the one carried excepted)."""
+        from robotlearn.tasks.stack import KEYS
+
+        return max(float(obs[f"{k}_pos"][2]) for k in KEYS if k != skip) + self.hover
+
+    def _pick(self, obs: dict, ee: np.ndarray, cube: np.ndarray, key: str) -> tuple[np.ndarray, float, float]:
+        from robotlearn.tasks.stack import GRIP_HOLD
+
+        yaw = cube_yaw(obs[f"{key}_quat"])
+        opening = float(obs["gripper"][0])
+        at_cube = np.linalg.norm(ee - (cube + [0, 0, 0.002])) < 1.5 * self.reach_tol
+        if at_cube or self.task.gripping(obs, key):
+            # close; once the fingers have held the cube for `settle` steps, lift it (the task then says "place")
+            squeezed = opening < 0.8 and self.task.gripping(obs, key)
+            self._squeezed = self._squeezed + 1 if squeezed else 0
+            if self._squeezed >= self.settle:
+                return np.array([cube[0], cube[1], self.task.half + self.hover]), CLOSED, yaw
+            return cube + [0, 0, 0.002], CLOSED, yaw
+        self._squeezed = 0
+        if opening < GRIP_HOLD:  # closed on nothing (a missed or lost grasp): open where we are, a bit higher
+            return ee + [0, 0, 0.01], OPEN, self.robot.ee_goal[1]
+        travel_z = max(self._travel_z(obs), cube[2] + self.hover)
+        xy_err = np.linalg.norm(ee[:2] - cube[:2])
+        if xy_err > 0.006:
+            if ee[2] < travel_z - 0.015 and xy_err > 0.02:  # rise clear (no turning) before travelling
+                return np.array([ee[0], ee[1], travel_z]), OPEN, self.robot.ee_goal[1]
+            return np.array([cube[0], cube[1], travel_z]), OPEN, yaw
+        return cube + [0, 0, 0.002], OPEN, yaw
+
+    def _place(self, obs: dict, ee: np.ndarray, cube: np.ndarray, base: np.ndarray, key: str,
+               yaw: float) -> tuple[np.ndarray, float]:
+        half = self.task.half
+        offset = ee - cube  # keep the grasp offset: it is the cube that must land on the base
+        spot = base + [0, 0, 2 * half + 0.003]
+        xy_err = np.linalg.norm(cube[:2] - base[:2])
+        carry_z = max(self._travel_z(obs, skip=key) - self.hover + 2 * half + self.carry, spot[2] + self.carry)
+        if xy_err > 0.006:
+            if cube[2] < carry_z - 0.015 and xy_err > 0.015:
+                return np.array([ee[0], ee[1], carry_z + offset[2]]), CLOSED
+            return np.array([base[0], base[1], carry_z]) + offset, CLOSED
+        if cube[2] - spot[2] > 0.004:
+            return spot + offset, CLOSED
+        return spot + offset, OPEN
+
+
 def make_expert(env):
     """The scripted expert for `env`'s task, or a clear error."""
     from robotlearn.tasks.hover import QuadHover
     from robotlearn.tasks.pick_place import ArmPickPlace
     from robotlearn.tasks.reach import ArmReach
+    from robotlearn.tasks.stack import ArmStack
     from robotlearn.tasks.track import QuadTrack
     from robotlearn.teleop.quad_expert import QuadExpert
 
-    experts = {ArmReach: ReachExpert, ArmPickPlace: PickPlaceExpert, QuadHover: QuadExpert, QuadTrack: QuadExpert}
+    experts = {ArmReach: ReachExpert, ArmPickPlace: PickPlaceExpert, ArmStack: StackExpert,
+               QuadHover: QuadExpert, QuadTrack: QuadExpert}
     task_type = type(env.unwrapped.task)
     if task_type not in experts:
         raise ValueError(f"no scripted expert for task {task_type.__name__}")

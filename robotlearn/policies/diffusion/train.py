@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from robotlearn.data.dataset import load_meta, obs_feature_key
-from robotlearn.data.loader import WindowDataset, load_demos
+from robotlearn.data.loader import Demos, WindowDataset, load_demos
 from robotlearn.policies.diffusion.config import DiffusionConfig
 from robotlearn.policies.diffusion.policy import DiffusionModel, save_diffusion
 
@@ -27,12 +27,19 @@ def select_obs_keys(cfg: DiffusionConfig, features: dict) -> list[str]:
     return keys
 
 
-def build_model(cfg: DiffusionConfig, dataset: str | Path) -> tuple[DiffusionModel, WindowDataset]:
-    """Model sized for the dataset's features, with normalization ranges from the data it will train on."""
+def build_model(cfg: DiffusionConfig, dataset: str | Path, select: Callable[[Demos], Demos] | None = None,
+                ) -> tuple[DiffusionModel, WindowDataset]:
+    """Model sized for the dataset's features, with normalization ranges from the data it will train on.
+
+    `select` narrows the loaded frames (e.g. RaC's training filter, robotlearn/correction/labels.py); it gets
+    every column, so it can judge by source labels, and returns segments as Demos.episode_ends.
+    """
     meta = load_meta(dataset)
     keys = select_obs_keys(cfg, meta.features)
     feats = [obs_feature_key(k) for k in keys]
-    demos = load_demos(dataset, feats + ["action"])
+    demos = load_demos(dataset, None if select else feats + ["action"])
+    if select is not None:
+        demos = select(demos)
     renamed = {k: demos.data[f] for k, f in zip(keys, feats, strict=True)}
     demos.data.update(renamed)
     shapes = {k: list(meta.features[obs_feature_key(k)]["shape"]) for k in keys}
@@ -49,15 +56,17 @@ def build_model(cfg: DiffusionConfig, dataset: str | Path) -> tuple[DiffusionMod
 
 
 def train(cfg: DiffusionConfig, dataset: str | Path, out: str | Path | None = None,
-          log: Callable[[str], None] = print) -> tuple[DiffusionModel, list[float]]:
-    """Train for cfg.train.steps; returns the EMA model and the per-step losses. Saves to `out` if given."""
+          log: Callable[[str], None] = print, select: Callable[[Demos], Demos] | None = None,
+          ) -> tuple[DiffusionModel, list[float]]:
+    """Train for cfg.train.steps; returns the EMA model and the per-step losses. Saves to `out` if given.
+    `select`: see `build_model`."""
     from diffusers.optimization import get_scheduler
     from diffusers.training_utils import EMAModel
 
     tc = cfg.train
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
-    model, data = build_model(cfg, dataset)
+    model, data = build_model(cfg, dataset, select)
     if tc.init_from:
         from robotlearn.policies.checkpoint import load_module_state, load_tensors
 

@@ -24,7 +24,6 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-from pydantic import Field
 from pymavlink import mavutil
 
 from robotlearn.core.config import load_config
@@ -77,7 +76,6 @@ class QuadGap(QuadPhysicalParams):
     """Hidden differences between the emulated vehicle and the nominal airframe (1.0 / 0 = none); the
     physical part is `QuadPhysicalParams`, applied by sim/physical.py as sysid applies its estimate."""
 
-    latency_s: float = Field(0.0, ge=0, le=0.5)
     wind: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 

@@ -55,6 +55,7 @@ class QuadPhysicalParams(Strict):
     thrust_scale: float = Field(1.0, gt=0.2, lt=5)   # rotor thrust coefficient kf
     drag_scale: float = Field(1.0, ge=0, lt=20)      # rotor-drag coefficients
     motor_tau_scale: float = Field(1.0, gt=0.1, lt=10)  # motor spin-up / spin-down time constants
+    latency_s: float = Field(0.0, ge=0, le=0.5)      # setpoint -> flight controller delay (s)
 
 
 def apply_arm_params(spec: RobotSpec, params: ArmPhysicalParams, workdir: str | Path) -> RobotSpec:
@@ -100,7 +101,8 @@ def apply_arm_params(spec: RobotSpec, params: ArmPhysicalParams, workdir: str | 
 
 
 def apply_quad_params(airframe: Airframe, params: QuadPhysicalParams) -> Airframe:
-    """A copy of `airframe` carrying `params`."""
+    """A copy of `airframe` carrying `params` (``latency_s`` is not part of an airframe: the sims and the
+    emulated vehicle delay their setpoints by it)."""
     return airframe.model_copy(update={
         "mass": airframe.mass * params.mass_scale,
         "inertia": tuple(i * params.mass_scale for i in airframe.inertia),

@@ -49,6 +49,17 @@ class Marker:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """How MuJoCo's soft contacts are stiffened to agree with Bullet's rigid ones (bench/sim_contact.py
+    measures the agreement): solref time constant and damping ratio of every contact, and noslip
+    iterations, MuJoCo's post-solve that removes the creep of its regularized friction."""
+
+    time_constant: float
+    damping_ratio: float
+    noslip_iterations: int
+
+
+@dataclass(frozen=True)
 class Scene:
     table: Box
     floor: Box
@@ -57,6 +68,7 @@ class Scene:
     cube_table_friction: tuple[float, float]  # (sliding, torsional) of the object-table pair
     cube_robot_friction: tuple[float, float]  # (sliding, torsional) of the object-robot pair
     camera_clip: tuple[float, float]
+    contact: Contact
 
 
 def _tuple(values, n: int, what: str, source: Path) -> tuple[float, ...]:
@@ -85,7 +97,9 @@ def load_scene(path: str | Path) -> Scene:
         return Scene(box["table"], box["floor"], objects, markers,
                      _tuple(fr["cube_table"], 2, "friction.cube_table", path),
                      _tuple(fr["cube_robot"], 2, "friction.cube_robot", path),
-                     _tuple(data["camera_clip"], 2, "camera_clip", path))
+                     _tuple(data["camera_clip"], 2, "camera_clip", path),
+                     Contact(float(data["contact"]["time_constant"]), float(data["contact"]["damping_ratio"]),
+                             int(data["contact"]["noslip_iterations"])))
     except KeyError as exc:
         raise ValueError(f"{path}: missing key {exc.args[0]!r}") from exc
 

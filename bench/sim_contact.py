@@ -1,6 +1,6 @@
 """MuJoCo vs PyBullet contact agreement on identical joint-target streams (robotlearn/sim/contact_agreement.py),
-with the shipped contact settings (sim_assets/arm6/scene.yaml `contact:`) against MuJoCo's defaults
-(solref 0.02 s, no noslip) as the baseline, measured in the same run (the baseline runs in a child process
+with the shipped contact settings (sim_assets/arm6/scene.yaml `contact:`) against MuJoCo's default
+(solref 0.02 s) as the baseline, measured in the same run (the baseline runs in a child process
 on a copy of sim_assets whose scene.yaml carries the defaults).
 
 Per seed: a scripted grasp-lift-place in MuJoCo, its joint targets replayed on both sims; the cube's position
@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 SQUEEZES = (0.001, 0.003, 0.02)
-MUJOCO_DEFAULT_CONTACT = {"time_constant": 0.02, "damping_ratio": 1.0, "noslip_iterations": 0}
+MUJOCO_DEFAULT_CONTACT = {"time_constant": 0.02, "damping_ratio": 1.0}
 
 
 def summarize(result: dict) -> dict:

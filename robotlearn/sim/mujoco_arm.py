@@ -51,7 +51,6 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
     ms.option.timestep = 1.0 / spec.physics_hz
     ms.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     ms.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
-    ms.option.noslip_iterations = scene.contact.noslip_iterations
     solref = [scene.contact.time_constant, scene.contact.damping_ratio]
     colors = urdf_link_colors(spec.description)
     slide_r, torsion_r = scene.cube_robot_friction

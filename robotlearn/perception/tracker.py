@@ -11,7 +11,7 @@ ours is the glue a fiducial object tracker needs and no library call provides:
 * a monocular pose of a small marker is precise across the image but not in depth (a 25 px marker
   with 0.3 px corner noise is 1-2 cm off along the viewing ray), and a lone 12 px side marker can
   come out tens of degrees wrong. So each object is also fitted as *resting on the support* (standing
-  on a face on the known table plane: x, y, yaw only, `scipy.optimize.least_squares` on the corner
+  on a face on the known table plane, or on top of another tracked object resting under it: x, y, yaw only, `scipy.optimize.least_squares` on the corner
   reprojection, since OpenCV's PnP takes no constraints); when that explains the corners to within
   `REST_MAX_RMS_PX` and the free solution is not clearly lifted, it is the estimate, as table-top
   perception stacks use the table plane. A lifted object gets the free 6-DoF solution. (At these marker
@@ -132,8 +132,9 @@ class MarkerTracker:
             pos = world[:3, :3] @ t_cam + world[:3, 3]
             on_support = False
             if self.support_height is not None:
-                rest_z = self.support_height + layout.half
-                rest = _fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible) if pos[2] - rest_z < REST_MAX_RISE else None
+                fits = [_fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible)
+                        for rest_z in self._support_heights(name, pos) if abs(pos[2] - rest_z) < REST_MAX_RISE]
+                rest = min((f for f in fits if f is not None), key=lambda f: f[2], default=None)
                 if rest is not None and rest[2] <= REST_MAX_RMS_PX:
                     rot, pos, err, on_support = rest[0], rest[1], rest[2], True
             previous = self.last.get(name)
@@ -144,6 +145,17 @@ class MarkerTracker:
             seen[name] = ObjectEstimate(pos, rot_to_quat(rot), frame_time, len(visible), err, on_support)
         self.last.update(seen)
         return seen
+
+    def _support_heights(self, name: str, pos: np.ndarray) -> list[float]:
+        """Heights of `name`'s centre when it rests on the table, or on top of another tracked object resting
+        under it (a stack: its last estimate within half a face of `pos` in x, y)."""
+        half = self.layouts[name].half
+        heights = [self.support_height + half]
+        for other, est in self.last.items():
+            below = self.layouts[other]
+            if other != name and est.on_support and np.all(np.abs(est.pos[:2] - pos[:2]) < below.half):
+                heights.append(est.pos[2] + below.half + half)
+        return heights
 
     def _solve(self, obj_pts: np.ndarray, img_pts: np.ndarray, cam: CameraModel,
                previous: ObjectEstimate | None) -> tuple[np.ndarray, np.ndarray, float] | None:

@@ -52,12 +52,14 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
     ms.option.timestep = 1.0 / spec.physics_hz
     ms.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     ms.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    solref = [scene.contact.time_constant, scene.contact.damping_ratio]
     colors = urdf_link_colors(spec.description)
     slide_r, torsion_r = scene.cube_robot_friction
     for geom in ms.geoms:  # before the scene is added: robot geoms only
         geom.contype, geom.conaffinity = ROBOT_CONTYPE, ROBOT_CONAFFINITY
         geom.priority, geom.condim = 1, 4
         geom.friction = [slide_r, torsion_r, ROLLING_FRICTION]
+        geom.solref = solref
         link = geom.parent.name
         if link in colors:
             geom.rgba = colors[link]
@@ -70,14 +72,15 @@ def build_model(spec: RobotSpec, scene: Scene, max_image: tuple[int, int] = (640
     for name, box in (("table", scene.table), ("floor", scene.floor)):
         world.add_geom(name=name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(box.size) / 2, pos=box.center,
                        rgba=box.rgba, contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=1, condim=4,
-                       friction=[slide_t, torsion_t, ROLLING_FRICTION])
+                       friction=[slide_t, torsion_t, ROLLING_FRICTION], solref=solref)
     for obj in scene.objects:
         body = world.add_body(name=obj.name, pos=obj.pos, quat=obj.quat, mass=obj.mass, ipos=[0, 0, 0],
                               iquat=[1, 0, 0, 0], inertia=obj.inertia, explicitinertial=True)
         body.add_freejoint(name=f"{obj.name}_free")
         # priority 0: the pair takes the (table / robot) geom's friction, as the pair values in scene.yaml say
         box = body.add_geom(name=obj.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=np.array(obj.size) / 2,
-                            rgba=obj.rgba, contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=0, condim=4)
+                            rgba=obj.rgba, contype=ENV_CONTYPE, conaffinity=ENV_CONAFFINITY, priority=0, condim=4,
+                            solref=solref)
         if obj.fiducials is not None:
             add_mujoco_fiducials(ms, body, obj, box)
     for marker in scene.markers:

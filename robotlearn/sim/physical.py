@@ -103,7 +103,8 @@ def apply_arm_params(spec: RobotSpec, params: ArmPhysicalParams, workdir: str | 
 
 
 def apply_quad_params(airframe: Airframe, params: QuadPhysicalParams) -> Airframe:
-    """A copy of `airframe` carrying `params`."""
+    """A copy of `airframe` carrying `params` (``latency_s`` is not part of an airframe: the sims and the
+    emulated vehicle delay their setpoints by it)."""
     return airframe.model_copy(update={
         "mass": airframe.mass * params.mass_scale,
         "inertia": tuple(i * params.mass_scale for i in airframe.inertia),

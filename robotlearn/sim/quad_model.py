@@ -9,18 +9,20 @@ inputs by construction. `QuadSimBackend` holds everything but the engine calls.
 
 from __future__ import annotations
 
-import collections
 from abc import abstractmethod
+from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from robotlearn._rt import QuadDrive, QuadParams
 from robotlearn.core.backend import Backend, BackendOptions, State
+from robotlearn.core.config import ConfigError, config_path
 from robotlearn.core.description import Airframe, load_airframe
 from robotlearn.core.spec import RobotSpec
-from robotlearn.sim.physical import apply_quad_params, load_calibration
+from robotlearn.sim.physical import Calibration, QuadPhysicalParams, apply_quad_params, load_calibration
 
 
 def quad_params(airframe: Airframe) -> QuadParams:
@@ -48,6 +50,14 @@ class QuadSimOptions(BackendOptions):
     #: wind): build the airframe with those estimates (sim/physical.py apply_quad_params, as the emulated
     #: vehicle's gap), delay each command by latency_s and blow the steady wind
     calibration: str | None = None
+    #: a calib.yaml (a path or a configs/hardware/ name, e.g. quad_dr): draw the physical parameters around its
+    #: estimates, by its uncertainty, at every reset
+    domain_randomization: str | None = None
+
+
+def _calibration_file(name: str) -> Path:
+    """A calib.yaml path, or the name of one shipped in configs/hardware/ (so configs work from any directory)."""
+    return Path(name) if Path(name).is_file() else config_path("hardware", name)
 
 
 class QuadSimBackend(Backend):
@@ -65,22 +75,44 @@ class QuadSimBackend(Backend):
         ground = self.options.ground
         if spec.kind != "quadrotor":
             raise ValueError(f"{type(self).__name__} needs a quadrotor spec, got kind {spec.kind!r}")
-        self.airframe = airframe or load_airframe(spec.description)
-        self.latency_s, wind = 0.0, np.zeros(3)
-        if self.options.calibration:
-            params = load_calibration(self.options.calibration, "quadrotor").params
-            self.airframe = apply_quad_params(self.airframe, params)
-            self.latency_s, wind = params.latency_s, np.asarray(params.wind, dtype=np.float64)
+        if self.options.calibration and self.options.domain_randomization:
+            raise ConfigError("give either calibration= or domain_randomization= (which samples around its "
+                              "calibration), not both")
+        self.nominal_airframe = airframe or load_airframe(spec.description)
+        path = self.options.calibration or self.options.domain_randomization
+        self.calibration: Calibration | None = load_calibration(_calibration_file(path), "quadrotor") if path else None
+        self.params = self.calibration.params if self.calibration else QuadPhysicalParams()
+        self.airframe = apply_quad_params(self.nominal_airframe, self.params)
         self.ground = ground
         self.dt = 1.0 / spec.physics_hz
         self.ticks = spec.ticks_per_step
         self.drive = QuadDrive(quad_params(self.airframe), self.dt)
+        self._wind = np.zeros(3)
         self._wrench = np.zeros(6)
         self._time = 0.0
-        # Commands on their way to the flight controller: (time they take effect, CTBR), with latency_s.
-        self._pending: collections.deque[tuple[float, np.ndarray]] = collections.deque()
-        if np.any(wind):
-            self.set_wind(wind)
+        self._tick_count = 0
+        # CTBR commands waiting out the setpoint latency: (physics tick they take effect, command)
+        self._pending: deque[tuple[int, np.ndarray]] = deque()
+        self._latency_ticks = 0
+        self._set_latency(self.params.latency_s)
+        if np.any(self.params.wind):
+            self.set_wind(np.asarray(self.params.wind, dtype=np.float64))
+
+    def _set_latency(self, latency_s: float) -> None:
+        self._latency_ticks = int(round(latency_s / self.dt))
+
+    def _randomize(self, rng: np.random.Generator) -> None:
+        """Domain randomization: new physical parameters, a drive and an engine body carrying them."""
+        self.params = self.calibration.sample(rng)
+        self.airframe = apply_quad_params(self.nominal_airframe, self.params)
+        self.drive = QuadDrive(quad_params(self.airframe), self.dt)
+        self.drive.set_wind(self._wind)
+        self._set_inertial(self.airframe.mass, np.asarray(self.airframe.inertia, dtype=np.float64))
+        self._set_latency(self.params.latency_s)
+
+    @abstractmethod
+    def _set_inertial(self, mass: float, inertia: np.ndarray) -> None:
+        """Give the engine's body a new mass and diagonal inertia (domain randomization)."""
 
     @abstractmethod
     def _set_state(self, pos: np.ndarray, quat: np.ndarray, vel: np.ndarray, omega: np.ndarray) -> None:
@@ -103,6 +135,9 @@ class QuadSimBackend(Backend):
         for key, val in (("pos", pos), ("quat", quat), ("vel", vel), ("omega", omega)):
             if not np.all(np.isfinite(val)):
                 raise ValueError(f"reset: initial {key} is not finite: {val}")
+        if self.options.domain_randomization:
+            self._randomize(rng)
+        self._pending.clear()
         self._set_state(pos, quat, vel, omega)
         # Rotors already at hover speed: an episode starts in flight, not in free fall.
         self.drive.reset(self.airframe.hover_rotor_speed() if pos[2] > 0.05 else 0.0)
@@ -131,14 +166,15 @@ class QuadSimBackend(Backend):
             raise ValueError(f"quadrotor command must be [thrust, p, q, r], got shape {target.shape}")
         if not np.all(np.isfinite(target)):
             raise ValueError(f"quadrotor command contains NaN/inf: {target}")
-        if self.latency_s > 0:
-            self._pending.append((self._time + self.latency_s, target.copy()))
+        if self._latency_ticks == 0:
+            self.drive.set_ctbr(target)
         else:
-            self._set_ctbr(target)
+            self._pending.append((self._tick_count + self._latency_ticks, target.copy()))
 
     def command_motors(self, u: np.ndarray) -> None:
         """Open-loop normalized motor commands (0..1) until the next `command`: sysid and sim comparison."""
         u = np.asarray(u, dtype=np.float64)
+        self._pending.clear()
         if u.shape != (4,) or not self.drive.set_motors(u):
             raise ValueError(f"motor command must be 4 finite values, got {u}")
 
@@ -156,7 +192,8 @@ class QuadSimBackend(Backend):
         return np.array(rows)
 
     def set_wind(self, wind: np.ndarray) -> None:
-        self.drive.set_wind(np.asarray(wind, dtype=np.float64))
+        self._wind = np.asarray(wind, dtype=np.float64)
+        self.drive.set_wind(self._wind)
 
     def set_armed(self, armed: bool) -> None:
         self.drive.set_armed(armed)
@@ -164,8 +201,9 @@ class QuadSimBackend(Backend):
     def step_physics(self, ticks: int) -> None:
         """Advance `ticks` physics steps with the compiled drive computing the wrench each tick."""
         for _ in range(ticks):
-            while self._pending and self._pending[0][0] <= self._time + 1e-9:
-                self._set_ctbr(self._pending.popleft()[1])
+            while self._pending and self._pending[0][0] <= self._tick_count:
+                self.drive.set_ctbr(self._pending.popleft()[1])
+            self._tick_count += 1
             _, quat, vel, omega = self._get_state()
             self.drive.compute(quat, vel, omega, self._wrench)
             self._tick(self._wrench)

@@ -53,6 +53,10 @@ class MujocoQuadBackend(QuadSimBackend):
         self.data.qvel[0:3], self.data.qvel[3:6] = vel, omega
         mujoco.mj_forward(self.model, self.data)
 
+    def _set_inertial(self, mass: float, inertia: np.ndarray) -> None:
+        self.model.body_mass[self._body] = mass
+        self.model.body_inertia[self._body] = inertia
+
     def _get_state(self):
         return self._pos, self._quat, self._vel, self._omega
 

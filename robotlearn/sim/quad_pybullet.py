@@ -41,6 +41,9 @@ class PybulletQuadBackend(QuadSimBackend):
         pb.resetBaseVelocity(self.body, vel, quat_rotate(quat, omega), physicsClientId=c)
         self._state = None
 
+    def _set_inertial(self, mass: float, inertia: np.ndarray) -> None:
+        pb.changeDynamics(self.body, -1, mass=mass, localInertiaDiagonal=list(inertia), physicsClientId=self.client)
+
     def _get_state(self):
         if self._state is None:
             c = self.client

@@ -12,7 +12,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import Backend, State
-from robotlearn.core.rotations import euler_to_quat
+from robotlearn.core.rotations import euler_to_quat, quat_to_rot
 from robotlearn.core.task import Task
 from robotlearn.tasks.params import QuadGoalParams, QuadHoverParams
 
@@ -23,10 +23,27 @@ def _random_attitude(rng: np.random.Generator, max_tilt: float) -> np.ndarray:
     return euler_to_quat(roll, pitch, rng.uniform(-np.pi, np.pi))
 
 
+BODY_FRAME_KEYS = ("goal_rel_body", "vel_body", "up_body")
+
+
+def body_frame_extras(robot_obs: dict[str, np.ndarray], goal_rel: np.ndarray) -> dict[str, np.ndarray]:
+    """The goal offset, the velocity and world up expressed in the body frame.
+
+    The world-frame observations need a yaw-dependent rotation before they say which body rate to command
+    (the expert's controller does that rotation); given in the body frame they do not, which is what lets
+    SAC learn CTBR hover within minutes rather than hours.
+    """
+    R = quat_to_rot(robot_obs["quat"].astype(np.float64))
+    return {"goal_rel_body": (R.T @ goal_rel).astype(np.float32),
+            "vel_body": (R.T @ robot_obs["vel"].astype(np.float64)).astype(np.float32),
+            "up_body": R[2].astype(np.float32)}
+
+
 class QuadGoalTask(Task):
     """Dense reward: -distance (m) - `rate_penalty` * |omega|; sparse: 0 on success else -1.
 
-    Success: distance < `tolerance`. A crash terminates with reward `crash_reward`.
+    Success: distance < `tolerance`. A crash terminates with reward `crash_reward`. Observations add the
+    goal offset, velocity and world up in the body frame (`body_frame_extras`).
     """
 
     robot_kind = "quadrotor"
@@ -81,11 +98,12 @@ class QuadHover(QuadGoalTask):
 
     def observation_spaces(self) -> dict[str, spaces.Space]:
         box = spaces.Box(-np.inf, np.inf, (3,), np.float32)
-        return {"goal_pos": box, "goal_rel": box}
+        return {"goal_pos": box, "goal_rel": box, **dict.fromkeys(BODY_FRAME_KEYS, box)}
 
     def initial_state(self, rng: np.random.Generator, home: State) -> dict[str, np.ndarray]:
         return {**self.sample_start(rng, self.goal), "marker/goal/pos": self.goal.copy()}
 
     def observe(self, robot_obs: dict[str, np.ndarray], backend: Backend) -> dict[str, np.ndarray]:
-        return {"goal_pos": self.goal.astype(np.float32),
-                "goal_rel": (self.goal - robot_obs["pos"].astype(np.float64)).astype(np.float32)}
+        goal_rel = self.goal - robot_obs["pos"].astype(np.float64)
+        return {"goal_pos": self.goal.astype(np.float32), "goal_rel": goal_rel.astype(np.float32),
+                **body_frame_extras(robot_obs, goal_rel)}

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robotlearn.core.backend import Backend, State
-from robotlearn.tasks.hover import QuadGoalTask
+from robotlearn.tasks.hover import BODY_FRAME_KEYS, QuadGoalTask, body_frame_extras
 from robotlearn.tasks.params import QuadTrackParams
 
 
@@ -48,7 +48,7 @@ class QuadTrack(QuadGoalTask):
 
     def observation_spaces(self) -> dict[str, spaces.Space]:
         box = spaces.Box(-np.inf, np.inf, (3,), np.float32)
-        return {"goal_pos": box, "goal_rel": box, "goal_vel": box}
+        return {"goal_pos": box, "goal_rel": box, "goal_vel": box, **dict.fromkeys(BODY_FRAME_KEYS, box)}
 
     def initial_state(self, rng: np.random.Generator, home: State) -> dict[str, np.ndarray]:
         if self.shape == "random":
@@ -64,5 +64,6 @@ class QuadTrack(QuadGoalTask):
         pos, vel = self.reference(self._k / backend.spec.control_hz)
         self._k += 1
         self.goal = pos
+        goal_rel = pos - robot_obs["pos"].astype(np.float64)
         return {"goal_pos": pos.astype(np.float32), "goal_vel": vel.astype(np.float32),
-                "goal_rel": (pos - robot_obs["pos"].astype(np.float64)).astype(np.float32)}
+                "goal_rel": goal_rel.astype(np.float32), **body_frame_extras(robot_obs, goal_rel)}

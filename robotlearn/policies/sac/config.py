@@ -46,5 +46,8 @@ class SACConfig(Strict):
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = None
     buffer_size: int = Field(1_000_000, ge=1)
+    # scale-out (`robotlearn train sac --actors N`, robotlearn.scale); the single-process loop ignores these
+    actor_batch: int = Field(50, ge=1, description="env steps a Ray actor collects per message to the learner")
+    publish_every: int = Field(20, ge=1, description="learner updates between weight publications to the actors")
     # RLPD: demos (a robotlearn dataset directory) sampled symmetrically with online data
     demos: str | None = None

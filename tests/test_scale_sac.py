@@ -22,7 +22,7 @@ from robotlearn.scale.sac import AsyncSAC
 from robotlearn.scale.weights import unpack_state
 
 torch.set_num_threads(1)
-STEPS = 1200
+STEPS = 700
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,9 @@ def checksum(module: torch.nn.Module) -> float:
         return float(sum(p.double().sum() for p in module.parameters()))
 
 
-def test_two_actors_stream_labelled_transitions_and_receive_weights(local_ray, tmp_path):
+@pytest.fixture(scope="module")
+def async_run(local_ray, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("async")
     cfg = load_config(SACConfig, "algos", "sac_arm_reach",
                       [f"total_steps={STEPS}", "learning_starts=200", "eval_every=0", "checkpoint_every=0",
                        "eval_episodes=2", "actor_batch=40", "publish_every=10"])
@@ -61,7 +63,11 @@ def test_two_actors_stream_labelled_transitions_and_receive_weights(local_ray, t
     learner = AsyncSAC(cfg, tmp_path, 2, intervene="scripted", progress_bar=False, on_batch=on_batch)
     initial = checksum(learner.agent.policy)
     result = learner.run()
+    return cfg, tmp_path, learner, initial, result, seen, weight_checks, killed
 
+
+def test_two_actors_stream_labelled_transitions_and_receive_weights(async_run):
+    cfg, tmp_path, learner, initial, result, seen, weight_checks, killed = async_run
     assert result["steps"] == STEPS and len(learner.replay) == STEPS
     assert set(result["received"]) == {0, 1}, result["received"]
     # HIL labels survive the trip: human steps are in the online buffer and in the demo buffer
@@ -82,6 +88,21 @@ def test_two_actors_stream_labelled_transitions_and_receive_weights(local_ray, t
     cfg.total_steps = STEPS + 20
     more = train(cfg, tmp_path, resume=True, progress_bar=False)
     assert more["steps"] == STEPS + 20 and more["trained_steps"] == 20
+
+
+def test_sweep_on_ray_workers_matches_in_process_eval(async_run):
+    """`robotlearn eval --workers 2`: seeds x backends on Ray tasks give the in-process figures."""
+    from robotlearn.cli.eval import evaluate_checkpoint
+    from robotlearn.scale.sweep import format_table, sweep
+
+    checkpoint = str(async_run[1] / "checkpoint")
+    rows = sweep(checkpoint, ["mujoco", "pybullet"], [5, 9], episodes=1, workers=2)
+    assert [(r["backend"], r["seed"]) for r in rows] == [("mujoco", 5), ("mujoco", 9), ("pybullet", 5), ("pybullet", 9)]
+    local = evaluate_checkpoint(checkpoint, "pybullet", 1, seed=9)
+    assert rows[3]["mean_return"] == pytest.approx(local["mean_return"], rel=1e-5)
+    assert rows[0]["mean_return"] != rows[1]["mean_return"]  # the seeds reached the workers
+    table = format_table(rows)
+    assert "mujoco (mean)" in table and "pybullet (mean)" in table
 
 
 def result_interventions(run_dir) -> int:

@@ -75,6 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ddp.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0 .. nnodes-1")
     ddp.add_argument("--master", default="127.0.0.1:29500", metavar="HOST:PORT",
                      help="rank 0's address for the process group (torchrun --master-addr/--master-port)")
+    ddp.add_argument("--check-gradients", action="store_true",
+                     help="with --nproc: compare DDP's gradients with one process's on the first batch, then stop")
     _common(diffusion, "diffusion")
 
 
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
             args.actors = args.actors or 1
             return cli_main(args)
-    if args.algo == "diffusion" and (args.nproc > 1 or args.nnodes > 1):
+    if args.algo == "diffusion" and (args.nproc > 1 or args.nnodes > 1 or args.check_gradients):
         from robotlearn.scale.ddp import launch
 
         return launch(args)

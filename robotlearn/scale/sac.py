@@ -56,6 +56,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    if address and address != "auto":
+        _reachable(address)
     try:
         if address:
             ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=True)
@@ -64,6 +66,20 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise ConfigError(f"cannot {'join the Ray cluster at ' + address if address else 'start Ray'}: "
                           f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not minutes (Ray keeps retrying a dead head), when nothing listens at `address`."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address takes HOST:PORT (or auto), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {err.strerror or err} "
+                          "(is `ray start --head` running there?)") from None
 
 
 @dataclass

@@ -84,10 +84,14 @@ def test_two_actors_stream_labelled_transitions_and_receive_weights(async_run):
     assert killed and result["actor_restarts"] == 1 and result["failures"][0]["actor"] == 1
     assert result["failures"][0]["restarted"] and result["actors"] == 2
 
-    # the checkpoint is the single-process one: that loop resumes it
+    # the checkpoint is the single-process one: that loop resumes it, and so does the Ray learner
     cfg.total_steps = STEPS + 20
     more = train(cfg, tmp_path, resume=True, progress_bar=False)
     assert more["steps"] == STEPS + 20 and more["trained_steps"] == 20
+    cfg.total_steps = STEPS + 100
+    again = AsyncSAC(cfg, tmp_path, 1, resume=True, progress_bar=False).run()
+    assert again["steps"] == STEPS + 100 and again["trained_steps"] == 80
+    assert again["updates"] > result["updates"]  # the update count (and the utd cap) carried over
 
 
 def test_sweep_on_ray_workers_matches_in_process_eval(async_run):

@@ -39,6 +39,7 @@ from robotlearn.policies.sac.train import (
     env_recipe,
     evaluate,
     load_demo_buffer,
+    reached_goal,
     restore,
     save,
     store_transitions,
@@ -144,6 +145,9 @@ class AsyncSAC:
         self.successes: deque[float] = deque(maxlen=20)
         self.received: dict[int, int] = {}  # actor index -> transitions stored from it
         self.metrics: dict[str, float] = {}
+        self.actor_step_s: list[float] = []  # per batch: an actor's seconds per env step (act + step + record)
+        self.update_s = 0.0                  # learner seconds spent in update steps
+        self.ingest_s = 0.0                  # learner seconds spent taking batches in (transfer + replay add)
 
     # ---- actors ----------------------------------------------------------------------------------------
     def _spawn(self, index: int, restarts: int):
@@ -185,12 +189,14 @@ class AsyncSAC:
 
     def _receive(self, slot: ActorSlot) -> int:
         """Store a finished batch (at most up to total_steps) and send the actor its next call."""
+        t0 = time.perf_counter()
         try:
             result = self.ray.get(slot.pending)
         except (self.ray.exceptions.RayActorError, self.ray.exceptions.RayTaskError) as err:
             self._fail(slot, err)
             return 0
         batch, cfg = result["batch"], self.cfg
+        self.actor_step_s.append(result["seconds"] / max(len(batch["reward"]), 1))
         n = min(len(batch["reward"]), cfg.total_steps - self.prog["step"])
         obs = {k: batch[f"obs/{k}"][:n] for k in self.agent.policy.obs_spec}
         next_obs = {k: batch[f"next_obs/{k}"][:n] for k in self.agent.policy.obs_spec}
@@ -201,6 +207,7 @@ class AsyncSAC:
         self.returns.extend(batch["episode_return"].tolist())
         self.successes.extend(batch["episode_success"].tolist())
         self.received[slot.index] = self.received.get(slot.index, 0) + n
+        self.ingest_s += time.perf_counter() - t0
         if self.prog["step"] < cfg.total_steps:
             self._submit(slot)
         else:
@@ -220,12 +227,14 @@ class AsyncSAC:
         for _ in range(UPDATES_PER_POLL):
             if not self.may_update():
                 return
+            t0 = time.perf_counter()
             batch = symmetric_sample(self.replay, self.demos, cfg.batch_size, self.rng)
             j = self.prog["updates"]
             self.metrics = update(self.agent, batch, update_actor=(j % cfg.utd == cfg.utd - 1))
             self.prog["updates"] = j + 1
             if (j + 1) % cfg.publish_every == 0:
                 self.publish()
+            self.update_s += time.perf_counter() - t0
 
     def run(self) -> dict[str, Any]:
         cfg, prog, ray = self.cfg, self.prog, self.ray
@@ -260,9 +269,11 @@ class AsyncSAC:
                     last_eval = evaluate(self.agent, cfg, cfg.eval_episodes, seed=10_000 + step)
                     side_time += time.perf_counter() - t_side
                     row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
+                reached = bool(row) and reached_goal(cfg, last_eval)
                 if row or _crossed(before, step, cfg.log_every):
                     sps = (step - start_step) / max(elapsed, 1e-9)
-                    row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
+                    row.update(step=step, time_s=round(time.perf_counter() - t0, 2), train_s=round(elapsed, 2),
+                               sps=round(sps, 1),
                                episodes=prog["episodes"], interventions=prog["interventions"],
                                updates=prog["updates"], actor_restarts=prog["actor_restarts"],
                                **{"return": np.mean(self.returns) if self.returns else "",
@@ -273,11 +284,13 @@ class AsyncSAC:
                     bar.set_postfix(sps=f"{sps:.0f}", upd=prog["updates"],
                                     succ=f"{np.mean(self.successes):.2f}" if self.successes else "-",
                                     eval=f"{last_eval['success_rate']:.2f}" if last_eval else "-")
-                if done or _crossed(before, step, cfg.checkpoint_every):
+                if done or reached or _crossed(before, step, cfg.checkpoint_every):
                     t_side = time.perf_counter()
                     prog["np_rng"] = self.rng.bit_generator.state
                     save(self.out, cfg, self.agent, self.replay, self.demos, prog)
                     side_time += time.perf_counter() - t_side
+                if reached:
+                    break
         finally:
             bar.close()
             log.close()
@@ -289,6 +302,9 @@ class AsyncSAC:
                 "updates_per_s": (prog["updates"] - start_updates) / busy, "actors": len(self.slots),
                 "actor_restarts": prog["actor_restarts"], "failures": self.failures,
                 "received": dict(self.received), "weights_version": self.version,
+                "actor_step_ms": 1e3 * float(np.median(self.actor_step_s)) if self.actor_step_s else None,
+                "update_ms": 1e3 * self.update_s / max(prog["updates"] - start_updates, 1),
+                "ingest_ms_per_step": 1e3 * self.ingest_s / max(prog["step"] - start_step, 1),
                 "checkpoint": str(self.out / CHECKPOINT_DIR), "eval_success": last_eval.get("success_rate"),
                 "eval_return": last_eval.get("mean_return"),
                 "train_return": float(np.mean(self.returns)) if self.returns else None}

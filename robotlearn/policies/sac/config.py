@@ -27,6 +27,8 @@ class SACConfig(Strict):
     eval_episodes: int = Field(10, ge=1)
     checkpoint_every: int = Field(5_000, ge=0, description="env steps between checkpoints; 0 = only at the end")
     log_every: int = Field(1_000, ge=1)
+    stop_success: float | None = Field(None, ge=0, le=1, description="stop once an evaluation reaches this success rate")
+    stop_return: float | None = Field(None, description="stop once an evaluation's mean return reaches this")
     save_replay: bool = True
     # networks
     hidden: list[int] = Field(default_factory=lambda: [256, 256])

@@ -41,7 +41,7 @@ from robotlearn.rollout import (
 )
 
 CHECKPOINT_DIR = "checkpoint"
-LOG_FIELDS = ["step", "time_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
+LOG_FIELDS = ["step", "time_s", "train_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
               "interventions", "eval_return", "eval_success", "updates", "actor_restarts"]
 
 
@@ -222,6 +222,12 @@ class CsvLog:
             self.tb.close()
 
 
+def reached_goal(cfg: SACConfig, result: dict[str, float]) -> bool:
+    """An evaluation met `stop_success` / `stop_return` (time-to-threshold runs end there)."""
+    return bool(result) and ((cfg.stop_success is not None and result["success_rate"] >= cfg.stop_success)
+                             or (cfg.stop_return is not None and result["mean_return"] >= cfg.stop_return))
+
+
 def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[str, float]:
     env = env_recipe(cfg).make()
     try:
@@ -300,9 +306,11 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                 last_eval = evaluate(agent, cfg, cfg.eval_episodes, seed=10_000 + step)
                 side_time += time.perf_counter() - t_side
                 row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
+            reached = bool(row) and reached_goal(cfg, last_eval)
             returns, successes = sink.returns, sink.successes
             if row or step % cfg.log_every < cfg.num_envs:
-                row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
+                row.update(step=step, time_s=round(time.perf_counter() - t0, 2),
+                           train_s=round(time.perf_counter() - t0 - side_time, 2), sps=round(sps, 1),
                            episodes=prog["episodes"], interventions=prog["interventions"],
                            **{"return": np.mean(returns) if returns else "",
                               "success": np.mean(successes) if successes else ""},
@@ -311,11 +319,14 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                 bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(returns):.1f}" if returns else "-",
                                 succ=f"{np.mean(successes):.2f}" if successes else "-",
                                 eval=f"{last_eval['success_rate']:.2f}" if last_eval else "-")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps:
+            if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps \
+                    or reached:
                 t_side = time.perf_counter()
                 prog.update(step=step, np_rng=rng.bit_generator.state)
                 save(out, cfg, agent, replay, demos, prog)
                 side_time += time.perf_counter() - t_side
+            if reached:
+                break
     finally:
         bar.close()
         log.close()

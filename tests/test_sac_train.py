@@ -66,3 +66,17 @@ def test_resume_without_checkpoint_and_bad_override_fail_clearly(tmp_path, capsy
     assert main(["train", "sac", "--env", "Pendulum-v1", "--out", str(tmp_path / "x"), "utd=zero"]) == 2
     err = capsys.readouterr().err
     assert "utd" in err and len(err.strip().splitlines()) == 1
+
+
+def test_training_stops_at_the_first_evaluation_that_meets_the_goal(tmp_path):
+    """stop_return / stop_success end a time-to-threshold run there, with a checkpoint of that step."""
+    from robotlearn.policies.sac.config import SACConfig
+    from robotlearn.policies.sac.train import train
+
+    cfg = SACConfig(env="Pendulum-v1", backend=None, total_steps=1000, learning_starts=32, hidden=[16, 16],
+                    batch_size=16, eval_every=100, eval_episodes=1, checkpoint_every=0, save_replay=False,
+                    stop_return=-1e9)  # any return meets it: the first evaluation (step 100) ends the run
+    result = train(cfg, tmp_path, progress_bar=False)
+    assert result["steps"] == 100 and checkpoint_step(tmp_path) == 100
+    cfg.stop_return, cfg.total_steps = 1e9, 300  # never met: the run goes to total_steps
+    assert train(cfg, tmp_path / "b", progress_bar=False)["steps"] == 300

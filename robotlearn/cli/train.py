@@ -58,10 +58,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sac.add_argument("--resume", action="store_true", help="continue from <out>/checkpoint")
     sac.add_argument("--intervene", default="none", choices=OPERATORS,
                      help="operator device that may take over during training (HIL); scripted: the task's expert")
+    scale = sac.add_argument_group("scale-out (Ray; see README 'Scale-out')")
+    scale.add_argument("--actors", type=int, default=0, metavar="N",
+                       help="N Ray actors step envs while an asynchronous learner updates (0: this process alone)")
+    scale.add_argument("--address", help="join this Ray cluster (e.g. auto, or host:6379 from `ray start --head`)")
+    scale.add_argument("--robot-resource", metavar="NAME",
+                       help="place actor 0 (the one with the --intervene operator) on a node started with "
+                            "--resources '{\"NAME\": 1}'")
     _common(sac, "sac")
     diffusion = sub.add_parser("diffusion", help=TRAINERS["diffusion"][2], description=TRAINERS["diffusion"][2],
                                epilog=_config_keys("diffusion"), formatter_class=_formatter(parser))
     diffusion.add_argument("--dataset", required=True, help="recorded dataset directory (see `robotlearn record`)")
+    ddp = diffusion.add_argument_group("scale-out (torchrun DistributedDataParallel, gloo)")
+    ddp.add_argument("--nproc", type=int, default=1, metavar="N", help="training processes on this machine")
+    ddp.add_argument("--nnodes", type=int, default=1, help="machines taking part (torchrun --nnodes)")
+    ddp.add_argument("--node-rank", type=int, default=0, help="this machine's rank, 0 .. nnodes-1")
+    ddp.add_argument("--master", default="127.0.0.1:29500", metavar="HOST:PORT",
+                     help="rank 0's address for the process group (torchrun --master-addr/--master-port)")
+    ddp.add_argument("--check-gradients", action="store_true",
+                     help="with --nproc: compare DDP's gradients with one process's on the first batch, then stop")
     _common(diffusion, "diffusion")
 
 
@@ -80,5 +95,16 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     if args.algo == "sac":
         args.backend_options = backend_options(args)
+        if args.actors < 0:
+            raise ValueError(f"--actors must be >= 0, got {args.actors}")
+        if args.actors or args.address:  # scale-out lives in robotlearn.scale, which policies/ never import
+            from robotlearn.scale.sac import cli_main
+
+            args.actors = args.actors or 1
+            return cli_main(args)
+    if args.algo == "diffusion" and (args.nproc > 1 or args.nnodes > 1 or args.check_gradients):
+        from robotlearn.scale.ddp import launch
+
+        return launch(args)
     module_name, func = TRAINERS[args.algo][0].split(":")
     return getattr(importlib.import_module(module_name), func)(args)

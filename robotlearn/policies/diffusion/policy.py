@@ -75,12 +75,15 @@ class DiffusionModel(nn.Module):
             feats.append(self.encoders[_module_name(k)](img.flatten(0, 1)).view(b, t, -1))
         return torch.cat(feats, dim=-1).flatten(1)
 
-    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Standard DDPM objective on normalized action chunks."""
+    def loss(self, batch: dict[str, torch.Tensor], noise: torch.Tensor | None = None,
+             t: torch.Tensor | None = None) -> torch.Tensor:
+        """Standard DDPM objective on normalized action chunks. `noise` and diffusion steps `t` are drawn
+        here unless given (training draws them per global batch, so DDP ranks split exactly one batch)."""
         actions = self.normalize_action(batch["action"])
         cond = self.condition({k: batch[k] for k in self.obs_shapes})
-        noise = torch.randn_like(actions)
-        t = torch.randint(0, self.cfg.train_timesteps, (actions.shape[0],), device=actions.device)
+        noise = torch.randn_like(actions) if noise is None else noise
+        if t is None:
+            t = torch.randint(0, self.cfg.train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.noise_scheduler.add_noise(actions, noise, t)
         pred = self.unet(noisy, t, cond)
         target = noise if self.cfg.prediction_type == "epsilon" else actions

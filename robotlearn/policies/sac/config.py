@@ -29,6 +29,8 @@ class SACConfig(Strict):
     eval_episodes: int = Field(10, ge=1)
     checkpoint_every: int = Field(5_000, ge=0, description="env steps between checkpoints; 0 = only at the end")
     log_every: int = Field(1_000, ge=1)
+    stop_success: float | None = Field(None, ge=0, le=1, description="stop once an evaluation reaches this success rate")
+    stop_return: float | None = Field(None, description="stop once an evaluation's mean return reaches this")
     save_replay: bool = True
     # networks
     hidden: list[int] = Field(default_factory=lambda: [256, 256])
@@ -48,5 +50,8 @@ class SACConfig(Strict):
     init_alpha: float = Field(1.0, gt=0)
     target_entropy: float | None = None
     buffer_size: int = Field(1_000_000, ge=1)
+    # scale-out (`robotlearn train sac --actors N`, robotlearn.scale); the single-process loop ignores these
+    actor_batch: int = Field(50, ge=1, description="env steps a Ray actor collects per message to the learner")
+    publish_every: int = Field(20, ge=1, description="learner updates between weight publications to the actors")
     # RLPD: demos (a robotlearn dataset directory) sampled symmetrically with online data
     demos: str | None = None

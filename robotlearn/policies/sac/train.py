@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robotlearn.data.replay import ReplayBuffer, symmetric_sample
+from robotlearn.data.replay import SOURCE_IDS, ReplayBuffer, symmetric_sample
 from robotlearn.policies.checkpoint import (
     CheckpointError,
     load_module_state,
@@ -28,7 +28,7 @@ from robotlearn.policies.checkpoint import (
     read_config,
     save_checkpoint,
 )
-from robotlearn.policies.sac.agent import SACAgent, obs_spec_from_space, update
+from robotlearn.policies.sac.agent import SACAgent, SACPolicy, obs_spec_from_space, update
 from robotlearn.policies.sac.config import SACConfig
 from robotlearn.rollout import (
     ActionSource,
@@ -41,8 +41,8 @@ from robotlearn.rollout import (
 )
 
 CHECKPOINT_DIR = "checkpoint"
-LOG_FIELDS = ["step", "time_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
-              "interventions", "eval_return", "eval_success"]
+LOG_FIELDS = ["step", "time_s", "train_s", "sps", "episodes", "return", "success", "critic_loss", "actor_loss", "alpha",
+              "interventions", "eval_return", "eval_success", "updates", "actor_restarts"]
 
 
 def env_recipe(cfg: SACConfig) -> EnvRecipe:
@@ -51,22 +51,39 @@ def env_recipe(cfg: SACConfig) -> EnvRecipe:
 
 
 class SACSource(ActionSource):
-    """Uniform random actions until `explore` is switched off, then samples of the stochastic policy."""
+    """Uniform random actions until `explore` is switched off, then samples of the stochastic policy.
+    Takes the policy alone (not the agent), so a remote actor holding only published weights uses it too."""
 
-    def __init__(self, agent: SACAgent, rng: np.random.Generator):
-        self.agent, self.rng, self.explore = agent, rng, True
+    def __init__(self, policy: SACPolicy, rng: np.random.Generator):
+        self.policy, self.rng, self.explore = policy, rng, True
 
     def act(self, obs: dict[str, np.ndarray]) -> tuple[np.ndarray, str]:
         if self.explore:
-            action = self.rng.uniform(-1.0, 1.0, self.agent.policy.action_dim).astype(np.float32)
+            action = self.rng.uniform(-1.0, 1.0, self.policy.action_dim).astype(np.float32)
         else:
-            action = self.agent.policy.act_batch({k: np.asarray(v)[None] for k, v in obs.items()})[0]
-        return self.agent.policy.to_env(action), "policy"
+            action = self.policy.act_batch({k: np.asarray(v)[None] for k, v in obs.items()})[0]
+        return self.policy.to_env(action), "policy"
+
+
+def store_transitions(agent: SACAgent, replay: ReplayBuffer, demos: ReplayBuffer | None, prog: dict[str, Any],
+                      obs: dict[str, np.ndarray], action: np.ndarray, reward: np.ndarray,
+                      next_obs: dict[str, np.ndarray], terminated: np.ndarray, sources: np.ndarray) -> None:
+    """Add N transitions (agent action space, source ids from data.replay.SOURCE_IDS) to the online buffer;
+    human interventions also go to the demo buffer (HIL-SERL); the observation normalizer sees them all.
+    The one place transitions enter the learner, whether they come from local envs or remote actors."""
+    replay.add(obs, action, reward, next_obs, terminated, sources)
+    human = sources == SOURCE_IDS["human"]
+    if human.any():
+        pick = np.flatnonzero(human)
+        demos.add({k: v[pick] for k, v in obs.items()}, action[pick], reward[pick],
+                  {k: v[pick] for k, v in next_obs.items()}, terminated[pick], "human")
+        prog["interventions"] += int(human.sum())
+    if agent.policy.norm is not None:
+        agent.policy.norm.update(torch.from_numpy(agent.policy.state_vector(obs)))
 
 
 class ReplaySink(Sink):
-    """Stores transitions (agent action space, true final observations) into the online buffer, and
-    human interventions also into the demo buffer (HIL-SERL); keeps the episode statistics."""
+    """Stores each transition through `store_transitions`; keeps the episode statistics."""
 
     def __init__(self, agent: SACAgent, replay: ReplayBuffer, demos: ReplayBuffer | None, prog: dict[str, Any]):
         self.agent, self.replay, self.demos, self.prog = agent, replay, demos, prog
@@ -76,14 +93,9 @@ class ReplaySink(Sink):
     def add(self, tr: Transition) -> None:
         obs = {k: np.asarray(v)[None] for k, v in tr.obs.items()}
         next_obs = {k: np.asarray(v)[None] for k, v in tr.next_obs.items()}
-        action = self.agent.policy.from_env(tr.action)[None]
-        reward, terminated = np.array([tr.reward]), np.array([tr.terminated])
-        self.replay.add(obs, action, reward, next_obs, terminated, tr.source)
-        if tr.source == "human":
-            self.demos.add(obs, action, reward, next_obs, terminated, "human")
-            self.prog["interventions"] += 1
-        if self.agent.policy.norm is not None:
-            self.agent.policy.norm.update(torch.from_numpy(self.agent.policy.state_vector(obs)))
+        store_transitions(self.agent, self.replay, self.demos, self.prog, obs,
+                          self.agent.policy.from_env(tr.action)[None], np.array([tr.reward], np.float32), next_obs,
+                          np.array([tr.terminated], np.float32), np.array([SOURCE_IDS[tr.source]], np.uint8))
 
     def end_episode(self, stats) -> None:
         self.returns.append(stats.episode_return)
@@ -210,6 +222,12 @@ class CsvLog:
             self.tb.close()
 
 
+def reached_goal(cfg: SACConfig, result: dict[str, float]) -> bool:
+    """An evaluation met `stop_success` / `stop_return` (time-to-threshold runs end there)."""
+    return bool(result) and ((cfg.stop_success is not None and result["success_rate"] >= cfg.stop_success)
+                             or (cfg.stop_return is not None and result["mean_return"] >= cfg.stop_return))
+
+
 def evaluate(agent: SACAgent, cfg: SACConfig, episodes: int, seed: int) -> dict[str, float]:
     env = env_recipe(cfg).make()
     try:
@@ -253,7 +271,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     log = CsvLog(out / "progress.csv", append=resume)
 
     step, start_step = int(prog["step"]), int(prog["step"])
-    source = SACSource(agent, rng)
+    source = SACSource(agent.policy, rng)
     sink = ReplaySink(agent, replay, demos, prog)
     actor = InterventionSource(source, hil) if hil is not None else source
     # one rollout per env; env i's episodes are seeded seed + step + i, then counted up by the runner
@@ -288,9 +306,11 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                 last_eval = evaluate(agent, cfg, cfg.eval_episodes, seed=10_000 + step)
                 side_time += time.perf_counter() - t_side
                 row.update(eval_return=last_eval["mean_return"], eval_success=last_eval["success_rate"])
+            reached = bool(row) and reached_goal(cfg, last_eval)
             returns, successes = sink.returns, sink.successes
             if row or step % cfg.log_every < cfg.num_envs:
-                row.update(step=step, time_s=round(time.perf_counter() - t0, 2), sps=round(sps, 1),
+                row.update(step=step, time_s=round(time.perf_counter() - t0, 2),
+                           train_s=round(time.perf_counter() - t0 - side_time, 2), sps=round(sps, 1),
                            episodes=prog["episodes"], interventions=prog["interventions"],
                            **{"return": np.mean(returns) if returns else "",
                               "success": np.mean(successes) if successes else ""},
@@ -299,11 +319,14 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
                 bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(returns):.1f}" if returns else "-",
                                 succ=f"{np.mean(successes):.2f}" if successes else "-",
                                 eval=f"{last_eval['success_rate']:.2f}" if last_eval else "-")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps:
+            if cfg.checkpoint_every and step % cfg.checkpoint_every < cfg.num_envs or step >= cfg.total_steps \
+                    or reached:
                 t_side = time.perf_counter()
                 prog.update(step=step, np_rng=rng.bit_generator.state)
                 save(out, cfg, agent, replay, demos, prog)
                 side_time += time.perf_counter() - t_side
+            if reached:
+                break
     finally:
         bar.close()
         log.close()
@@ -317,8 +340,9 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
             "train_return": float(np.mean(sink.returns)) if sink.returns else None}
 
 
-def cli_main(args) -> int:
-    """`robotlearn train sac ...`: config + overrides (+ the checkpoint's own config on --resume) -> train()."""
+def config_from_args(args) -> tuple[SACConfig, Path]:
+    """`robotlearn train sac ...` arguments -> (config, run directory): config + overrides, or the
+    checkpoint's own config (+ overrides) on --resume. Shared by the single-process and the Ray trainer."""
     from robotlearn.core.config import load_config, parse_overrides, validate
 
     out = Path(args.out or f"runs/sac-{(args.env or 'default').replace('/', '_')}")
@@ -337,7 +361,17 @@ def cli_main(args) -> int:
         cfg.backend_options = options
     if not EnvRecipe(cfg.env, None).is_robotlearn and args.backend is None:
         cfg.backend = None
+    return cfg, out
+
+
+def report(result: dict[str, Any]) -> str:
+    return (f"trained {result['trained_steps']} steps in {result['seconds']:.0f} s ({result['sps']:.0f} steps/s); "
+            f"eval success {result['eval_success']}, return {result['eval_return']}; checkpoint: {result['checkpoint']}")
+
+
+def cli_main(args) -> int:
+    """`robotlearn train sac ...` in this process (`--actors N` goes to robotlearn.scale instead)."""
+    cfg, out = config_from_args(args)
     result = train(cfg, out, resume=args.resume, progress_bar=not args.no_progress, intervene=args.intervene)
-    print(f"trained {result['trained_steps']} steps in {result['seconds']:.0f} s ({result['sps']:.0f} steps/s); "
-          f"eval success {result['eval_success']}, return {result['eval_return']}; checkpoint: {result['checkpoint']}")
+    print(report(result))
     return 0

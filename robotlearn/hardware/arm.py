@@ -100,6 +100,7 @@ class RealArmBackend(Backend):
         self._camera_max_age = camera_max_age_s
         self._cameras: dict[str, Camera] = {}
         self._perception: Any = None  # CameraObjectPerception, built at the first need
+        self._kinematics: Any = None  # ArmKinematics, for grasp following (built with the perception)
         #: who puts objects where a reset asks, when no scene oracle can (the CLI's person prompt)
         self.placer = None
         self._closed = False
@@ -333,8 +334,22 @@ class RealArmBackend(Backend):
             self._perception = build_perception(
                 self.spec, self._camera(name), mode.calibration_file if mode is not None else None,
                 placer=oracle.place if oracle is not None else self._place_by_placer,
-                truth=oracle.object_pose if isinstance(oracle, EmulatorOracle) else None)
+                truth=oracle.object_pose if isinstance(oracle, EmulatorOracle) else None,
+                gripper=self._gripper_state)
         return self._perception
+
+    def _gripper_state(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Tool pose (forward kinematics of the measured joints) and finger opening, for grasp following."""
+        from robotlearn.robots.arm_kinematics import ArmKinematics
+
+        if self._kinematics is None:
+            self._kinematics = ArmKinematics(self.spec)
+        q = self.read()["joint_pos"]
+        n_arm = self._kinematics.n_arm
+        pos, quat = self._kinematics.forward(q[:n_arm])
+        fingers = q[n_arm:]
+        opening = float(np.mean(fingers) / self.spec.upper[n_arm]) if len(fingers) else 1.0
+        return np.asarray(pos), np.asarray(quat), opening
 
     def _place_by_placer(self, scene: dict[str, list[float]]) -> None:
         if self.placer is None:

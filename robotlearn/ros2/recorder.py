@@ -79,7 +79,7 @@ class ArmInputs:
         return len(self.names)
 
     def on_state(self, msg, latest: Latest) -> None:
-        from robotlearn.hardware.ros2 import joint_state_to_state
+        from robotlearn.ros2.messages import joint_state_to_state
 
         state = joint_state_to_state(msg, self.names)
         if state is not None:
@@ -133,7 +133,7 @@ class QuadInputs:
         return 4
 
     def on_state(self, msg, latest: Latest) -> None:
-        from robotlearn.hardware.ros2 import odometry_to_state
+        from robotlearn.ros2.messages import odometry_to_state
 
         latest.state, latest.state_t = odometry_to_state(msg), time.monotonic()
 

@@ -36,7 +36,7 @@ def test_sac_step_and_deploy_over_mavlink(tmp_path):
             space = env.observation_space
             agent = SACAgent(cfg, obs_spec_from_space(space), env.action_space.low, env.action_space.high)
             replay = ReplayBuffer(64, {k: (s.shape, s.dtype) for k, s in space.spaces.items()}, 4)
-            source = SACSource(agent, np.random.default_rng(0))
+            source = SACSource(agent.policy, np.random.default_rng(0))
             source.explore = False  # the policy's own samples go out as SET_ATTITUDE_TARGET
             sink = ReplaySink(agent, replay, None, {"episodes": 0, "interventions": 0})
             rollout = Rollout(env, source, [sink])

@@ -12,6 +12,7 @@ from mcap.reader import make_reader
 from ros2_nodes import ARM_JOINTS, NodeProcess, Probe, wait_for
 from rosbags.rosbag2 import Reader
 from rosbags.typesys import Stores, get_typestore
+from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -36,19 +37,22 @@ def test_recorder_writes_a_dataset_and_an_mcap_bag_of_a_commanded_arm(tmp_path, 
     recorder = None
     try:
         states = probe.joint_states("/rec/joint_states")
-        wait_for(lambda: len(states) > 5, 40, "the bridge's joint states")
+        images: list = []
+        probe.node.create_subscription(Image, "/rec/scene/image_raw", images.append, 10)
+        wait_for(lambda: len(states) > 5 and len(images) > 2, 40, "the bridge's joint states and images")
         recorder = NodeProcess("robotlearn_recorder", "recorder", "/rec",
                                {"env": "robotlearn/ArmReach-v0", "dataset": str(tmp_path / "data"),
                                 "bag": str(tmp_path / "bag"), "cameras": "scene", "fps": 20.0,
                                 "autostart": False, "episodes": 1, "source": "human"}, tmp_path)
         assert probe.call(Trigger, "/rec/recorder/start_episode", timeout=40).success
+        wait_for(lambda: "episode 0 recording" in recorder.output(), 20, "the recorder's first frame")
         pub = probe.node.create_publisher(JointTrajectory, "/rec/joint_trajectory", 10)
         wait_for(lambda: pub.get_subscription_count() >= 2, 10, "bridge and recorder subscribing to joint_trajectory")
         point = JointTrajectoryPoint(positions=[GOAL])
         point.time_from_start.sec = 1
         pub.publish(JointTrajectory(joint_names=["shoulder_pan"], points=[point]))
         wait_for(lambda: abs(states[-1][1].position[0] - GOAL) < 0.02, 10, "the arm reaching the goal")
-        time.sleep(0.5)  # a few frames after the trajectory's end (the recorder samples it on its own clock)
+        time.sleep(1.0)  # frames after the trajectory's end (the recorder samples it on its own clock)
         assert probe.call(Trigger, "/rec/recorder/stop_episode").success
         assert recorder.proc.wait(20) == 0, recorder.output()  # episodes:=1 -> it exits once that one is saved
     finally:

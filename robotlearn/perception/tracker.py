@@ -44,6 +44,8 @@ UPRIGHT_TOLERANCE = np.radians(15.0)
 #: 480 px frames of resting cubes: p95 1.4 px) and the free solution is at most `REST_MAX_RISE` (m) above
 #: the resting height (free solutions of resting cubes: p95 +17 mm; of cubes lifted 8 cm: p5 +64 mm)
 REST_MAX_RMS_PX = 2.0
+#: RMS px a resting fit is charged per cm it lies from the object's previous estimate (tie-break only)
+REST_TIE_PX = 0.3
 REST_MAX_RISE = 0.04
 #: a free (not resting) solution further than this speed x elapsed time (at least 0.1 s) from the last
 #: estimate is dropped as an outlier: free solutions of small or half-hidden markers are 2-7 cm off in
@@ -132,9 +134,13 @@ class MarkerTracker:
             pos = world[:3, :3] @ t_cam + world[:3, 3]
             on_support = False
             if self.support_height is not None:
+                previous = self.last.get(name)
                 fits = [_fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible)
                         for rest_z in self._support_heights(name, pos) if abs(pos[2] - rest_z) < REST_MAX_RISE]
-                rest = min((f for f in fits if f is not None), key=lambda f: f[2], default=None)
+                # several supports can explain the corners about equally (depth along the ray is weak): the
+                # one nearest where the object was wins ties (REST_TIE_PX per cm of jump)
+                rest = min((f for f in fits if f is not None), default=None, key=lambda f: f[2] + (
+                    REST_TIE_PX * 100 * np.linalg.norm(f[1] - previous.pos) if previous is not None else 0.0))
                 if rest is not None and rest[2] <= REST_MAX_RMS_PX:
                     rot, pos, err, on_support = rest[0], rest[1], rest[2], True
             previous = self.last.get(name)
@@ -151,9 +157,10 @@ class MarkerTracker:
         under it (a stack: its last estimate within half a face of `pos` in x, y)."""
         half = self.layouts[name].half
         heights = [self.support_height + half]
+        near = [pos[:2]] + ([self.last[name].pos[:2]] if name in self.last else [])  # free solution, or last pose
         for other, est in self.last.items():
             below = self.layouts[other]
-            if other != name and est.on_support and np.all(np.abs(est.pos[:2] - pos[:2]) < below.half):
+            if other != name and est.on_support and any(np.all(np.abs(est.pos[:2] - xy) < below.half) for xy in near):
                 heights.append(est.pos[2] + below.half + half)
         return heights
 

@@ -332,6 +332,8 @@ class Recorder:
             return
         action = self.inputs.action(latest, now)
         obs = {**latest.state, **{f"images/{k}": img for k, img in latest.images.items()}}
+        if self.dataset.episode_frames == 0:  # tell the operator when frames really start (all inputs arriving)
+            self.node.get_logger().info(f"recorder: episode {self.dataset.num_episodes} recording")
         self.dataset.add_frame(obs, action, source=self.values["source"], timestamp=latest.state_t)
 
     def spin(self) -> None:

@@ -6,11 +6,18 @@ actions reach the robot as the bridge's command topics (``joint_trajectory`` / `
 control rate, through the one episode runner. Each step is published on ``~/action`` and ``~/diagnostics``.
 With ``dataset`` set, episodes are written through the public recorder (LeRobot v3 layout, per-step source
 labels), exactly as ``robotlearn record`` writes them.
+
+With ``policy`` set (a diffusion checkpoint) the node collects one RaC round instead (robotlearn/correction/):
+the policy drives and the device is the operator's clutch (relative to where it engaged), with rewind and
+Rule 2 (``rac_mode:=continue`` for the HG-DAgger baseline); ``device:=simulated`` is the simulated operator of
+a sim. Each step is labelled policy / rewind / correction with its intervention and sub-task ids, into
+``dataset``, by the same `collect_round` that ``robotlearn rac collect`` runs. RaC needs object poses, so it
+runs on a local backend (``mujoco``, ``pybullet``, ``real``), not on ``ros2``.
 """
 
 from __future__ import annotations
 
-from robotlearn.ros2.params import Param, declare
+from robotlearn.ros2.params import Param, ParameterError, declare
 from robotlearn.ros2.sinks import node_sinks, options_param
 
 PARAMETERS: tuple[Param, ...] = (
@@ -24,6 +31,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("seed", 0, "seed of the first episode (then +1 per episode)", low=0, high=2**31 - 1),
     Param("dataset", "", "dataset directory to record into (empty: do not record)"),
     Param("task_text", "", "task description stored with each episode (empty: the env id)"),
+    Param("policy", "", "RaC: a diffusion checkpoint that drives while the device is the operator's clutch "
+                        "(empty: plain teleoperation)"),
+    Param("rac_mode", "rac", "RaC: end the episode after the correction (rac) or hand back (continue)",
+          choices=("rac", "continue")),
+    Param("rewind", True, "RaC: the operator may rewind along the executed path before correcting"),
 )
 
 
@@ -38,16 +50,29 @@ class Teleop:
         self.recipe = EnvRecipe(v["env"], v["backend"], v["overrides"],
                                 backend_options=options_param(v, "backend_options"))
         self.env = self.recipe.make()
+        self.rollout = self.operator = None
         try:
             options = parse_overrides([o for o in v["device_options"].split(",") if o])
-            source = DeviceSource(make_device(v["device"], self.env, **options))
-            sinks = node_sinks(node, self.env, self.recipe, v["dataset"], v["task_text"])
-            self.rollout = Rollout(self.env, source, sinks)
+            if v["policy"]:
+                from robotlearn.correction.loop import make_operator
+
+                if not v["dataset"]:
+                    raise ParameterError(f"{node.get_name()}: RaC (policy set) records its round: set dataset:=DIR")
+                if not v["episodes"]:
+                    raise ParameterError(f"{node.get_name()}: RaC collects a round of episodes: set episodes >= 1")
+                self.operator = make_operator(v["device"], self.env, v["dataset"], rewind=v["rewind"], **options)
+            else:
+                source = DeviceSource(make_device(v["device"], self.env, **options))
+                sinks = node_sinks(node, self.env, self.recipe, v["dataset"], v["task_text"])
+                self.rollout = Rollout(self.env, source, sinks)
         except Exception:
             self.env.close()
             raise
 
     def spin(self) -> None:
+        if self.operator is not None:
+            self._collect_rac_round()
+            return
         episodes, seed = self.values["episodes"], self.values["seed"]
         i = 0
         while episodes == 0 or i < episodes:
@@ -57,9 +82,21 @@ class Teleop:
             if stats.outcome == "quit":
                 break
 
+    def _collect_rac_round(self) -> None:
+        from robotlearn.correction.loop import collect_round
+
+        v = self.values
+        stats = collect_round(self.env, self.recipe, v["dataset"], v["policy"], v["episodes"], v["seed"],
+                              mode=v["rac_mode"], rewind=v["rewind"], operator=self.operator, progress=None)
+        self.node.get_logger().info(
+            f"RaC round: {stats.episodes} episodes, {stats.interventions} interventions, operator "
+            f"{stats.operator_s:.1f} s (rewind {stats.rewind_s:.1f} s, correction {stats.correction_s:.1f} s), "
+            f"terminations {stats.terminations}")
+
     def close(self) -> None:
         try:
-            self.rollout.close()
+            if self.rollout is not None:  # (a RaC round's runner closes its operator itself)
+                self.rollout.close()
         finally:
             self.env.close()
 

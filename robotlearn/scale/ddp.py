@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rank = dist.get_rank()
         if args.check_gradients:
-            print(json.dumps(check_gradients(cfg, args.dataset)), flush=True)
+            sys.stdout.write(json.dumps(check_gradients(cfg, args.dataset)) + "\n")  # one write: ranks share stdout
+            sys.stdout.flush()
             return 0
         train(cfg, args.dataset, out if rank == 0 else None,
               log=(lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None), ddp=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robotlearn.core.rotations import quat_conj, quat_mul, quat_rotate
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware.cameras.base import Camera, CameraError
 from robotlearn.perception.camera_model import CameraModel
@@ -139,8 +140,6 @@ class CameraObjectPerception:
 
     def _follow_grasp(self, frame_time: float) -> None:
         """Attach an object the gripper closes on; move attached objects with the tool (module docstring)."""
-        from robotlearn.core.rotations import quat_conj, quat_mul, quat_rotate
-
         tool_pos, tool_quat, opening = self.gripper()
         closing = opening < self._last_opening - 0.01  # (a gripper opening after a release is not grasping)
         self._last_opening = opening

@@ -43,6 +43,7 @@ from robotlearn.robots.quadrotor import CascadedController
 from robotlearn.rollout import ActionSource, EnvRecipe, Rollout, Sink, Transition
 from robotlearn.sim.physical import Calibration
 from robotlearn.sysid.data import QuadSysidData
+from robotlearn.sysid.simulate import replay_segments
 
 QUAD_ENV = "QuadHover-v0"
 SETTLE_S = 1.0      # hover before the first doublet
@@ -185,11 +186,7 @@ class QuadReplayer:
         if "calibration" in self.sim_options:
             raise ValueError("sysid sets the sim's calibration itself; do not pass calibration= as a sim option")
         self.spec: RobotSpec = load_robot_spec(data.robot, [f"control_hz={data.control_hz}"])
-        self.horizon = max(2, int(round(horizon_s * data.control_hz)))
-        first = int(round(SETTLE_S * data.control_hz))
-        self.starts = list(range(first, len(data.commands) - 1, self.horizon))
-        if not self.starts:
-            raise ValueError(f"sysid data: {data.seconds:.1f} s is too short (the first {SETTLE_S} s only hover)")
+        self.horizon, self.starts = replay_segments(data, horizon_s, SETTLE_S, "hover")
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-quad-"))
         self.evaluations = 0
 

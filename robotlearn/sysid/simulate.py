@@ -26,6 +26,17 @@ from robotlearn.sysid.data import SysidData
 from robotlearn.sysid.excitation import SETTLE_S
 
 
+def replay_segments(data, horizon_s: float, settle_s: float, settling: str) -> tuple[int, list[int]]:
+    """(steps per segment, segment start steps) of a recording replayed in open-loop segments of `horizon_s`
+    after its first `settle_s` (which only `settling`); a recording with no segment is a one-line error."""
+    horizon = max(2, int(round(horizon_s * data.control_hz)))
+    first = int(round(settle_s * data.control_hz))
+    starts = list(range(first, len(data.commands) - 1, horizon))
+    if not starts:
+        raise ValueError(f"sysid data: {data.seconds:.1f} s is too short (the first {settle_s} s only {settling})")
+    return horizon, starts
+
+
 class Replayer:
     """Simulates a `SysidData` on sim backend `sim` for any parameter model."""
 
@@ -40,11 +51,7 @@ class Replayer:
                              "domain_randomization= as a sim option")
         self.spec: RobotSpec = load_robot_spec(data.robot, [*robot_overrides, f"control_hz={data.control_hz}"])
         self.n_arm = int(self.spec.params.get("arm_joints") or len(self.spec.joints))
-        self.horizon = max(2, int(round(horizon_s * data.control_hz)))
-        first = int(round(SETTLE_S * data.control_hz))
-        self.starts = list(range(first, len(data.commands) - 1, self.horizon))
-        if not self.starts:
-            raise ValueError(f"sysid data: {data.seconds:.1f} s is too short (the first {SETTLE_S} s only settle)")
+        self.horizon, self.starts = replay_segments(data, horizon_s, SETTLE_S, "settle")
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-"))
         self.evaluations = 0
 

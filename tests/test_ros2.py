@@ -332,3 +332,17 @@ def test_teleop_node_collects_a_rac_round(tmp_path):
     last = demos.episode(len(demos.episode_ends) - 1)
     assert set(last["source"]) <= {"policy", "rewind", "correction"} and "policy" in set(last["source"])
     assert "intervention_id" in demos.data and "subtask_id" in demos.data, list(demos.data)
+
+
+def test_teleop_node_rac_parameter_errors_are_one_line(tmp_path):
+    cases = [({"policy": str(tmp_path)}, "set dataset:=DIR"),
+             ({"policy": str(tmp_path), "dataset": str(tmp_path / "d"), "episodes": 0}, "set episodes >= 1"),
+             ({"rac_mode": "dagger"}, "parameter 'rac_mode'")]
+    for k, (params, expected) in enumerate(cases):
+        node = NodeProcess("robotlearn_teleop", f"racbad{k}", "/bad",
+                           {"env": "robotlearn/ArmStack-v0", "backend": "mujoco", "device": "simulated", **params},
+                           tmp_path)
+        rc = node.proc.wait(60)
+        node.stop()
+        lines = node.output().strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in lines[0] and expected in lines[0], lines

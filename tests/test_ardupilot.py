@@ -56,23 +56,34 @@ def test_quad_hover_takes_off_hovers_in_every_mode_lands_and_disarms(tmp_path, a
 
 
 def test_ardupilot_ctbr_thrust_semantics_are_explicit(tmp_path):
-    """Defect 2: GUID_OPTIONS bit 3 set by the driver, so thrust 0.5 (above hover 0.44) climbs; climb_rate holds."""
+    """Defect 2: GUID_OPTIONS bit 3 set by the driver, so thrust 0.5 (above hover 0.44) climbs; climb_rate holds.
+
+    "Holds" is judged on the climb rate over the last 0.4 s: reset hands over once the vehicle is within
+    0.2 m/s of rest, and the decay of that residual speed moves it a few cm whatever the thrust semantics.
+    """
     with emulator(tmp_path, *ARDUPILOT) as (_, port):
         backend = make_backend(load_robot_spec("cf2x"), "real", {"connection": f"udpin:127.0.0.1:{port}"})
         assert int(backend.params.get("GUID_OPTIONS")) & 8 and backend.thrust_semantics == "thrust"
         backend.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, 1.0])})
-        climbs = []
+        climbs, final_rates, start_vz = [], [], []
         for semantics in ("thrust", "climb_rate"):
             backend.set_thrust_semantics(semantics)
-            z0 = backend.read()["pos"][2]
+            start = backend.read()
+            heights = []
             for _ in range(60):  # 1.2 s of thrust 0.5, no rates
                 backend.command(np.array([0.5, 0.0, 0.0, 0.0]))
                 backend.advance()
-            climbs.append(backend.read()["pos"][2] - z0)
+                heights.append(backend.read()["pos"][2])
+            climbs.append(heights[-1] - start["pos"][2])
+            final_rates.append((heights[-1] - heights[-21]) / (20 * backend.dt))
+            start_vz.append(start["vel"][2])
             backend.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, 1.0])})
         backend.close()
-    print(f"thrust 0.5 for 1.2 s: climbed {climbs[0]:.2f} m as thrust, {climbs[1]:.2f} m as a climb rate")
-    assert climbs[0] > 0.15 and abs(climbs[1]) < 0.06
+    report = (f"thrust 0.5 for 1.2 s: climbed {climbs[0]:.2f} m as thrust, {climbs[1]:.2f} m as a climb rate "
+              f"(final rates {final_rates[0]:.2f} / {final_rates[1]:.3f} m/s, start vz {start_vz})")
+    print(report)
+    assert climbs[0] > 0.15 and final_rates[0] > 0.3, report
+    assert abs(final_rates[1]) < 0.05 and abs(climbs[1]) < 0.15, report
 
 
 def test_cold_start_waits_with_progress_and_names_the_missing_piece(tmp_path, caplog):

@@ -275,9 +275,10 @@ def test_emulator_keeps_real_time_and_announces_its_timing(emulator):
     reply lateness p99 8-18 us, p99.9 18-61 us; so 2 ms (the requirement itself) and 250 us."""
     time.sleep(1.1)  # the announcement's timing is refreshed every second
     t = read_emulator_info(emulator.link)["timing"]
+    print("emulator timing:", {k: t[k] for k in ("reply_lateness_us", "reply_latency_us", "physics_lag_us")})
     period_us = 1e6 / 500.0  # configs/hardware/arm6_emulated.yaml rate_hz
     assert t["sched_fifo"] and t["reply_latency_us"]["count"] > 1000 and t["physics_steps"] > 1000
     assert t["wall_time_s"] - t["physics_time_s"] - t["resync_time_s"] < 2 * t["physics_tick_s"]
     assert t["physics_lag_us"]["p99_us"] < period_us, t
-    assert t["reply_lateness_us"]["p99_us"] < 250
+    assert t["reply_lateness_us"]["p99_us"] < 250, t
     assert t["reply_latency_us"]["p50_us"] < 1000  # wire time at 4 Mbps plus scheduling

@@ -420,13 +420,19 @@ void ServoEmulator::run() {
             deadline = now;
             resyncs_.fetch_add(1, std::memory_order_relaxed);
           }
-          if (physics_mu_.try_lock()) {
+          // A tick is not interruptible: one started just before a reply falls due would send that reply
+          // late by up to the tick's work. Serve the reply first; the tick follows it, well within dt.
+          const bool reply_first = !pending_.empty() && pending_.front().due_ns - now < tick_estimate_ns_ + kSpinNs;
+          if (!reply_first && physics_mu_.try_lock()) {
             const std::int64_t t_work = monotonic_ns();
             if (physics_ == Physics::Mujoco) physics_tick();
             else kinematic_tick();
             physics_mu_.unlock();
             const std::int64_t done = monotonic_ns();
-            physics_work_.add(done - t_work);
+            const std::int64_t work = done - t_work;
+            physics_work_.add(work);
+            // rises at once to a slow tick, decays slowly: tracks the tail of the work, not its mean
+            tick_estimate_ns_ = work > tick_estimate_ns_ ? work : tick_estimate_ns_ - (tick_estimate_ns_ - work) / 128;
             const std::int64_t lag = done - deadline;
             physics_lag_.add(lag);
             if (lag > dt_ns) late_.fetch_add(1, std::memory_order_relaxed);
@@ -436,7 +442,7 @@ void ServoEmulator::run() {
             if (physics_ == Physics::Mujoco) publish();
             continue;  // look at the bus before the next (catch-up) tick
           }
-          next = now + 200000;  // the side channel is editing the sim; bus replies go on meanwhile
+          if (!reply_first) next = now + 200000;  // the side channel is editing the sim; bus replies go on meanwhile
         } else {
           next = deadline;
         }

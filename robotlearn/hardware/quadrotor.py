@@ -100,9 +100,14 @@ class MavlinkOptions(BackendOptions):
     failsafe_timeout: float | None = Field(None, gt=0)
     #: reset succeeds within this distance of the start position (m)
     reset_tolerance: float = Field(0.15, gt=0)
+    #: ... and below this speed (m/s), both held for `settle_s`: a vehicle passing slowly through the turning
+    #: point of an oscillation meets the distance but not the dwell, so an episode starts at rest
+    settle_speed: float = Field(0.1, gt=0)
+    #: how long the vehicle must stay settled before reset returns (s)
+    settle_s: float = Field(0.5, ge=0)
     #: how long reset may take to fly to the start, takeoff excluded (s)
     reset_timeout: float = Field(20.0, gt=0)
-    #: hold the start position this long before an episode starts (s)
+    #: when the policy sends nothing for this long, the receive thread streams a position hold (s)
     hold_after: float = Field(0.3, ge=0)
 
 
@@ -523,16 +528,17 @@ class MavlinkQuadBackend(Backend):
         self._overruns = 0
 
     def _fly_to(self, target: np.ndarray, yaw: float) -> None:
-        """Stream a position target until the vehicle has settled within reset_tolerance of it."""
+        """Stream a position target until the vehicle has settled at it (reset_tolerance, settle_speed, settle_s)."""
         deadline = time.monotonic() + self.reset_timeout
         settled_since = None
         while True:
             self._check_link()
             self._send_position(target, yaw)
             s = self.read()
-            near = np.linalg.norm(s["pos"] - target) < self.reset_tolerance and np.linalg.norm(s["vel"]) < 0.2
+            near = (np.linalg.norm(s["pos"] - target) < self.reset_tolerance
+                    and np.linalg.norm(s["vel"]) < self.options.settle_speed)
             settled_since = (settled_since or time.monotonic()) if near else None
-            if settled_since is not None and time.monotonic() - settled_since > 0.2:
+            if settled_since is not None and time.monotonic() - settled_since > self.options.settle_s:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reset: vehicle did not reach {target.round(2).tolist()} within "

@@ -171,6 +171,7 @@ class ServoEmulator {
   ReplyQueue pending_;
   std::vector<std::uint8_t> rx_;
   std::int64_t t0_ = 0, ticks_ = 0;
+  std::int64_t tick_estimate_ns_ = 0;  // a high running estimate of one physics tick's work (RT thread only)
   std::atomic<int> tid_{0};
   std::atomic<std::int64_t> start_ns_{0}, ticks_pub_{0}, resync_ns_{0};
   Histogram reply_latency_, reply_late_, physics_lag_, physics_work_;

@@ -2,12 +2,15 @@
 pick-place expert on the emulated real arm with perception only, against the same expert in the sim.
 
     python bench/perception.py [--frames 200] [--seeds 20] [--sizes 84,120,160,240,320,480] [--no-real]
+    python bench/perception.py --only-thread [--thread-seeds 6]   # perception in the control step only
 
 Static part: the cube at ArmPickPlace's start poses (its workspace box and yaw range), rendered by each
 sim's scene camera at each size, JPEG'd as the emulator's MJPEG stream does, tracked. Baselines in the same
 run: the free 6-DoF PnP (no resting-pose fit) for the error, the render time for the tracker's cost.
 Episode part: `robotlearn emulate arm` in a child process, backend "real" (cube poses from the camera
 only), per-episode success, the perception info each step (detection, latency, error vs the emulator's truth).
+Thread part: the control thread's time in perception per step with the tracker in its worker thread (the
+default) against inline in the step, alternating per seed on one emulator (ratio inline/worker at p99).
 """
 
 from __future__ import annotations
@@ -151,6 +154,62 @@ def episodes(seeds: list[int]) -> dict:
     return result
 
 
+def perception_on_the_step(seeds: list[int]) -> dict:
+    """The control thread's perception time per step, worker thread vs inline, alternating per seed
+    (the first mode flips each seed) on one emulator, with the expert's success and the loop's late ticks."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_real_arm import Emulator
+
+    modes = {"worker": [], "inline": []}
+    stats = {m: {"success": 0, "late_ticks": 0, "steps": 0} for m in modes}
+    emu = Emulator(Path(tempfile.mkdtemp()) / "arm", "--cameras", "scene", "--camera-fps", "10")
+    try:
+        for k, seed in enumerate(seeds):
+            for mode in (("worker", "inline") if k % 2 == 0 else ("inline", "worker")):
+                env = gym.make("robotlearn/ArmPickPlace-v0", backend="real", backend_options={
+                    "port": str(emu.link), "overrides": [f"perception_thread={str(mode == 'worker').lower()}"]})
+                try:
+                    backend = env.unwrapped.backend
+                    obs, _ = env.reset(seed=seed)
+                    perception = backend._object_perception()
+                    refresh = perception.refresh
+
+                    def timed(*args, _refresh=refresh, _mode=mode, **kw):
+                        t0 = time.perf_counter()
+                        try:
+                            return _refresh(*args, **kw)
+                        finally:
+                            modes[_mode].append(time.perf_counter() - t0)
+
+                    perception.refresh = timed
+                    expert = PickPlaceExpert(env)
+                    expert.reset(obs)
+                    for _ in range(60):
+                        obs, _, _, _, info = env.step(expert.act(obs))
+                        stats[mode]["steps"] += 1
+                        if info["is_success"]:
+                            stats[mode]["success"] += 1
+                            break
+                    stats[mode]["late_ticks"] += info["loop_stats"]["late_ticks"]
+                finally:
+                    env.close()
+    finally:
+        emu.stop()
+    out = {}
+    for mode, times in modes.items():
+        ms = 1e3 * np.asarray(times)
+        out[mode] = {"refresh_ms_p50": float(np.percentile(ms, 50)), "refresh_ms_p99": float(np.percentile(ms, 99)),
+                     "refresh_ms_max": float(ms.max()), "success_rate": stats[mode]["success"] / len(seeds),
+                     "late_ticks_per_100_steps": 100 * stats[mode]["late_ticks"] / max(stats[mode]["steps"], 1)}
+    out["p99_ratio_inline_over_worker"] = out["inline"]["refresh_ms_p99"] / max(out["worker"]["refresh_ms_p99"], 1e-6)
+    print(f"perception in the control step over {len(seeds)} seeds per mode (alternating): refresh p50/p99 "
+          f"worker {out['worker']['refresh_ms_p50']:.2f}/{out['worker']['refresh_ms_p99']:.2f} ms, inline "
+          f"{out['inline']['refresh_ms_p50']:.2f}/{out['inline']['refresh_ms_p99']:.2f} ms; late ticks per 100 steps "
+          f"worker {out['worker']['late_ticks_per_100_steps']:.1f}, inline {out['inline']['late_ticks_per_100_steps']:.1f}; "
+          f"success worker {out['worker']['success_rate']:.0%}, inline {out['inline']['success_rate']:.0%}", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=200)
@@ -159,12 +218,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="84,120,160,240,320,480")
     parser.add_argument("--sims", default="mujoco,pybullet")
     parser.add_argument("--no-real", action="store_true", help="skip the emulated-arm episodes")
+    parser.add_argument("--thread-seeds", type=int, default=6,
+                        help="seeds per mode for the worker-thread vs inline comparison (0: skip)")
+    parser.add_argument("--only-thread", action="store_true", help="run only the worker-thread vs inline comparison")
     args = parser.parse_args()
+    if args.only_thread:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        result = {"load_before": load, "thread": perception_on_the_step(list(range(args.first_seed, args.first_seed + args.thread_seeds)))}
+        result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
+        print(json.dumps(result))
+        return
     sizes = [int(s) for s in args.sizes.split(",")]
     result = {"load_before": Path("/proc/loadavg").read_text().split()[:3],
               "static": {sim: static_errors(sim, sizes, args.frames) for sim in args.sims.split(",")}}
     if not args.no_real:
         result["episodes"] = episodes(list(range(args.first_seed, args.first_seed + args.seeds)))
+        if args.thread_seeds:
+            result["thread"] = perception_on_the_step(list(range(args.first_seed, args.first_seed + args.thread_seeds)))
     result["load_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(json.dumps(result))
 

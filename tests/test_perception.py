@@ -7,6 +7,7 @@ the workspace, error percentiles at each resolution, the expert over many seeds)
 
 from __future__ import annotations
 
+import threading
 import time
 
 import cv2
@@ -92,9 +93,11 @@ def test_marker_pose_on_rendered_frames(spec, sim):
         backend.close()
 
 
-def test_perception_through_mjpeg_keeps_last_pose_when_the_marker_is_lost(spec):
+@pytest.mark.parametrize("threaded", [False, True], ids=["inline", "worker"])
+def test_perception_through_mjpeg_keeps_last_pose_when_the_marker_is_lost(spec, threaded):
     """Frames over HTTP into the production camera driver; when the cube leaves the view its pose is the
-    last one seen, with its age growing and `visible` false -- no exception, no NaN."""
+    last one seen, with its age growing and `visible` false -- no exception, no NaN. Inline (refresh runs
+    the tracker) and with the worker thread (refresh only takes its result), as the real backend runs it."""
     backend = make_backend(spec, "mujoco")
     server = MjpegServer().start()
     server.add_stream("scene")
@@ -105,6 +108,11 @@ def test_perception_through_mjpeg_keeps_last_pose_when_the_marker_is_lost(spec):
         server.publish("scene", backend.render("scene", CAPTURE))
         camera = OpenCVCamera("scene", server.url("scene"), width=CAPTURE[0], height=CAPTURE[1]).start()
         perception = build_perception(spec, camera, truth=backend.object_pose)
+        tracker_threads = set()
+        update = perception.tracker.update
+        perception.tracker.update = lambda *a: tracker_threads.add(threading.current_thread().name) or update(*a)
+        if threaded:
+            perception.start()
         perception.place({k: v.tolist() for k, v in state.items()})  # nobody to place: poses only remembered
         for _ in range(3):  # the placement waits for frames after it
             server.publish("scene", backend.render("scene", CAPTURE))
@@ -125,6 +133,37 @@ def test_perception_through_mjpeg_keeps_last_pose_when_the_marker_is_lost(spec):
         assert np.array_equal(pos, seen_pos) and np.all(np.isfinite(quat))
         assert info["detection_rate"] < 1.0 and info["frames"] >= 2 and 0 < info["latency_s"] < 1.0
         assert info["cube/pos_error_m"] > 0.2  # against the truth, which moved
+        assert info["threaded"] is threaded
+        assert tracker_threads == ({"perception-scene"} if threaded else {threading.current_thread().name})
+    finally:
+        if camera is not None:
+            perception.close()
+            camera.close()
+        server.close()
+        backend.close()
+
+
+def test_a_worker_failure_surfaces_at_the_next_refresh(spec):
+    """The worker reads the gripper's pose; if that fails (the arm faulted), the control step hears of it."""
+    backend = make_backend(spec, "mujoco")
+    server = MjpegServer().start()
+    server.add_stream("scene")
+    camera = None
+    try:
+        backend.reset(np.random.default_rng(0), next(workspace_states(1, seed=5)))
+        server.publish("scene", backend.render("scene", CAPTURE))
+        camera = OpenCVCamera("scene", server.url("scene"), width=CAPTURE[0], height=CAPTURE[1]).start()
+
+        def gripper():
+            raise RuntimeError("arm on /dev/ttyX: bus gone")
+
+        perception = build_perception(spec, camera, gripper=gripper).start()
+        deadline = time.monotonic() + 5.0
+        with pytest.raises(RuntimeError, match="bus gone"):
+            while time.monotonic() < deadline:
+                server.publish("scene", backend.render("scene", CAPTURE))
+                perception.refresh(wait_s=0.1)
+        perception.close()
     finally:
         if camera is not None:
             camera.close()

@@ -15,8 +15,9 @@ Semantics that differ from a sim, on purpose:
   person the CLI prompts (`placer`) on a real robot.
 * Object poses come from pixels: the hardware config's ``perception_camera`` (a fixed camera of the
   spec) is read through the production camera driver and the objects' ArUco markers are tracked
-  (robotlearn/perception/). ``info["perception"]`` reports latency, detection rate, each object's
-  visibility and pose age (a lost marker keeps its last-seen pose), and on an emulator the pose error.
+  (robotlearn/perception/), in a worker thread off the control step. ``info["perception"]`` reports
+  latency, detection rate, each object's visibility and pose age (a lost marker keeps its last-seen pose),
+  and on an emulator the pose error.
 * A loop fault (bus gone, e-stop, watchdog torque-off) raises `ArmFault` from the next call, and the
   loop stops commanding.
 * The gripper is one servo: its position (in finger metres, see hardware/calibration.py) is copied to
@@ -336,6 +337,8 @@ class RealArmBackend(Backend):
                 placer=oracle.place if oracle is not None else self._place_by_placer,
                 truth=oracle.object_pose if isinstance(oracle, EmulatorOracle) else None,
                 gripper=self._gripper_state)
+            if self.hw.perception_thread:
+                self._perception.start()
         return self._perception
 
     def _gripper_state(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -391,6 +394,9 @@ class RealArmBackend(Backend):
         self.loop.estop()
 
     def _shutdown(self) -> None:
+        perception = getattr(self, "_perception", None)
+        if perception is not None:
+            perception.close()  # before the cameras and the loop its gripper callback reads
         loop = getattr(self, "loop", None)
         if loop is not None:
             loop.stop()

@@ -97,6 +97,9 @@ class ArmHardwareConfig(Strict):
     cameras: dict[str, CameraCapture] = Field(default_factory=dict)
     #: the fixed camera whose frames give object poses (fiducial markers, robotlearn/perception/); None: no perception
     perception_camera: str | None = None
+    #: run the marker tracker in its own thread as frames arrive (off the control step); false runs it inside
+    #: the step of the tick a frame arrived on (5-20 ms there; bench/perception.py compares the two)
+    perception_thread: bool = True
 
     @model_validator(mode="after")
     def _watchdog(self):

@@ -1,8 +1,12 @@
 """Object observations of a real robot from its camera: the `SceneOracle` a real backend asks for poses.
 
-`CameraObjectPerception` owns no thread: the backend calls `refresh()` once per control tick (and at
-reset), which runs the marker tracker on the camera's newest frame if it has not seen it yet. Between
-refreshes `object_pose` answers from memory, so every read within one step agrees.
+Perception runs off the control step: after `start()` a worker thread runs the marker tracker on every new
+camera frame as it arrives (OpenCV releases the GIL while it detects), and the backend's `refresh()` once
+per control tick only takes the newest finished estimate. Marker detection and pose fitting take 5-20 ms
+of CPU per frame, which inline would land in the step of whichever tick a frame arrived on. Between
+refreshes `object_pose` answers from that copy, so every read within one step agrees. Without `start()`,
+`refresh()` runs the tracker itself on the newest frame (the same processing, for callers that want each
+refresh to see the current frame, e.g. tests stepping a sim camera by hand).
 
 A marker that is not visible (occluded by the gripper, out of view, motion blur) is a defined state,
 never an error: the object keeps its last-seen pose and `info()` says how old it is. Before the first
@@ -23,15 +27,16 @@ emulator) its position/orientation error; plus latency (frame arrival to estimat
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from robotlearn.core.rotations import quat_conj, quat_mul, quat_rotate
 from robotlearn.core.spec import RobotSpec
-from robotlearn.hardware.cameras.base import Camera, CameraError
+from robotlearn.hardware.cameras.base import Camera, CameraError, Frame
 from robotlearn.perception.camera_model import CameraModel
 from robotlearn.perception.tracker import MarkerTracker, ObjectEstimate, rotation_angle
 from robotlearn.sim.scene import scene_for
@@ -51,6 +56,19 @@ class _Counters:
     frames: int = 0
     detections: int = 0
     latency_sum: float = 0.0
+
+
+@dataclass(frozen=True)
+class PerceptionView:
+    """Everything one control step reads, copied from the tracker when a frame has been processed."""
+
+    frame_index: int = 0
+    last: dict[str, ObjectEstimate] = field(default_factory=dict)      # every object's newest estimate
+    seen_now: dict[str, ObjectEstimate] = field(default_factory=dict)  # the objects seen in that frame
+    attached: frozenset[str] = frozenset()
+    rejected: dict[str, int] = field(default_factory=dict)
+    latency: float = 0.0
+    counters: _Counters = field(default_factory=_Counters)
 
 
 class CameraObjectPerception:
@@ -76,6 +94,14 @@ class CameraObjectPerception:
         self._latency = 0.0
         self._reset_time = time.monotonic()
         self.counters = _Counters()
+        self.view = PerceptionView()  # what object_pose and info answer from (refresh() replaces it)
+        # worker: _lock guards the tracker state; _published (under _cond) is its newest finished view
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._published = PerceptionView()
+        self._worker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
 
     @property
     def objects(self) -> list[str]:
@@ -86,24 +112,28 @@ class CameraObjectPerception:
         """Have the objects put at the reset's poses; forget estimates from before."""
         if self.placer is not None:
             self.placer(scene)
-        for name in self.objects:
-            pos, quat = self._placed[name]
-            self._placed[name] = (np.asarray(scene.get(f"object/{name}/pos", pos), float),
-                                  np.asarray(scene.get(f"object/{name}/quat", quat), float))
-        self.tracker.last.clear()
-        self.tracker.rejected.clear()
-        self._attached.clear()
-        self._carried.clear()
-        self._resting.clear()
-        self._seen_now = {}
-        self._reset_time = time.monotonic()
-        self._min_index = self._newest_index() + self._settle_frames
-        self.counters = _Counters()
+        with self._lock:  # waits for a frame the worker is processing, which then lands before the forgetting
+            for name in self.objects:
+                pos, quat = self._placed[name]
+                self._placed[name] = (np.asarray(scene.get(f"object/{name}/pos", pos), float),
+                                      np.asarray(scene.get(f"object/{name}/quat", quat), float))
+            self.tracker.last.clear()
+            self.tracker.rejected.clear()
+            self._attached.clear()
+            self._carried.clear()
+            self._resting.clear()
+            self._seen_now = {}
+            self._reset_time = time.monotonic()
+            self._min_index = self._newest_index() + self._settle_frames
+            self.counters = _Counters()
+            self.view = PerceptionView()
+            with self._cond:
+                self._published = PerceptionView()
 
     def object_pose(self, name: str) -> Pose:
         if name not in self.tracker.layouts:
             raise KeyError(f"perception: no marker layout for object {name!r}; tracked: {self.objects}")
-        est = self.tracker.last.get(name)
+        est = self.view.last.get(name)
         if est is None:
             pos, quat = self._placed[name]
             return pos.copy(), quat.copy()
@@ -116,27 +146,95 @@ class CameraObjectPerception:
         except CameraError:
             return self._last_index
 
+    def start(self) -> CameraObjectPerception:
+        """Process frames in a worker thread from now on; `refresh()` then only takes its newest estimate."""
+        if self._worker is None:
+            self._stop.clear()
+            self._worker = threading.Thread(target=self._run, name=f"perception-{self.camera.name}", daemon=True)
+            self._worker.start()
+        return self
+
+    def close(self) -> None:
+        """Stop the worker (if started). Idempotent."""
+        self._stop.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join(timeout=2.0)
+
+    def _run(self) -> None:
+        index = 0
+        while not self._stop.is_set():
+            try:
+                frame = self.camera.wait_newer(index, 0.2)
+            except CameraError:  # no new frame yet, or the camera is down: the control step reports the age
+                if self._stop.wait(0.01):
+                    return
+                continue
+            index = frame.index
+            try:
+                with self._lock:
+                    if self._process(frame):
+                        view = self._snapshot()
+                        with self._cond:
+                            self._published = view
+                            self._cond.notify_all()
+            except BaseException as err:  # e.g. the arm faulted while the gripper's pose was read
+                with self._cond:
+                    self._error = err
+                    self._cond.notify_all()
+                return
+
     def refresh(self, wait_s: float = 0.0) -> bool:
-        """Process the newest frame if it is new (waiting up to `wait_s` for one taken after the last
-        placement). True if a frame was processed; a stale or missing frame just keeps the last poses."""
+        """Take the newest estimate if it is new (waiting up to `wait_s` for one from a frame taken after the
+        last placement). True if the view changed; a stale or missing frame just keeps the last poses.
+        Raises what stopped the worker, if anything did."""
+        if self._worker is None:
+            view = self._refresh_inline(wait_s)
+        else:
+            deadline = time.monotonic() + wait_s
+            with self._cond:
+                while (self._error is None and self._published.frame_index < self._min_index
+                       and time.monotonic() < deadline):
+                    self._cond.wait(max(1e-3, deadline - time.monotonic()))
+                if self._error is not None:
+                    raise self._error
+                view = self._published
+        if view is None or view.frame_index <= self.view.frame_index or view.frame_index < self._min_index:
+            return False
+        self.view = view
+        return True
+
+    def _refresh_inline(self, wait_s: float) -> PerceptionView | None:
         try:
             frame = self.camera.latest(max_age_s=float("inf"))
             deadline = time.monotonic() + wait_s
             while frame.index < self._min_index and time.monotonic() < deadline:
                 frame = self.camera.wait_newer(frame.index, max(1e-3, deadline - time.monotonic()))
         except CameraError:
-            return False
+            return None
+        with self._lock:
+            return self._snapshot() if self._process(frame) else None
+
+    def _process(self, frame: Frame) -> bool:
+        """Run the tracker (and grasp following) on `frame` if it is new and after the placement (holds _lock)."""
         if frame.index <= self._last_index or frame.index < self._min_index:
             return False
         self._last_index = frame.index
-        self._seen_now = self.tracker.update(frame.image, frame.host_time)
+        seen = self.tracker.update(frame.image, frame.host_time)
         if self.gripper is not None:
             self._follow_grasp(frame.host_time)
         self._latency = time.monotonic() - frame.host_time
+        self._seen_now = seen
         self.counters.frames += 1
-        self.counters.detections += bool(self._seen_now)
+        self.counters.detections += bool(seen)
         self.counters.latency_sum += self._latency
         return True
+
+    def _snapshot(self) -> PerceptionView:
+        c = self.counters
+        return PerceptionView(self._last_index, dict(self.tracker.last), dict(self._seen_now),
+                              frozenset(self._attached), dict(self.tracker.rejected), self._latency,
+                              _Counters(c.frames, c.detections, c.latency_sum))
 
     def _follow_grasp(self, frame_time: float) -> None:
         """Attach an object the gripper closes on; move attached objects with the tool (module docstring)."""
@@ -171,21 +269,23 @@ class CameraObjectPerception:
                 self._resting.pop(name)
 
     def info(self) -> dict[str, float | int | bool]:
-        """Flat numbers for ``info["perception"]`` (see the module docstring)."""
+        """Flat numbers for ``info["perception"]`` (see the module docstring), from the current view."""
         now = time.monotonic()
-        c = self.counters
+        view = self.view
+        c = view.counters
         out: dict[str, float | int | bool] = {
             "frames": c.frames, "detection_rate": c.detections / c.frames if c.frames else 0.0,
-            "latency_s": self._latency, "mean_latency_s": c.latency_sum / c.frames if c.frames else 0.0}
+            "latency_s": view.latency, "mean_latency_s": c.latency_sum / c.frames if c.frames else 0.0,
+            "threaded": self._worker is not None}
         for name in self.objects:
-            est = self.tracker.last.get(name)
-            out[f"{name}/visible"] = name in self._seen_now
+            est = view.last.get(name)
+            out[f"{name}/visible"] = name in view.seen_now
             out[f"{name}/seen"] = est is not None
             out[f"{name}/age_s"] = now - est.time if est is not None else now - self._reset_time
-            out[f"{name}/markers"] = est.markers if name in self._seen_now else 0
+            out[f"{name}/markers"] = est.markers if name in view.seen_now else 0
             out[f"{name}/on_support"] = bool(est is not None and est.on_support)
-            out[f"{name}/grasped"] = name in self._attached
-            out[f"{name}/rejected"] = self.tracker.rejected.get(name, 0)
+            out[f"{name}/grasped"] = name in view.attached
+            out[f"{name}/rejected"] = view.rejected.get(name, 0)
             if self.truth is not None:
                 pos, quat = self.object_pose(name)
                 true_pos, true_quat = self.truth(name)

@@ -165,6 +165,30 @@ def checkpoint(tmp_path_factory):
     return train(cfg, tmp_path_factory.mktemp("sac"), progress_bar=False)["checkpoint"]
 
 
+def test_a_bridge_that_dies_mid_run_is_one_line_and_status_1_from_the_policy_runner(checkpoint, tmp_path):
+    """The robot side goes away while the runner acts: its ros2 backend sees the state go stale (or the reset
+    service gone) and the node ends with one line naming it, not a traceback, and status 1 (a fault, not a
+    bad parameter)."""
+    bridge = NodeProcess("robotlearn_bridge", "bridge", "/gone", {"env": "robotlearn/ArmReach-v0", "backend": "mujoco"},
+                         tmp_path)
+    runner = None
+    try:
+        runner = NodeProcess("robotlearn_policy_runner", "runner", "/gone",
+                             {"checkpoint": checkpoint, "backend_options": "namespace=/gone", "episodes": 50},
+                             tmp_path)
+        wait_for(lambda: "episode 0:" in runner.output(), 60, "the runner's first episode")
+        bridge.proc.kill()
+        rc = runner.proc.wait(30)
+        errors = [line for line in runner.output().splitlines() if line and not line.startswith("[INFO]")]
+        assert rc == 1, runner.output()
+        # mid-episode the state goes stale; in a reset the service is gone: either way one line naming it
+        assert len(errors) == 1 and "'/gone/" in errors[0] and "Traceback" not in runner.output(), errors
+    finally:
+        bridge.stop()
+        if runner is not None:
+            runner.stop()
+
+
 def test_sac_checkpoint_deployed_over_ros2_does_as_well_as_directly(checkpoint, emulated_arm, tmp_path):
     """The same checkpoint on the emulated arm: directly (backend real), then policy runner -> bridge -> the same
     emulator, with the same seeds; the ROS 2 path must succeed as often (within one episode) and score alike."""

@@ -2,7 +2,8 @@
 
 ``lib/robotlearn/<exe> --ros-args -r __node:=name -r __ns:=/ns -p key:=value --params-file f.yaml``: rclpy
 reads the ``--ros-args`` (remaps, parameters, log level); the node declares its typed parameters; a bad
-parameter or config is one line on stderr and exit status 2, as the robotlearn CLI promises.
+parameter or config is one line on stderr and exit status 2, as the robotlearn CLI promises; a fault while
+running (the robot's link lost, a robot fault) is one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -36,7 +37,14 @@ def run_node(default_name: str, build: Callable, argv: list[str] | None = None) 
             if os.environ.get("ROBOTLEARN_DEBUG"):
                 raise
             return _fail(node.get_name(), err)
-        app.spin()
+        try:
+            app.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            raise
+        except Exception as err:  # noqa: BLE001 - a fault while running (link lost, robot fault): one line, exit 1
+            if os.environ.get("ROBOTLEARN_DEBUG"):
+                raise
+            return _fail(node.get_name(), err, status=1)
         return int(getattr(app, "exit_code", 0))
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
@@ -49,8 +57,9 @@ def run_node(default_name: str, build: Callable, argv: list[str] | None = None) 
             rclpy.shutdown()
 
 
-def _fail(name: str, err: BaseException) -> int:
+def _fail(name: str, err: BaseException, status: int = 2) -> int:
+    """One line on stderr; status 2 for a bad parameter or config, 1 for a fault while running."""
     message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     first = (str(message).strip().splitlines() or [type(err).__name__])[0]
     print(f"{name}: {first}" if not first.startswith(name) else first, file=sys.stderr)
-    return 2
+    return status

@@ -26,6 +26,7 @@ Semantics that differ from a sim, on purpose:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -102,6 +103,7 @@ class RealArmBackend(Backend):
         self._cameras: dict[str, Camera] = {}
         self._perception: Any = None  # CameraObjectPerception, built at the first need
         self._kinematics: Any = None  # ArmKinematics, for grasp following (built with the perception)
+        self._kinematics_lock = threading.Lock()
         #: who puts objects where a reset asks, when no scene oracle can (the CLI's person prompt)
         self.placer = None
         self._closed = False
@@ -345,11 +347,12 @@ class RealArmBackend(Backend):
         """Tool pose (forward kinematics of the measured joints) and finger opening, for grasp following."""
         from robotlearn.robots.arm_kinematics import ArmKinematics
 
-        if self._kinematics is None:
-            self._kinematics = ArmKinematics(self.spec)
         q = self.read()["joint_pos"]
-        n_arm = self._kinematics.n_arm
-        pos, quat = self._kinematics.forward(q[:n_arm])
+        with self._kinematics_lock:  # the perception worker and the control step both ask; forward() keeps state
+            if self._kinematics is None:
+                self._kinematics = ArmKinematics(self.spec)
+            n_arm = self._kinematics.n_arm
+            pos, quat = self._kinematics.forward(q[:n_arm])
         fingers = q[n_arm:]
         opening = float(np.mean(fingers) / self.spec.upper[n_arm]) if len(fingers) else 1.0
         return np.asarray(pos), np.asarray(quat), opening

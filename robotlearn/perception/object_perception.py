@@ -16,7 +16,9 @@ emulator was told that pose), with ``seen: False``.
 A grasped object is followed through the gripper: its markers are mostly hidden between the fingers and the
 few visible corners give poses centimetres off. When the gripper closes with a resting object's estimate
 between the fingers, the object is attached at that relative pose and moves with the tool's forward
-kinematics (as grasp-aware trackers on real arms do) until the fingers open again. (A slip out of a closed
+kinematics (as grasp-aware trackers on real arms do) until the fingers open again; then it rests where it
+was let go of until the fingers are clear of it (the opening fingers still hide its markers, and fits of
+the few visible corners land on the wrong support). (A slip out of a closed
 gripper is not detected: the half-hidden markers' resting fits of a lifted cube are too often wrong to
 tell a slip from a carry.)
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -49,6 +51,9 @@ GRASP_RADIUS = 0.03
 #: the gripper grasps when it is closing and below this opening, and has released once it opens this much wider than
 #: the narrowest it closed to on the object
 GRASP_OPENING, RELEASE_MARGIN = 0.9, 0.15
+#: a released object keeps its release pose until the tool point is this far from it (m): the fingers around a
+#: 4 cm cube hide its markers until then
+CLEAR_RADIUS = 0.06
 
 
 @dataclass
@@ -65,7 +70,7 @@ class PerceptionView:
     frame_index: int = 0
     last: dict[str, ObjectEstimate] = field(default_factory=dict)      # every object's newest estimate
     seen_now: dict[str, ObjectEstimate] = field(default_factory=dict)  # the objects seen in that frame
-    attached: frozenset[str] = frozenset()
+    attached: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # name -> tool offset
     rejected: dict[str, int] = field(default_factory=dict)
     latency: float = 0.0
     counters: _Counters = field(default_factory=_Counters)
@@ -85,6 +90,7 @@ class CameraObjectPerception:
         self._attached: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}  # name -> (offset pos, quat, closed to)
         self._carried: dict[str, ObjectEstimate] = {}  # name -> its carried pose at the last frame
         self._resting: dict[str, ObjectEstimate] = {}  # name -> its last resting (on-support) estimate
+        self._released: dict[str, ObjectEstimate] = {}  # name -> where it was let go of, until the tool is clear
         self._last_opening = 1.0
         self._placed = {name: (np.asarray(p, float), np.asarray(q, float)) for name, (p, q) in default_poses.items()}
         self._settle_frames = settle_frames
@@ -95,6 +101,7 @@ class CameraObjectPerception:
         self._reset_time = time.monotonic()
         self.counters = _Counters()
         self.view = PerceptionView()  # what object_pose and info answer from (refresh() replaces it)
+        self._frame_view = PerceptionView()  # the newest processed frame's view, before carrying (see refresh)
         # worker: _lock guards the tracker state; _published (under _cond) is its newest finished view
         self._lock = threading.Lock()
         self._cond = threading.Condition()
@@ -122,11 +129,12 @@ class CameraObjectPerception:
             self._attached.clear()
             self._carried.clear()
             self._resting.clear()
+            self._released.clear()
             self._seen_now = {}
             self._reset_time = time.monotonic()
             self._min_index = self._newest_index() + self._settle_frames
             self.counters = _Counters()
-            self.view = PerceptionView()
+            self.view = self._frame_view = PerceptionView()
             with self._cond:
                 self._published = PerceptionView()
 
@@ -199,10 +207,26 @@ class CameraObjectPerception:
                 if self._error is not None:
                     raise self._error
                 view = self._published
-        if view is None or view.frame_index <= self.view.frame_index or view.frame_index < self._min_index:
-            return False
-        self.view = view
-        return True
+        changed = not (view is None or view.frame_index <= self._frame_view.frame_index
+                       or view.frame_index < self._min_index)
+        if changed:
+            self._frame_view = view
+        self.view = self._carried_now(self._frame_view)
+        return changed
+
+    def _carried_now(self, view: PerceptionView) -> PerceptionView:
+        """A grasped object is where the tool is now, not where it was when its last frame was processed (up
+        to a camera period plus a control period ago: 2 cm at carrying speed)."""
+        if not view.attached or self.gripper is None:
+            return view
+        tool_pos, tool_quat, _ = self.gripper()
+        now = time.monotonic()
+        last = dict(view.last)
+        for name, (off_pos, off_quat) in view.attached.items():
+            markers = last[name].markers if name in last else 0
+            last[name] = ObjectEstimate(tool_pos + quat_rotate(tool_quat, off_pos), quat_mul(tool_quat, off_quat),
+                                        now, markers, 0.0, False)
+        return replace(view, last=last)
 
     def _refresh_inline(self, wait_s: float) -> PerceptionView | None:
         try:
@@ -222,7 +246,7 @@ class CameraObjectPerception:
         self._last_index = frame.index
         seen = self.tracker.update(frame.image, frame.host_time)
         if self.gripper is not None:
-            self._follow_grasp(frame.host_time)
+            self._follow_grasp(frame.host_time, seen)
         self._latency = time.monotonic() - frame.host_time
         self._seen_now = seen
         self.counters.frames += 1
@@ -233,25 +257,40 @@ class CameraObjectPerception:
     def _snapshot(self) -> PerceptionView:
         c = self.counters
         return PerceptionView(self._last_index, dict(self.tracker.last), dict(self._seen_now),
-                              frozenset(self._attached), dict(self.tracker.rejected), self._latency,
+                              {n: (p, q) for n, (p, q, _) in self._attached.items()}, dict(self.tracker.rejected),
+                              self._latency,
                               _Counters(c.frames, c.detections, c.latency_sum))
 
-    def _follow_grasp(self, frame_time: float) -> None:
-        """Attach an object the gripper closes on; move attached objects with the tool (module docstring)."""
+    def _follow_grasp(self, frame_time: float, seen: dict[str, ObjectEstimate]) -> None:
+        """Attach an object the gripper closes on; move attached objects with the tool; hold a released one
+        where it was let go of until the fingers are clear of it (module docstring). Drops from `seen`
+        the fits this overrules."""
         tool_pos, tool_quat, opening = self.gripper()
         closing = opening < self._last_opening - 0.01  # (a gripper opening after a release is not grasping)
         self._last_opening = opening
         for name in self.objects:
             est = self.tracker.last.get(name)
+            released = self._released.get(name)
+            if released is not None:
+                if not closing and np.linalg.norm(tool_pos - released.pos) < CLEAR_RADIUS:
+                    # the opening fingers still hide most of its markers, and fits of the few visible corners
+                    # land centimetres off (on the table instead of the cube it was stacked on): keep the
+                    # pose it was let go of
+                    self.tracker.last[name] = released
+                    seen.pop(name, None)
+                    continue
+                del self._released[name]
             if name in self._attached:
                 off_pos, off_quat, closed = self._attached[name]
                 if opening > closed + RELEASE_MARGIN:
                     # released: where it was let go of (the previous frame's carried pose; by now the tool may
-                    # be lifting away, and this frame's marker fit of a just-uncovered cube is not yet trusted)
+                    # be lifting away), resting on whatever is under it
                     del self._attached[name]
                     carried = self._carried.pop(name, None)
                     if carried is not None:
-                        self.tracker.last[name] = carried
+                        held = replace(carried, on_support=True)
+                        self.tracker.last[name] = self._released[name] = self._resting[name] = held
+                        seen.pop(name, None)
                     continue
                 self._attached[name] = (off_pos, off_quat, min(closed, opening))
                 carried = tool_pos + quat_rotate(tool_quat, off_pos)

@@ -136,7 +136,7 @@ class MarkerTracker:
             if self.support_height is not None:
                 previous = self.last.get(name)
                 fits = [_fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible)
-                        for rest_z in self._support_heights(name, pos) if abs(pos[2] - rest_z) < REST_MAX_RISE]
+                        for rest_z in self._support_heights(name, pos) if self._could_rest_at(pos, rest_z, previous)]
                 # several supports can explain the corners about equally (depth along the ray is weak): the
                 # one nearest where the object was wins ties (REST_TIE_PX per cm of jump)
                 rest = min((f for f in fits if f is not None), default=None, key=lambda f: f[2] + (
@@ -151,6 +151,17 @@ class MarkerTracker:
             seen[name] = ObjectEstimate(pos, rot_to_quat(rot), frame_time, len(visible), err, on_support)
         self.last.update(seen)
         return seen
+
+    @staticmethod
+    def _could_rest_at(pos: np.ndarray, rest_z: float, previous: ObjectEstimate | None) -> bool:
+        """Whether a free solution at `pos` may be an object resting at height `rest_z`: not clearly lifted
+        above it, and not far below it -- unless it rested at that height last time: a free solution far
+        below a stack is a depth error of a few visible corners (an object cannot sink into its support),
+        and without this only the table would be left to fit it to, centimetres off."""
+        if pos[2] - rest_z >= REST_MAX_RISE:
+            return False
+        stayed = previous is not None and previous.on_support and abs(previous.pos[2] - rest_z) < 0.005
+        return rest_z - pos[2] < REST_MAX_RISE or stayed
 
     def _support_heights(self, name: str, pos: np.ndarray) -> list[float]:
         """Heights of `name`'s centre when it rests on the table, or on top of another tracked object resting

@@ -14,8 +14,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped
-from ros2_nodes import NodeProcess, Probe, wait_for
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from ros2_nodes import NodeProcess, Probe, wait_for
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
@@ -105,13 +105,15 @@ def test_pick_place_expert_succeeds_over_ros2(ros2_env):
     expert = PickPlaceExpert(ros2_env)
     expert.reset(obs)
     start_cube, lifted = obs["cube_pos"].copy(), 0.0
-    for step in range(80):
+    steps = 0
+    while steps < 80:
         obs, _, _, _, info = ros2_env.step(expert.act(obs))
+        steps += 1
         lifted = max(lifted, float(obs["cube_pos"][2] - start_cube[2]))
         if info["is_success"]:
             break
     assert lifted > 0.03, f"the cube was never lifted (max rise {lifted:.3f} m)"
-    assert info["is_success"], f"not placed after {step + 1} steps: distance {info['place_distance']:.3f} m"
+    assert info["is_success"], f"not placed after {steps} steps: distance {info['place_distance']:.3f} m"
 
 
 def test_placements_and_resets_cannot_be_mixed_up(ros2_env, probe):
@@ -151,6 +153,31 @@ def test_placements_and_resets_cannot_be_mixed_up(ros2_env, probe):
     time.sleep(0.3)
     assert held[-1] == "", held
     ros2_env.reset(seed=25)  # still works
+
+    # a racing client (fresh publisher, reset called at once, no wait for the echo): whichever way the race goes,
+    # the answer says what happened -- placed (the cube is at its pose) or not (default pose, placement still held)
+    default = np.array([0.48, 0.32, 0.02])  # sim_assets/arm6/scene.yaml
+    outcomes: list[bool] = []
+    reset = probe.node.create_client(Trigger, "/objs/reset")
+    assert reset.wait_for_service(timeout_sec=5.0)
+    for k in range(3):
+        racer = probe.node.create_publisher(String, "/objs/reset_scene", LATCHED)
+        want = np.array([0.22 + 0.03 * k, -0.1, 0.02])
+        racer.publish(String(data=json.dumps({"id": f"racer:{k}", "scene": {"object/cube/pos": want.tolist()}})))
+        future = reset.call_async(Trigger.Request())  # right after the publish, on an already-matched client
+        wait_for(future.done, 10.0, "the reset's answer")
+        answer = future.result()
+        pos, _ = as_arrays(first_after(received, probe.node.get_clock().now().nanoseconds))
+        outcomes.append(answer.message.endswith(f"placed scene racer:{k}"))
+        if outcomes[-1]:
+            np.testing.assert_allclose(pos, want, atol=POS_TOL)
+        else:
+            assert answer.message == "reset to the home state", answer.message
+            np.testing.assert_allclose(pos, default, atol=POS_TOL)
+            wait_for(lambda k=k: held[-1] == f"racer:{k}", 5.0, "the late placement held for the next reset")
+            assert probe.call(Trigger, "/objs/reset").message.endswith(f"placed scene racer:{k}")
+        probe.node.destroy_publisher(racer)
+    print(f"racing placements applied at the reset called right after them: {outcomes}")
 
 
 def test_a_missing_object_topic_is_one_line_and_a_silent_one_keeps_the_last_pose(tmp_path, probe):

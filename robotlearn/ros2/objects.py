@@ -203,7 +203,9 @@ class BridgeObjects:
         """At most every 1/object_hz (loop-thread monotonic time `now`): each object's pose, stamped `stamp`."""
         if not self.objects or now < self._next:
             return
-        self._next = now + self.period
+        self._next += self.period  # on the rate's own grid (now + period would lose up to a servo tick each time)
+        if self._next <= now:  # first publish, after a reset, or fell behind: re-anchor
+            self._next = now + self.period
         self._msg.header.stamp = stamp
         for name, pub in self._pubs.items():
             pos, quat = self.backend.object_pose(name)

@@ -310,17 +310,23 @@ def test_emulated_real_arm_places_through_its_side_channel_and_publishes_perceiv
             want = placed(5)
             env.reset(seed=5)
             t_reset = env.unwrapped.backend._reset_stamp_ns
-            wait_for(lambda: any(stamp_ns(d.header.stamp) > t_reset and d.status and d.status[0].level
-                                 == DiagnosticStatus.OK for d in diagnostics), 10.0, "the cube seen after the reset")
+            def cube_status(array: DiagnosticArray):
+                return next(s for s in array.status if s.name == "objects/cube")
+
+            wait_for(lambda: any(stamp_ns(d.header.stamp) > t_reset and cube_status(d).level == DiagnosticStatus.OK
+                                 for d in diagnostics), 10.0, "the cube seen after the reset")
             time.sleep(0.1)
             pos, quat = as_arrays(received[-1])
             np.testing.assert_allclose(pos, want["pos"], atol=0.01)  # camera perception: millimetres off
             np.testing.assert_allclose(np.abs(quat @ want["quat"]), 1.0, atol=0.02)
-            status = diagnostics[-1].status[0]
-            values = {kv.key: kv.value for kv in status.values}
-            assert status.name == "objects/cube" and values["visible"] == "True" and float(values["age_s"]) < 1.0
+            values = {kv.key: kv.value for kv in cube_status(diagnostics[-1]).values}
+            assert values["visible"] == "True" and float(values["age_s"]) < 1.0, values
             got, _ = env.unwrapped.backend.object_pose("cube")
             np.testing.assert_allclose(got, want["pos"], atol=0.01)
+            # the step's info["perception"] over ROS 2 is the real backend's own report
+            perception = env.unwrapped.backend.advance()["perception"]
+            assert perception["cube/visible"] is True and perception["frames"] >= 1, perception
+            assert perception["cube/pos_error_m"] < 0.01 and 0.0 <= perception["detection_rate"] <= 1.0, perception
         finally:
             env.close()
     finally:

@@ -37,7 +37,15 @@ from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.ros2.messages import joint_state_to_state, odometry_to_state
-from robotlearn.ros2.objects import PLACED, encode_placement, pose_of, scene_keys, scene_names, stamp_ns
+from robotlearn.ros2.objects import (
+    PLACED,
+    encode_placement,
+    perception_info,
+    pose_of,
+    scene_keys,
+    scene_names,
+    stamp_ns,
+)
 
 
 class Ros2Options(BackendOptions):
@@ -205,6 +213,7 @@ class Ros2ArmBackend(_Ros2Base):
         self._setup_objects()
 
     def _setup_objects(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped
         from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
         from std_msgs.msg import String
@@ -222,11 +231,16 @@ class Ros2ArmBackend(_Ros2Base):
         self._held_id = ""
         self.node.create_subscription(String, "reset_scene/received", self._on_received, latched)
         self._placements = 0
+        self._perception: dict[str, float | bool] | None = None  # the bridge's perception report, where it has one
+        self.node.create_subscription(DiagnosticArray, "objects/diagnostics", self._on_diagnostics, 10)
 
     def _on_pose(self, name: str, msg) -> None:
         pos, quat = pose_of(msg.pose)
         with self._lock:
             self._poses[name] = (pos, quat, stamp_ns(msg.header.stamp), time.monotonic())
+
+    def _on_diagnostics(self, msg) -> None:
+        self._perception = perception_info(msg.status)
 
     def _on_received(self, msg) -> None:
         self._held_id = msg.data
@@ -270,6 +284,8 @@ class Ros2ArmBackend(_Ros2Base):
         with self._lock:
             ages = {name: now - arrival for name, (_, _, _, arrival) in self._poses.items()}
         info["objects"] = {f"{name}/age_s": age for name, age in ages.items()}
+        if self._perception is not None:  # the bridge's backend reports camera perception: pass it on
+            info["perception"] = dict(self._perception)
         return info
 
     def _on_joint_state(self, msg) -> None:

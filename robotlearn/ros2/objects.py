@@ -10,7 +10,9 @@ inside the functions, so the launch test's "rclpy only in ros2/ and hardware/ros
 * ``objects/diagnostics`` (diagnostic_msgs/DiagnosticArray, out, with the poses): only where the backend
   reports perception (``info["perception"]``): one status per object, OK when its marker is visible in the
   newest frame, WARN when the pose is a last-seen (or, before the first sighting, the placed) one, with the
-  perception's numbers (visible, seen, age_s, markers, grasped, ...) as key/values. Why a diagnostic and not a
+  perception's numbers (visible, seen, age_s, markers, grasped, ...) as key/values, plus one status
+  ``objects/perception`` with the rest (frames, detection_rate, latency_s); the ROS 2 backend turns them back into
+  the step's ``info["perception"]``, as the real arm's backend reports it directly. Why a diagnostic and not a
   covariance convention on a PoseWithCovarianceStamped: the pose topic stays the plain type that every tool
   reads, "last seen 0.4 s ago" is a fact not an uncertainty we could calibrate, and DiagnosticArray is where
   ROS tools (rqt_robot_monitor, the aggregator) look for a sensor's health.
@@ -117,7 +119,9 @@ def perception_statuses(perception: Mapping[str, Any], objects: list[str], hardw
     """diagnostic_msgs/DiagnosticStatus per object from a backend's ``info["perception"]`` (module docstring)."""
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-    out = []
+    overall = {k: v for k, v in perception.items() if "/" not in k}
+    out = [DiagnosticStatus(level=DiagnosticStatus.OK, name="objects/perception", message="camera perception",
+                            hardware_id=hardware_id, values=[KeyValue(key=k, value=str(v)) for k, v in overall.items()])]
     for name in objects:
         prefix = f"{name}/"
         values = {k[len(prefix):]: v for k, v in perception.items() if k.startswith(prefix)}
@@ -133,6 +137,28 @@ def perception_statuses(perception: Mapping[str, Any], objects: list[str], hardw
         status = DiagnosticStatus(level=level, name=f"objects/{name}", message=text, hardware_id=hardware_id)
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         out.append(status)
+    return out
+
+
+def _number(text: str) -> float | int | bool:
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def perception_info(statuses) -> dict[str, float | bool]:
+    """The ``info["perception"]`` dict back from `perception_statuses`' DiagnosticStatus list."""
+    out: dict[str, float | bool] = {}
+    for status in statuses:
+        if not status.name.startswith("objects/"):
+            continue
+        name = status.name[len("objects/"):]
+        prefix = "" if name == "perception" else f"{name}/"
+        for kv in status.values:
+            out[prefix + kv.key] = _number(kv.value)
     return out
 
 

@@ -334,3 +334,14 @@ def test_emulated_real_arm_places_through_its_side_channel_and_publishes_perceiv
             assert bridge.stop() == 0, bridge.output()
         emu.send_signal(15)
         emu.communicate(timeout=15)
+
+
+def test_bad_object_parameters_are_one_line_errors(tmp_path):
+    for k, (params, expected) in enumerate([({"objects": "cube,ball"}, "parameter 'objects': no object 'ball'"),
+                                            ({"object_hz": "-1.0"}, "parameter 'object_hz' out of range")]):
+        node = NodeProcess("robotlearn_bridge", f"badobj{k}", "/bad", {"env": ENV, "backend": "mujoco", **params},
+                           tmp_path)
+        rc = node.proc.wait(60)
+        node.stop()
+        lines = node.output().strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and expected in lines[0], lines

@@ -11,7 +11,7 @@ arm                                         quadrotor
   sub ``commands`` (Float64MultiArray, one
       position per joint, like forward_command_controller)
 both: pub ``<camera>/image_raw`` + ``<camera>/camera_info`` per camera in ``cameras``; pub
-``objects/<name>/pose`` (geometry_msgs/PoseStamped) per scene object the backend observes, at ``object_hz``
+``objects/<name>/pose`` (geometry_msgs/PoseStamped) per scene object the env's task places, at ``object_hz``
 (+ ``objects/diagnostics`` where it reports perception); sub ``reset_scene`` (a placement for the next reset,
 robotlearn/ros2/objects.py); services ``reset`` (std_srvs/Trigger: back to the robot's home state, with the
 objects where the held placement puts them), ``estop`` (Trigger: latched stop; the compiled loop's
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from robotlearn.ros2.objects import PLACED, BridgeObjects
+from robotlearn.ros2.objects import PLACED, BridgeObjects, scene_names, task_objects
 from robotlearn.ros2.params import Param, ParameterError, declare
 from robotlearn.ros2.sinks import options_param
 from robotlearn.ros2.trajectory import Trajectory, TrajectoryError
@@ -52,6 +52,8 @@ PARAMETERS: tuple[Param, ...] = (
     Param("object_hz", 50.0, "scene-object pose publish rate (Hz; objects/<name>/pose), 0 = none; above the "
           "tasks' 10-20 Hz control rates so an observation's pose is at most one publish period old",
           low=0.0, high=500.0),
+    Param("objects", "", "scene objects whose poses to publish, comma-separated; empty: those the env's task "
+          "places at reset (none for a reach task)"),
     Param("frame_id", "world", "frame of odometry and poses"),
     Param("startup_timeout_s", 10.0, "how long to wait for the robot (e.g. an emulator's port) at start (s)",
           low=0.0, high=600.0),
@@ -104,7 +106,15 @@ class Bridge:
         self._stop = threading.Event()
         self.enabled, self.estopped = True, False
         self.kind = KINDS[self.spec.kind](self)
-        self.objects = BridgeObjects(node, self.backend, self.spec, self.values["frame_id"], self.values["object_hz"])
+        names = [o for o in self.values["objects"].split(",") if o] or task_objects(self.values["env"], self.spec)
+        known = scene_names(self.spec)[0]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            self.backend.close()
+            raise ParameterError(f"{node.get_name()}: parameter 'objects': no object {unknown[0]!r} in the scene; "
+                                 f"known: {', '.join(known) or 'none'}")
+        self.objects = BridgeObjects(node, self.backend, self.spec, self.values["frame_id"], self.values["object_hz"],
+                                     names)
         self.cameras = [c for c in self.values["cameras"].split(",") if c]
         for cam in self.cameras:
             self.spec.camera(cam)
@@ -115,7 +125,10 @@ class Bridge:
         self.backend.reset(np.random.default_rng(0), self.home)
         self._thread = threading.Thread(target=self._loop, name="robotlearn-bridge", daemon=True)
         self._thread.start()
-        node.get_logger().info(f"bridge: {self.spec.name} on {self.values['backend']} at {self.spec.control_hz:g} Hz")
+        objects = (f"objects {', '.join(self.objects.objects)} at {self.values['object_hz']:g} Hz"
+                   if self.objects.objects else "no object topics")
+        node.get_logger().info(f"bridge: {self.spec.name} on {self.values['backend']} at {self.spec.control_hz:g} Hz; "
+                               f"{objects}")
 
     # ---- services: queued to the loop thread, answered when done --------------------------------
     def _service(self, action: Callable[[Any], tuple[bool, str]]):

@@ -3,8 +3,8 @@
 Topics, relative to the bridge's namespace (no rclpy import here: message classes are passed in or imported
 inside the functions, so the launch test's "rclpy only in ros2/ and hardware/ros2.py" rule holds):
 
-* ``objects/<name>/pose`` (geometry_msgs/PoseStamped, out, at ``object_hz``): each scene object the bridge's
-  backend can observe, through the backend's own `object_pose` -- ground truth in the sims, camera perception
+* ``objects/<name>/pose`` (geometry_msgs/PoseStamped, out, at ``object_hz``): each scene object the env's task
+  places at reset (or those named in ``objects``) that the bridge's backend can observe, through the backend's own `object_pose` -- ground truth in the sims, camera perception
   on the real arm (where a hidden marker keeps its last-seen pose). ``frame_id`` is the bridge's frame
   ("world"); the stamp is the time of the state it was read with (the same tick as ``joint_states``).
 * ``objects/diagnostics`` (diagnostic_msgs/DiagnosticArray, out, with the poses): only where the backend
@@ -60,6 +60,18 @@ def scene_names(spec: RobotSpec) -> tuple[list[str], list[str]]:
         return [], []
     scene = scene_for(spec.description)
     return [o.name for o in scene.objects], [m.name for m in scene.markers]
+
+
+def task_objects(env_id: str, spec: RobotSpec) -> list[str]:
+    """The scene objects the env's task places at reset, i.e. the ones it observes (none for a reach task: a
+    real arm's bridge then starts no camera perception for nothing)."""
+    from robotlearn.envs import ENV_TASK_CONFIGS, env_robot_spec, make_task, resolve_env_id
+    from robotlearn.robots import make_robot_model
+
+    task_cfg, _ = env_robot_spec(env_id)
+    task = make_task(ENV_TASK_CONFIGS[resolve_env_id(env_id).split("/", 1)[1]], task_cfg, spec.kind, spec.name)
+    placed = task.initial_state(np.random.default_rng(0), make_robot_model(spec).home_state())
+    return [name for name in scene_names(spec)[0] if f"object/{name}/pos" in placed]
 
 
 def scene_keys(initial: Mapping[str, Any]) -> dict[str, list[float]]:
@@ -169,7 +181,7 @@ class BridgeObjects:
     ``reset_scene`` callback runs in the executor thread and only swaps the held placement under a lock.
     """
 
-    def __init__(self, node, backend, spec: RobotSpec, frame_id: str, hz: float):
+    def __init__(self, node, backend, spec: RobotSpec, frame_id: str, hz: float, names: list[str]):
         import threading
 
         from diagnostic_msgs.msg import DiagnosticArray
@@ -180,7 +192,7 @@ class BridgeObjects:
         self.node, self.backend, self.period = node, backend, (1.0 / hz if hz > 0 else 0.0)
         objects, self.markers = scene_names(spec)
         self.all_objects = objects
-        self.objects = [n for n in objects if self._observable(n)] if hz > 0 else []
+        self.objects = [n for n in names if self._observable(n)] if hz > 0 else []
         self._lock = threading.Lock()
         self._held: tuple[str, dict[str, list[float]]] | None = None
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

@@ -51,18 +51,25 @@ def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), re
     """
     task_cfg = load_config(TaskConfig, "tasks", task, overrides)
     spec = load_robot_spec(task_cfg.robot, robot_overrides)
-    if task_cfg.task not in TASKS:
-        raise ValueError(f"unknown task {task_cfg.task!r}; known: {', '.join(sorted(TASKS))}")
-    module_name, cls_name = TASKS[task_cfg.task].split(":")
-    task_cls = getattr(importlib.import_module(module_name), cls_name)
-    if task_cls.robot_kind != spec.kind:
-        raise ValueError(f"task {task_cfg.task!r} needs a {task_cls.robot_kind}, robot {spec.name!r} is a {spec.kind}")
-    params = validate(task_cls.Params, task_cfg.params, f"{config_path('tasks', task)}: params")
-    task_obj = task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **params.model_dump())
+    task_obj = make_task(task, task_cfg, spec.kind, spec.name)
     robot = make_robot_model(spec, task_cfg.action_mode)
     cameras = tuple(cameras)
     backend_obj = make_backend(spec, backend, {**(backend_options or {}), **more_backend_options})
     return RobotEnv(backend_obj, robot, task_obj, cameras=cameras, render_mode=render_mode)
+
+
+def make_task(task: str, task_cfg: TaskConfig, kind: str, robot_name: str = ""):
+    """The Task object of configs/tasks/<task>.yaml (loaded as `task_cfg`) for a robot of `kind` (shared by
+    make_env and the nodes that need a task without a backend, e.g. the ROS 2 bridge asking which objects the
+    task places)."""
+    if task_cfg.task not in TASKS:
+        raise ValueError(f"unknown task {task_cfg.task!r}; known: {', '.join(sorted(TASKS))}")
+    module_name, cls_name = TASKS[task_cfg.task].split(":")
+    task_cls = getattr(importlib.import_module(module_name), cls_name)
+    if task_cls.robot_kind != kind:
+        raise ValueError(f"task {task_cfg.task!r} needs a {task_cls.robot_kind}, robot {robot_name!r} is a {kind}")
+    params = validate(task_cls.Params, task_cfg.params, f"{config_path('tasks', task)}: params")
+    return task_cls(reward=task_cfg.reward, max_episode_steps=task_cfg.max_episode_steps, **params.model_dump())
 
 
 def resolve_env_id(name: str) -> str:
@@ -101,4 +108,4 @@ def env_ids() -> list[str]:
     return [f"{NAMESPACE}/{env_id}" for env_id in ENV_TASK_CONFIGS]
 
 
-__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "env_robot_spec", "make_env", "parse_overrides", "register_envs", "resolve_env_id"]
+__all__ = ["ENV_TASK_CONFIGS", "TASKS", "env_ids", "env_robot_spec", "make_env", "make_task", "parse_overrides", "register_envs", "resolve_env_id"]

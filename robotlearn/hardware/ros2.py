@@ -9,6 +9,14 @@ The backend speaks the bridge's topics (robotlearn/ros2/bridge.py) under ``names
 ``reset`` calls the ``reset`` service (home state), then moves to the task's initial pose and waits until
 it is reached, as the real backends do. ``advance`` waits for the next control tick on the wall clock.
 
+Scene objects (arm): a reset whose initial state places objects first hands the placement to the bridge on
+``reset_scene`` and waits until the bridge holds it, then resets and checks the answer names it (the
+race-free order of robotlearn/ros2/objects.py). `object_pose` is the latest ``objects/<name>/pose``; until
+the first one stamped after the reset, the placed pose (as camera perception answers before its first
+sighting); a pose older than ``max_state_age_s`` stays the last-seen value (its age is in ``advance()``'s
+``info["objects"]``), as a hidden marker's does; a topic that has delivered nothing within
+``connect_timeout_s`` is a one-line error naming it.
+
 rclpy runs in a private context with its own executor thread, so the backend can live inside any process
 (a policy runner node, a script, a test) without touching that process's ROS state. It is imported only
 here and in robotlearn/ros2/.
@@ -29,6 +37,15 @@ from robotlearn.core.backend import Backend, BackendOptions, State
 from robotlearn.core.config import ConfigError
 from robotlearn.core.spec import RobotSpec
 from robotlearn.ros2.messages import joint_state_to_state, odometry_to_state
+from robotlearn.ros2.objects import (
+    PLACED,
+    encode_placement,
+    perception_info,
+    pose_of,
+    scene_keys,
+    scene_names,
+    stamp_ns,
+)
 
 
 class Ros2Options(BackendOptions):
@@ -91,6 +108,7 @@ class _Ros2Base(Backend):
             from std_srvs.srv import Trigger
 
             self._reset_client = self.node.create_client(Trigger, "reset")
+            self._t_connect = time.monotonic()
             self._wait_state(self.options.connect_timeout_s)
         except Exception:
             self.close()
@@ -124,7 +142,8 @@ class _Ros2Base(Backend):
                                       f"{os.environ.get('ROS_DOMAIN_ID', '0')})?")
             time.sleep(0.005)
 
-    def _call_reset(self) -> None:
+    def _call_reset(self) -> str:
+        """Call the ``reset`` service; its answer's message."""
         from std_srvs.srv import Trigger
 
         timeout = self.options.connect_timeout_s
@@ -138,6 +157,7 @@ class _Ros2Base(Backend):
         result = future.result()
         if not result.success:
             raise RuntimeError(f"backend 'ros2': reset refused: {result.message}")
+        return result.message
 
     # ---- Backend contract -------------------------------------------------------------------------
     def advance(self) -> dict[str, Any]:
@@ -190,6 +210,83 @@ class Ros2ArmBackend(_Ros2Base):
         self._pub = self.node.create_publisher(JointTrajectory, "joint_trajectory", 10)
         self.node.create_subscription(JointState, "joint_states", self._on_joint_state, 10)
         self._msg = JointTrajectory(joint_names=self._names)
+        self._setup_objects()
+
+    def _setup_objects(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import String
+
+        self._object_names = scene_names(self.spec)[0]
+        #: name -> (pos, quat, header stamp ns, monotonic arrival time) of the latest pose message
+        self._poses: dict[str, tuple[np.ndarray, np.ndarray, int, float]] = {}
+        self._placed: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._reset_stamp_ns = 0  # pose messages stamped before this are from before the last reset
+        for name in self._object_names:
+            self.node.create_subscription(PoseStamped, f"objects/{name}/pose",
+                                          lambda msg, name=name: self._on_pose(name, msg), 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._placement_pub = self.node.create_publisher(String, "reset_scene", latched)
+        self._held_id = ""
+        self.node.create_subscription(String, "reset_scene/received", self._on_received, latched)
+        self._placements = 0
+        self._perception: dict[str, float | bool] | None = None  # the bridge's perception report, where it has one
+        self.node.create_subscription(DiagnosticArray, "objects/diagnostics", self._on_diagnostics, 10)
+
+    def _on_pose(self, name: str, msg) -> None:
+        pos, quat = pose_of(msg.pose)
+        with self._lock:
+            self._poses[name] = (pos, quat, stamp_ns(msg.header.stamp), time.monotonic())
+
+    def _on_diagnostics(self, msg) -> None:
+        self._perception = perception_info(msg.status)
+
+    def _on_received(self, msg) -> None:
+        self._held_id = msg.data
+
+    def _place(self, scene: dict[str, list[float]]) -> str:
+        """Hand `scene` to the bridge and wait until it holds it (its id echoed on reset_scene/received)."""
+        from std_msgs.msg import String
+
+        self._placements += 1
+        placement_id = f"{self.node.get_fully_qualified_name()}:{self._placements}"
+        self._placement_pub.publish(String(data=encode_placement(placement_id, scene)))
+        deadline = time.monotonic() + self.options.connect_timeout_s
+        while self._held_id != placement_id:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"backend 'ros2': the bridge did not take the placement on "
+                                      f"{self._topic('reset_scene')!r} within {self.options.connect_timeout_s:g} s "
+                                      f"(no echo on {self._topic('reset_scene/received')!r}); does it place objects?")
+            time.sleep(0.002)
+        return placement_id
+
+    def object_pose(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The latest pose from the bridge; the placed pose until the first one stamped after the reset."""
+        if name not in self._object_names:
+            raise KeyError(f"backend 'ros2': no object {name!r}; objects: {self._object_names}")
+        deadline = self._t_connect + self.options.connect_timeout_s
+        while name not in self._poses:  # nothing yet, ever: wait out connect_timeout_s from the start
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"backend 'ros2': no pose on {self._topic(f'objects/{name}/pose')!r} within "
+                                      f"{self.options.connect_timeout_s:g} s; does the bridge publish objects "
+                                      f"(object_hz > 0, a backend that observes {name!r})?")
+            time.sleep(0.005)
+        with self._lock:
+            pos, quat, stamp, _ = self._poses[name]
+        if stamp < self._reset_stamp_ns and name in self._placed:
+            pos, quat = self._placed[name]
+        return pos.copy(), quat.copy()
+
+    def advance(self) -> dict[str, Any]:
+        info = super().advance()
+        now = time.monotonic()
+        with self._lock:
+            ages = {name: now - arrival for name, (_, _, _, arrival) in self._poses.items()}
+        info["objects"] = {f"{name}/age_s": age for name, age in ages.items()}
+        if self._perception is not None:  # the bridge's backend reports camera perception: pass it on
+            info["perception"] = dict(self._perception)
+        return info
 
     def _on_joint_state(self, msg) -> None:
         state = joint_state_to_state(msg, self._names)
@@ -214,7 +311,18 @@ class Ros2ArmBackend(_Ros2Base):
         self._send(np.clip(target, self.spec.lower, self.spec.upper), 1.0 / self.spec.control_hz)
 
     def reset(self, rng: np.random.Generator, initial: Mapping[str, np.ndarray]) -> None:
-        self._call_reset()
+        scene = {k: v for k, v in scene_keys(initial).items() if k.startswith("object/")}
+        placement_id = self._place(scene_keys(initial)) if scene else None
+        answer = self._call_reset()
+        if placement_id is not None:
+            if not answer.endswith(PLACED + placement_id):
+                raise RuntimeError(f"backend 'ros2': the bridge's reset did not apply our placement "
+                                   f"{placement_id!r} (answer: {answer!r}); another client placed objects")
+            # (clocks: the bridge's stamps against ours, which ROS 2 stamps assume in sync across hosts)
+            self._reset_stamp_ns = self.node.get_clock().now().nanoseconds
+            self._placed = {name: (np.asarray(scene[f"object/{name}/pos"], dtype=np.float64),
+                                   np.asarray(scene.get(f"object/{name}/quat", [1.0, 0.0, 0.0, 0.0]), dtype=np.float64))
+                            for name in self._object_names if f"object/{name}/pos" in scene}
         self._wait_state(self.options.connect_timeout_s, newer_than=time.monotonic())
         if "joint_pos" in initial:
             goal = np.clip(np.asarray(initial["joint_pos"], dtype=np.float64), self.spec.lower, self.spec.upper)

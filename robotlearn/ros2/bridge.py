@@ -10,8 +10,11 @@ arm                                         quadrotor
       controller)                                  sub ``goal_pose`` (geometry_msgs/PoseStamped: position, yaw)
   sub ``commands`` (Float64MultiArray, one
       position per joint, like forward_command_controller)
-both: pub ``<camera>/image_raw`` + ``<camera>/camera_info`` per camera in ``cameras``; services ``reset``
-(std_srvs/Trigger: back to the robot's home state), ``estop`` (Trigger: latched stop; the compiled loop's
+both: pub ``<camera>/image_raw`` + ``<camera>/camera_info`` per camera in ``cameras``; pub
+``objects/<name>/pose`` (geometry_msgs/PoseStamped) per scene object the env's task places, at ``object_hz``
+(+ ``objects/diagnostics`` where it reports perception); sub ``reset_scene`` (a placement for the next reset,
+robotlearn/ros2/objects.py); services ``reset`` (std_srvs/Trigger: back to the robot's home state, with the
+objects where the held placement puts them), ``estop`` (Trigger: latched stop; the compiled loop's
 e-stop where the backend has one) and ``enable`` (std_srvs/SetBool: accept commands; torque where the backend
 can switch it).
 
@@ -33,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from robotlearn.ros2.objects import PLACED, BridgeObjects, scene_names, task_objects
 from robotlearn.ros2.params import Param, ParameterError, declare
 from robotlearn.ros2.sinks import options_param
 from robotlearn.ros2.trajectory import Trajectory, TrajectoryError
@@ -45,6 +49,11 @@ PARAMETERS: tuple[Param, ...] = (
     Param("rate_hz", 0.0, "servo/publish rate (Hz); 0 = the robot's physics rate", low=0.0, high=2000.0),
     Param("cameras", "", "cameras to publish, comma-separated (names from the robot config)"),
     Param("camera_hz", 10.0, "image publish rate (Hz)", low=0.1, high=120.0),
+    Param("object_hz", 50.0, "scene-object pose publish rate (Hz; objects/<name>/pose), 0 = none; above the "
+          "tasks' 10-20 Hz control rates so an observation's pose is at most one publish period old",
+          low=0.0, high=500.0),
+    Param("objects", "", "scene objects whose poses to publish, comma-separated; empty: those the env's task "
+          "places at reset (none for a reach task)"),
     Param("frame_id", "world", "frame of odometry and poses"),
     Param("startup_timeout_s", 10.0, "how long to wait for the robot (e.g. an emulator's port) at start (s)",
           low=0.0, high=600.0),
@@ -97,6 +106,15 @@ class Bridge:
         self._stop = threading.Event()
         self.enabled, self.estopped = True, False
         self.kind = KINDS[self.spec.kind](self)
+        names = [o for o in self.values["objects"].split(",") if o] or task_objects(self.values["env"], self.spec)
+        known = scene_names(self.spec)[0]
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            self.backend.close()
+            raise ParameterError(f"{node.get_name()}: parameter 'objects': no object {unknown[0]!r} in the scene; "
+                                 f"known: {', '.join(known) or 'none'}")
+        self.objects = BridgeObjects(node, self.backend, self.spec, self.values["frame_id"], self.values["object_hz"],
+                                     names)
         self.cameras = [c for c in self.values["cameras"].split(",") if c]
         for cam in self.cameras:
             self.spec.camera(cam)
@@ -107,7 +125,10 @@ class Bridge:
         self.backend.reset(np.random.default_rng(0), self.home)
         self._thread = threading.Thread(target=self._loop, name="robotlearn-bridge", daemon=True)
         self._thread.start()
-        node.get_logger().info(f"bridge: {self.spec.name} on {self.values['backend']} at {self.spec.control_hz:g} Hz")
+        objects = (f"objects {', '.join(self.objects.objects)} at {self.values['object_hz']:g} Hz"
+                   if self.objects.objects else "no object topics")
+        node.get_logger().info(f"bridge: {self.spec.name} on {self.values['backend']} at {self.spec.control_hz:g} Hz; "
+                               f"{objects}")
 
     # ---- services: queued to the loop thread, answered when done --------------------------------
     def _service(self, action: Callable[[Any], tuple[bool, str]]):
@@ -126,8 +147,17 @@ class Bridge:
         if self.estopped:
             return False, "e-stopped: restart the bridge to clear the e-stop"
         self.kind.clear()
-        self.backend.reset(np.random.default_rng(), self.home)
-        return True, "reset to the home state"
+        held = self.objects.take_placement()
+        if held is None:
+            self.backend.reset(np.random.default_rng(), self.home)
+            return True, "reset to the home state"
+        try:
+            self.backend.reset(np.random.default_rng(), {**self.home, **held[1]})
+        except Exception as err:  # noqa: BLE001 - e.g. nobody can place objects on this robot: refused, one line
+            line = str(err).splitlines()[0] if str(err) else repr(err)
+            self.node.get_logger().error(f"reset with placement {held[0]!r} failed: {line}")
+            return False, f"placing scene {held[0]} failed: {line}"
+        return True, f"reset to the home state; {PLACED}{held[0]}"
 
     def _do_estop(self, _request) -> tuple[bool, str]:
         self.estopped = True
@@ -161,10 +191,12 @@ class Bridge:
                 target = self.kind.target(time.monotonic())
                 if target is not None and self.enabled and not self.estopped:
                     self.backend.command(target)
-                self.backend.advance()
+                info = self.backend.advance()
                 state = self.backend.read()
-                self.kind.publish(state)
+                stamp = self.node.get_clock().now().to_msg()
+                self.kind.publish(state, stamp)
                 now = time.monotonic()
+                self.objects.publish(now, info, stamp)
                 if self._camera_pubs and now >= next_image:
                     self._publish_images()
                     next_image = now + 1.0 / self.values["camera_hz"]
@@ -277,8 +309,8 @@ class ArmTopics:
         self._last_target = target
         return target
 
-    def publish(self, state) -> None:
-        self.msg.header.stamp = self.node.get_clock().now().to_msg()
+    def publish(self, state, stamp) -> None:
+        self.msg.header.stamp = stamp
         self.msg.position = state["joint_pos"].tolist()
         self.msg.velocity = state["joint_vel"].tolist()
         self.pub.publish(self.msg)
@@ -354,14 +386,14 @@ class QuadTopics:
             self._yaw = data[1]
         return self.controller.ctbr(self._state, vel_sp, self._yaw)
 
-    def publish(self, state) -> None:
+    def publish(self, state, stamp) -> None:
         from robotlearn.core.rotations import quat_to_rot, yaw_of
 
         if self._state is None or self._mode is None:
             self._yaw = yaw_of(state["quat"])
         self._state = state
         m = self.msg
-        m.header.stamp = self.node.get_clock().now().to_msg()
+        m.header.stamp = stamp
         p, q, v, w = state["pos"], state["quat"], state["vel"], state["omega"]
         m.pose.pose.position.x, m.pose.pose.position.y, m.pose.pose.position.z = (float(x) for x in p)
         o = m.pose.pose.orientation

@@ -11,8 +11,8 @@ With ``policy`` set (a diffusion checkpoint) the node collects one RaC round ins
 the policy drives and the device is the operator's clutch (relative to where it engaged), with rewind and
 Rule 2 (``rac_mode:=continue`` for the HG-DAgger baseline); ``device:=simulated`` is the simulated operator of
 a sim. Each step is labelled policy / rewind / correction with its intervention and sub-task ids, into
-``dataset``, by the same `collect_round` that ``robotlearn rac collect`` runs. RaC needs object poses, so it
-runs on a local backend (``mujoco``, ``pybullet``, ``real``), not on ``ros2``.
+``dataset``, by the same `collect_round` that ``robotlearn rac collect`` runs, on a local backend or on
+``ros2`` (the bridge's ``objects/<name>/pose`` topics give the cube poses RaC's task needs).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from robotlearn.hardware.scene_oracle import read_emulator_info
 from robotlearn.policies import load_policy, read_config
 from robotlearn.policies.sac.config import SACConfig
 from robotlearn.policies.sac.train import train
-from robotlearn.rollout import EnvRecipe, PolicySource, Rollout, checkpoint_recipe
+from robotlearn.rollout import PolicySource, Rollout, checkpoint_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -327,35 +327,6 @@ def test_cli_deploy_over_ros2_from_a_plain_process(checkpoint, sim_bridge, tmp_p
                            "--no-record"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr and "ros2" in done.stdout, done.stdout
-
-
-def test_teleop_node_collects_a_rac_round(tmp_path):
-    """`robotlearn_teleop` with `policy` set: one RaC round (policy drives, the operator intervenes) recorded with
-    RaC's labels; the simulated operator stands in for the person, on a local sim backend."""
-    from robotlearn.correction.loop import collect_demos, train_policy
-    from robotlearn.data.loader import load_demos
-
-    recipe = EnvRecipe("ArmStack-v0", overrides=("max_episode_steps=80",))
-    env = recipe.make()
-    try:
-        collect_demos(env, recipe, tmp_path / "demos", 2, seed=0, progress=None)
-    finally:
-        env.close()
-    policy = train_policy(tmp_path / "demos", tmp_path / "policy", steps=4, log=lambda line: None,
-                          overrides=["train.batch_size=16"])
-    node = NodeProcess("robotlearn_teleop", "rac", "/rac",
-                       {"env": "robotlearn/ArmStack-v0", "backend": "mujoco", "overrides": "max_episode_steps=40",
-                        "device": "simulated", "policy": str(policy), "dataset": str(tmp_path / "demos"),
-                        "episodes": 1, "seed": 7}, tmp_path)
-    rc = node.proc.wait(150)
-    out = node.output()
-    node.stop()
-    assert rc == 0, out
-    assert "RaC round: 1 episodes" in out, out
-    demos = load_demos(tmp_path / "demos")
-    last = demos.episode(len(demos.episode_ends) - 1)
-    assert set(last["source"]) <= {"policy", "rewind", "correction"} and "policy" in set(last["source"])
-    assert "intervention_id" in demos.data and "subtask_id" in demos.data, list(demos.data)
 
 
 def test_teleop_node_rac_parameter_errors_are_one_line(tmp_path):

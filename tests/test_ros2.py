@@ -92,6 +92,47 @@ def test_ros2_backend_passes_check_env_with_the_sims_spaces(sim_bridge):
         sim.close()
 
 
+def test_a_starved_backend_process_is_not_a_silent_robot_but_a_stopped_bridge_is(sim_bridge):
+    """The state's age is taken on arrival in this process. While this process cannot run its executor
+    thread (here: the main thread holds the GIL for 0.8 s, as a descheduled process on a busy machine would
+    miss it), every state ages; read() must let the executor take what arrived before judging. A bridge
+    that really stops (SIGSTOP) must still be reported as silent."""
+    env = gym.make("robotlearn/ArmReach-v0", backend="ros2", backend_options={"namespace": "/sim"})
+    backend = env.unwrapped.backend
+    try:
+        env.reset(seed=0)
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(5.0)  # the executor thread cannot take the GIL from a busy main thread
+        try:
+            t_end = time.monotonic() + 0.8
+            while time.monotonic() < t_end:
+                pass
+            state = backend.read()
+        finally:
+            sys.setswitchinterval(interval)
+        assert np.all(np.isfinite(state["joint_pos"]))
+        os.kill(sim_bridge.proc.pid, 19)  # SIGSTOP: the bridge stays connected but says nothing
+        try:
+            time.sleep(0.8)
+            t0 = time.monotonic()
+            with pytest.raises(ConnectionError, match="went silent"):
+                backend.read()
+            assert time.monotonic() - t0 < 0.6, "a silent bridge is reported within one more limit"
+        finally:
+            os.kill(sim_bridge.proc.pid, 18)  # SIGCONT
+        wait_for(lambda: _reads(backend), 10, "states again after SIGCONT")
+    finally:
+        env.close()
+
+
+def _reads(backend) -> bool:
+    try:
+        backend.read()
+        return True
+    except ConnectionError:
+        return False
+
+
 def test_bad_parameters_are_one_line_errors(tmp_path):
     cases = [({"backend": "mujoco"}, "parameter 'env' is required"),
              ({"env": "robotlearn/ArmReach-v0", "rate_hz": "fast"}, "parameter 'rate_hz' must be a float"),

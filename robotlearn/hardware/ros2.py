@@ -82,6 +82,7 @@ class _Ros2Base(Backend):
     name = "ros2"
     deterministic = False
     Options = Ros2Options
+    _SPIN_S = 0.05  # the executor thread's spin_once timeout
 
     def __init__(self, spec: RobotSpec, options: Ros2Options | None = None):
         super().__init__(spec, options)
@@ -101,6 +102,7 @@ class _Ros2Base(Backend):
         self._lock = threading.Lock()
         self._state: State | None = None
         self._state_time = 0.0
+        self._idle_at = 0.0  # when the executor last found nothing to do for a whole spin (monotonic s)
         self._closed = False
         try:
             self._setup()
@@ -121,7 +123,10 @@ class _Ros2Base(Backend):
 
         try:
             while self._context.ok():
-                self._executor.spin_once(timeout_sec=0.05)
+                t0 = time.monotonic()
+                self._executor.spin_once(timeout_sec=self._SPIN_S)
+                if (t1 := time.monotonic()) - t0 >= 0.9 * self._SPIN_S:  # waited out the timeout: queue drained
+                    self._idle_at = t1
         except (ExternalShutdownException, self._rclpy.executors.ShutdownException):
             pass
 
@@ -172,12 +177,28 @@ class _Ros2Base(Backend):
         return {"timestamp": self._next_tick - self._t_reset}
 
     def read(self) -> State:
+        """The newest state; a ConnectionError when the robot or bridge went silent.
+
+        The age is taken on this process's clock at arrival, so a descheduled process (a busy machine)
+        would see every state age while its executor thread was not running, not only a silent robot.
+        So a stale state is judged only after the executor has drained what arrived meanwhile (a whole
+        spin with nothing to do) or a state came in. A silent robot is reported one spin later, or (while
+        other topics keep the executor busy) at most one more limit later."""
+        limit = self.options.max_state_age_s
         with self._lock:
             state, stamp = self._state, self._state_time
+        if state is None or time.monotonic() - stamp > limit:
+            behind_since = time.monotonic()
+            deadline = behind_since + limit
+            while (self._state_time == stamp and self._idle_at <= behind_since and time.monotonic() < deadline
+                   and self._spin.is_alive()):
+                time.sleep(0.001)  # until a state comes in or the executor has drained what arrived meanwhile
+            with self._lock:
+                state, stamp = self._state, self._state_time
         age = time.monotonic() - stamp
-        if state is None or age > self.options.max_state_age_s:
+        if state is None or age > limit:
             raise ConnectionError(f"backend 'ros2': last state on {self._topic(self.STATE_TOPIC)!r} is {age:.2f} s old "
-                                  f"(limit {self.options.max_state_age_s:g} s); the robot or bridge went silent")
+                                  f"(limit {limit:g} s); the robot or bridge went silent")
         return {k: v.copy() for k, v in state.items()}
 
     def _reset_done(self) -> None:

@@ -194,7 +194,10 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool) -> dict:
                 "lag_max_over_period": lag["max_us"] / period_us, "host_timeouts": bus.stats()["timeouts"],
                 "host_cycles": s["cycles"], "sched_fifo": after["sched_fifo"],
                 "reply_latency_p99_us": after["reply_latency_us"]["p99_us"],
-                "reply_lateness_p99_us": after["reply_lateness_us"]["p99_us"]}
+                "reply_lateness_p99_us": after["reply_lateness_us"]["p99_us"],
+                # where a late tick's time went: the tick's own work, or the thread's wait for the pty
+                "physics_work_max_us": after["physics_work_us"]["max_us"],
+                "wait_excess_max_us": after["wait_excess_us"]["max_us"], "serve_work_max_us": after["serve_work_us"]["max_us"]}
     finally:
         emu.stop()
 

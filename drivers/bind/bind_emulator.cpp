@@ -97,7 +97,7 @@ void bind_emulator(nb::module_& m) {
 
   nb::class_<rt::ServoEmulator>(m, "ServoEmulator",
                                 "Device side of a servo chain on a pty master: register bank, protocol responder, "
-                                "servo model and physics stepping in one real-time thread.")
+                                "servo model and physics stepping in one real-time thread (and a pty reader thread).")
       .def("__init__",
            [](rt::ServoEmulator* self, const std::string& protocol, std::vector<int> ids, nb::dict table,
               std::vector<nb::bytes> memory, nb::bytes writable, std::map<int, int> baud_codes, bool wire_time,
@@ -258,6 +258,8 @@ void bind_emulator(nb::module_& m) {
              d["reply_lateness"] = histogram(e.reply_lateness());
              d["physics_lag"] = histogram(e.physics_lag());
              d["physics_work"] = histogram(e.physics_work());
+             d["wait_excess"] = histogram(e.wait_excess());
+             d["serve_work"] = histogram(e.serve_work());
              return d;
            }, "Counters and timing: reply latency (instruction read -> status written), reply lateness "
               "(written - due on the wire schedule), physics lag (tick done - its wall-clock deadline).");

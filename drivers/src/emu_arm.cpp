@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -130,6 +131,10 @@ ServoEmulator::ServoEmulator(std::unique_ptr<RegisterBank> bank, std::map<int, i
   snap_.reset(new std::atomic<double>[snap_n_ + 1]);
   snap_scratch_.assign(snap_n_ + 1, 0.0);
   rx_.assign(4096, 0);
+  for (auto* v : {&rx_bytes_, &rx_bytes_work_}) v->reserve(1 << 16);
+  for (auto* v : {&rx_marks_, &rx_marks_work_}) v->reserve(1024);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  check(wake_fd_ >= 0, std::string("eventfd: ") + std::strerror(errno));
   check(fd_ >= 0 && fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK) == 0, "master_fd is not an open descriptor");
   {
     std::lock_guard<PiMutex> lk(bank_->mutex());
@@ -137,7 +142,10 @@ ServoEmulator::ServoEmulator(std::unique_ptr<RegisterBank> bank, std::map<int, i
   }
 }
 
-ServoEmulator::~ServoEmulator() { stop(); }
+ServoEmulator::~ServoEmulator() {
+  stop();
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+}
 
 void ServoEmulator::attach_mujoco(MujocoStepper* stepper, JointDrive* drive, const double* qpos, std::size_t nq,
                                   const double* qvel, std::vector<int> qpos_index, std::vector<int> qvel_index) {
@@ -187,6 +195,7 @@ void ServoEmulator::start() {
   ready_.store(false);
   running_.store(true);
   thread_ = std::thread(&ServoEmulator::run, this);
+  reader_ = std::thread(&ServoEmulator::read_loop, this);
   // A new thread starts as an ordinary one; on a loaded machine it may wait milliseconds for its first
   // run (before it can make itself SCHED_FIFO). Hosts must not talk to it before that.
   while (!ready_.load() && running_.load()) {
@@ -197,6 +206,7 @@ void ServoEmulator::start() {
 
 void ServoEmulator::stop() {
   stop_.store(true);
+  if (reader_.joinable()) reader_.join();
   if (thread_.joinable()) thread_.join();
   running_.store(false);
 }
@@ -369,22 +379,59 @@ void ServoEmulator::send_due(std::int64_t now) {
   }
 }
 
-void ServoEmulator::serve_pty() {
-  for (;;) {
-    const ssize_t n = ::read(fd_, rx_.data(), rx_.size());
-    const std::int64_t t_rx = monotonic_ns();
-    if (n > 0) {
-      reads_.fetch_add(1, std::memory_order_relaxed);
-      responder_.feed(rx_.data(), static_cast<std::size_t>(n), t_rx, pending_);
-      if (static_cast<std::size_t>(n) < rx_.size()) return;
-      continue;
-    }
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    read_err_.fetch_add(1, std::memory_order_relaxed);  // EIO: no host has the slave open right now
-    timespec ts{0, 1000000};
-    nanosleep(&ts, nullptr);
-    return;
+void ServoEmulator::read_loop() {
+  if (realtime_) {  // the same priority as the device thread: a byte is taken as soon as the tty has it
+    sched_param sp{};
+    sp.sched_priority = priority_;
+    pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
   }
+  const std::uint64_t one = 1;
+  while (!stop_.load(std::memory_order_acquire)) {
+    pollfd pfd{fd_, POLLIN, 0};
+    const int r = ::poll(&pfd, 1, static_cast<int>(kIdlePollNs / 1000000));
+    if (r > 0 && (pfd.revents & POLLIN)) {
+      bool got = false;
+      for (;;) {
+        const ssize_t n = ::read(fd_, rx_.data(), rx_.size());
+        if (n <= 0) {
+          if (n < 0 && errno != EAGAIN && errno != EINTR) read_err_.fetch_add(1, std::memory_order_relaxed);
+          break;
+        }
+        const std::int64_t t_rx = monotonic_ns();
+        reads_.fetch_add(1, std::memory_order_relaxed);
+        {
+          std::lock_guard<PiMutex> lk(rx_mu_);
+          rx_bytes_.insert(rx_bytes_.end(), rx_.begin(), rx_.begin() + n);
+          rx_marks_.push_back({rx_bytes_.size(), t_rx});
+        }
+        got = true;
+        if (static_cast<std::size_t>(n) < rx_.size()) break;
+      }
+      if (got && ::write(wake_fd_, &one, sizeof(one)) < 0) write_err_.fetch_add(1, std::memory_order_relaxed);
+    } else if (r > 0 && (pfd.revents & (POLLHUP | POLLERR))) {
+      read_err_.fetch_add(1, std::memory_order_relaxed);  // EIO/HUP: no host has the slave open right now
+      timespec nap{0, 1000000};
+      nanosleep(&nap, nullptr);
+    }
+  }
+}
+
+void ServoEmulator::take_received() {
+  std::uint64_t count;
+  while (::read(wake_fd_, &count, sizeof(count)) > 0) {
+  }
+  {
+    std::lock_guard<PiMutex> lk(rx_mu_);
+    rx_bytes_.swap(rx_bytes_work_);
+    rx_marks_.swap(rx_marks_work_);
+  }
+  std::size_t begin = 0;
+  for (const RxMark& m : rx_marks_work_) {
+    responder_.feed(rx_bytes_work_.data() + begin, m.end - begin, m.t_ns, pending_);
+    begin = m.end;
+  }
+  rx_bytes_work_.clear();
+  rx_marks_work_.clear();
 }
 
 void ServoEmulator::run() {
@@ -449,15 +496,16 @@ void ServoEmulator::run() {
       }
       if (!pending_.empty()) next = std::min(next, pending_.front().due_ns - kSpinNs);
       const std::int64_t wait = std::max<std::int64_t>(0, next - monotonic_ns());
-      pollfd pfd{fd_, POLLIN, 0};
+      pollfd pfd{wake_fd_, POLLIN, 0};
       timespec ts{static_cast<time_t>(wait / 1000000000LL), static_cast<long>(wait % 1000000000LL)};
       polls_.fetch_add(1, std::memory_order_relaxed);
+      const std::int64_t t_poll = monotonic_ns();
       const int r = ppoll(&pfd, 1, &ts, nullptr);
-      if (r > 0 && (pfd.revents & POLLIN)) serve_pty();
-      else if (r > 0 && (pfd.revents & (POLLHUP | POLLERR))) {
-        read_err_.fetch_add(1, std::memory_order_relaxed);
-        timespec nap{0, 1000000};
-        nanosleep(&nap, nullptr);
+      const std::int64_t t_woke = monotonic_ns();
+      wait_excess_.add(t_woke - t_poll - wait);  // negative (woken early by a byte) counts as 0
+      if (r > 0 && (pfd.revents & POLLIN)) {
+        take_received();
+        serve_work_.add(monotonic_ns() - t_woke);
       }
     }
   } catch (const std::exception& e) {

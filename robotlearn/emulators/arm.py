@@ -7,7 +7,7 @@ wire at the configured baud, and moves an arm simulated in MuJoCo (default) or P
 reality gap (emulators/reality_gap.py).
 
 The device side is compiled (`_rt.ServoEmulator`, drivers/src/emu_*.cpp): one real-time thread
-(SCHED_FIFO when granted) polls the pty master, decodes instructions, answers from the register bank
+(SCHED_FIFO when granted) decodes instructions (a reader thread takes them off the pty master), answers from the register bank
 on the wire schedule, runs the servo model (calibration, torque and mode rules, latency, backlash,
 encoder noise, packet corruption) and, for MuJoCo, steps the physics tick by tick on wall-clock
 deadlines through the same compiled stepper the sim backend uses. It never takes the GIL, so Python
@@ -263,7 +263,8 @@ class ArmEmulator:
         if not s:
             return {}
         return {"reply_latency_us": s["reply_latency"], "reply_lateness_us": s["reply_lateness"],
-                "physics_lag_us": s["physics_lag"], "physics_work_us": s.get("physics_work", {}), "physics_tick_s": 1.0 / self.spec.physics_hz,
+                "physics_lag_us": s["physics_lag"], "physics_work_us": s.get("physics_work", {}),
+                "wait_excess_us": s.get("wait_excess", {}), "serve_work_us": s.get("serve_work", {}), "physics_tick_s": 1.0 / self.spec.physics_hz,
                 "physics_late": s["physics_late"], "physics_steps": s["physics_steps"],
                 "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
                 "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],

@@ -1,5 +1,13 @@
-// The emulated servo chain's real-time core: one thread that polls the pty master, answers the
-// host on the wire schedule, and steps the physics on wall-clock deadlines.
+// The emulated servo chain's real-time core: a device thread that answers the host on the wire
+// schedule and steps the physics on wall-clock deadlines, and a reader thread that takes the host's
+// bytes off the pty master and hands them over with their arrival time.
+//
+// Why two threads: the tty layer moves bytes written by the host through a flush worker (a kernel
+// kworker at ordinary priority), and poll()/read() on the pty wait for that worker whenever bytes are
+// in flight. With CPU hogs running the worker can wait 4-12 ms for a CPU, and a thread blocked there
+// misses its physics ticks. Only the reader waits on the pty; the device thread waits on an eventfd
+// and its own deadlines, so its ticks keep wall-clock time. Replies are written from the device
+// thread (a pty write queues the worker, it does not wait for it).
 //
 // Python only configures it, renders cameras from the state snapshot it publishes, and serves the
 // side channel; nothing here waits on the GIL, so a busy interpreter (camera rendering, a test
@@ -119,12 +127,15 @@ class ServoEmulator {
   const Histogram& reply_lateness() const { return reply_late_; }    // write time - wire-schedule due time
   const Histogram& physics_lag() const { return physics_lag_; }      // tick end - its wall-clock deadline
   const Histogram& physics_work() const { return physics_work_; }    // time one tick took (mj_step + servo model)
+  const Histogram& wait_excess() const { return wait_excess_; }      // ppoll's time beyond the wait it was given
+  const Histogram& serve_work() const { return serve_work_; }        // parsing what the reader took off the pty
   EmulatorStats stats() const;
   double tick_s() const { return dt_; }
 
  private:
   void run();
-  void serve_pty();
+  void read_loop();      // the reader thread: pty -> rx queue (+ eventfd)
+  void take_received();  // the device thread: rx queue -> responder
   void send_due(std::int64_t now);
   void physics_tick();
   void kinematic_tick();
@@ -169,12 +180,23 @@ class ServoEmulator {
   std::atomic<bool> stop_{false}, running_{false}, ready_{false}, sched_fifo_{false}, mlocked_{false};
   PiMutex physics_mu_;
   ReplyQueue pending_;
-  std::vector<std::uint8_t> rx_;
+  std::vector<std::uint8_t> rx_;  // the reader's read buffer
+  // Bytes received and not yet parsed: appended by the reader, taken by the device thread (swapped
+  // with the *_work_ buffers, whose capacity is kept, so steady state allocates nothing).
+  struct RxMark {
+    std::size_t end;     // offset just past this read's bytes in rx_bytes_
+    std::int64_t t_ns;   // when the read returned them
+  };
+  PiMutex rx_mu_;
+  std::vector<std::uint8_t> rx_bytes_, rx_bytes_work_;
+  std::vector<RxMark> rx_marks_, rx_marks_work_;
+  int wake_fd_ = -1;  // eventfd: the reader's "bytes are queued"
+  std::thread reader_;
   std::int64_t t0_ = 0, ticks_ = 0;
   std::int64_t tick_estimate_ns_ = 0;  // a high running estimate of one physics tick's work (RT thread only)
   std::atomic<int> tid_{0};
   std::atomic<std::int64_t> start_ns_{0}, ticks_pub_{0}, resync_ns_{0};
-  Histogram reply_latency_, reply_late_, physics_lag_, physics_work_;
+  Histogram reply_latency_, reply_late_, physics_lag_, physics_work_, wait_excess_, serve_work_;
   std::atomic<std::uint64_t> steps_{0}, late_{0}, resyncs_{0}, updates_{0}, polls_{0}, reads_{0}, read_err_{0},
       write_err_{0};
   // snapshot (seqlock over a runtime-sized vector)

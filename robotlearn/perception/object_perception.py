@@ -49,8 +49,10 @@ GripperState = Callable[[], tuple[np.ndarray, np.ndarray, float]]
 #: an object attaches when its resting centre is this close to the tool point as the gripper closes (m)
 GRASP_RADIUS = 0.03
 #: the gripper grasps when it is closing and below this opening, and has released once it opens this much wider than
-#: the narrowest it closed to on the object
-GRASP_OPENING, RELEASE_MARGIN = 0.9, 0.15
+#: the narrowest it closed to on the object. The margin is small: a policy may open the fingers while already
+#: lifting, and the 4 cm cube drops as soon as they open a few mm (0.05 of the stroke); holding, the opening varies
+#: by about 0.01.
+GRASP_OPENING, RELEASE_MARGIN = 0.9, 0.05
 #: a released object keeps its release pose until the tool point is this far from it (m): the fingers around a
 #: 4 cm cube hide its markers until then
 CLEAR_RADIUS = 0.06
@@ -288,7 +290,7 @@ class CameraObjectPerception:
                     del self._attached[name]
                     carried = self._carried.pop(name, None)
                     if carried is not None:
-                        held = replace(carried, on_support=True)
+                        held = replace(carried, pos=self._settled(name, carried.pos), on_support=True)
                         self.tracker.last[name] = self._released[name] = self._resting[name] = held
                         seen.pop(name, None)
                     continue
@@ -306,6 +308,15 @@ class CameraObjectPerception:
                 inv = quat_conj(tool_quat)
                 self._attached[name] = (quat_rotate(inv, rest.pos - tool_pos), quat_mul(inv, rest.quat), opening)
                 self._resting.pop(name)
+
+    def _settled(self, name: str, pos: np.ndarray) -> np.ndarray:
+        """Where an object let go of at `pos` comes to rest: straight below, on the highest support under it
+        (the table, or a tracked object resting there). A release seen a frame late, with the tool already
+        lifting, would otherwise leave it hanging in the air."""
+        if self.tracker.support_height is None:
+            return pos
+        heights = [h for h in self.tracker.support_heights(name, pos) if h <= pos[2] + 0.005]
+        return np.array([pos[0], pos[1], max(heights)]) if heights else pos
 
     def info(self) -> dict[str, float | int | bool]:
         """Flat numbers for ``info["perception"]`` (see the module docstring), from the current view."""

@@ -136,7 +136,7 @@ class MarkerTracker:
             if self.support_height is not None:
                 previous = self.last.get(name)
                 fits = [_fit_resting(obj_pts, img_pts, cam, pos, rest_z, layout, visible)
-                        for rest_z in self._support_heights(name, pos) if self._could_rest_at(pos, rest_z, previous)]
+                        for rest_z in self.support_heights(name, pos) if self._could_rest_at(pos, rest_z, previous)]
                 # several supports can explain the corners about equally (depth along the ray is weak): the
                 # one nearest where the object was wins ties (REST_TIE_PX per cm of jump)
                 rest = min((f for f in fits if f is not None), default=None, key=lambda f: f[2] + (
@@ -163,7 +163,7 @@ class MarkerTracker:
         stayed = previous is not None and previous.on_support and abs(previous.pos[2] - rest_z) < 0.005
         return rest_z - pos[2] < REST_MAX_RISE or stayed
 
-    def _support_heights(self, name: str, pos: np.ndarray) -> list[float]:
+    def support_heights(self, name: str, pos: np.ndarray) -> list[float]:
         """Heights of `name`'s centre when it rests on the table, or on top of another tracked object resting
         under it (a stack: its last estimate within half a face of `pos` in x, y)."""
         half = self.layouts[name].half

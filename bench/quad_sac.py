@@ -1,6 +1,9 @@
 """Quadrotor SAC (CTBR): train in MuJoCo, measure hover/track error on MuJoCo, PyBullet and the emulated PX4
 vehicle over MAVLink, against the cascaded-PID expert on the same seeds.
 
+* Demos: `--demos N` (default 20) PID-expert episodes recorded first with `robotlearn record --device scripted`
+  on the config's own env (its overrides: action scaling, reward), unless the config or an override names
+  `demos=`; their CPU seconds (a child process) are reported apart from training's.
 * Training: `configs/algos/<--config>` (default sac_quad_hover) in this process; CPU seconds are the
   process's own (`time.process_time`, all threads), wall seconds beside them (the machine is shared).
 * Error: per episode, the RMS of the distance to the goal (the moving reference on QuadTrack) after
@@ -11,7 +14,7 @@ vehicle over MAVLink, against the cascaded-PID expert on the same seeds.
   the same `Rollout` that `robotlearn deploy` runs.
 The last line is one JSON object.
 
-    python bench/quad_sac.py [--config sac_quad_hover] [--steps N] [--checkpoint DIR] [--episodes 10]
+    python bench/quad_sac.py [--config sac_quad_hover] [--steps N] [--demos 20] [--checkpoint DIR] [--episodes 10]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -90,6 +94,19 @@ def emulated_vehicle(gap: str):
             proc.wait()
 
 
+def record_demos(cfg: SACConfig, episodes: int, out: Path) -> float:
+    """`robotlearn record` of the PID expert on the config's env; returns the child's CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, "-m", "robotlearn.cli.main", "record", "--env", cfg.env, "--backend", cfg.backend,
+           "--device", "scripted", "--episodes", str(episodes), "--out", str(out), "--realtime", "off",
+           *cfg.env_overrides]
+    for key, value in cfg.backend_options.items():
+        cmd += ["--backend-opt", f"{key}={value}"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
 def measure(checkpoint: str, episodes: int, mavlink_episodes: int, settle: int, gap: str) -> dict:
     recipe = checkpoint_recipe(read_config(checkpoint), checkpoint)
     policy = load_policy(checkpoint)
@@ -126,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="sac_quad_hover")
     parser.add_argument("--steps", type=int, help="override the config's total_steps")
+    parser.add_argument("--demos", type=int, default=20, help="expert episodes to record for RLPD (0: none)")
     parser.add_argument("--checkpoint", help="measure this checkpoint instead of training one")
     parser.add_argument("--out", default="runs/bench-quad-sac")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per sim")
@@ -142,6 +160,12 @@ def main() -> None:
         if args.steps:
             overrides["total_steps"] = args.steps
         cfg = load_config(SACConfig, "algos", args.config, overrides)
+        if cfg.demos is None and args.demos:
+            demo_dir = Path(args.out) / "demos"
+            if demo_dir.exists():
+                raise SystemExit(f"{demo_dir} exists: remove it or pass demos={demo_dir}")
+            result["demos"] = {"episodes": args.demos, "cpu_s": round(record_demos(cfg, args.demos, demo_dir), 1)}
+            cfg.demos = str(demo_dir)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         trained = train(cfg, Path(args.out), progress_bar=False)
         result["train"] = {"steps": trained["steps"], "cpu_s": round(time.process_time() - cpu0, 1),

@@ -50,12 +50,19 @@ def make_env(task: str, backend: str = "mujoco", cameras: Iterable[str] = (), re
     keyword such as ``port=``) are validated against the backend's strict Options model.
     """
     task_cfg = load_config(TaskConfig, "tasks", task, overrides)
-    spec = load_robot_spec(task_cfg.robot, robot_overrides)
+    spec = task_robot_spec(task_cfg, robot_overrides)
     task_obj = make_task(task, task_cfg, spec.kind, spec.name)
     robot = make_robot_model(spec, task_cfg.action_mode)
     cameras = tuple(cameras)
     backend_obj = make_backend(spec, backend, {**(backend_options or {}), **more_backend_options})
     return RobotEnv(backend_obj, robot, task_obj, cameras=cameras, render_mode=render_mode)
+
+
+def task_robot_spec(task_cfg: TaskConfig, robot_overrides: Iterable[str] | dict | None = None):
+    """The robot spec a task runs: its robot config, the task's `robot_params` over its params, then
+    `robot_overrides` (the caller's word wins)."""
+    task_params = {f"params.{key}": value for key, value in task_cfg.robot_params.items()}
+    return load_robot_spec(task_cfg.robot, {**task_params, **parse_overrides(robot_overrides)})
 
 
 def make_task(task: str, task_cfg: TaskConfig, kind: str, robot_name: str = ""):
@@ -92,7 +99,7 @@ def env_robot_spec(name: str, robot_overrides: Iterable[str] | dict | None = Non
     the robot: its joints, rates and cameras)."""
     env_id = resolve_env_id(name)
     task_cfg = load_config(TaskConfig, "tasks", ENV_TASK_CONFIGS[env_id.split("/", 1)[1]])
-    return task_cfg, load_robot_spec(task_cfg.robot, robot_overrides)
+    return task_cfg, task_robot_spec(task_cfg, robot_overrides)
 
 
 def register_envs() -> None:

@@ -9,6 +9,7 @@ import torch
 from test_quad_mavlink import FAST_RESET, emulator
 
 from robotlearn.cli.deploy import deploy
+from robotlearn.cli.main import main as cli
 from robotlearn.core.config import load_config
 from robotlearn.data.replay import ReplayBuffer, symmetric_sample
 from robotlearn.envs import make_env
@@ -26,6 +27,10 @@ TINY = {"total_steps": 40, "learning_starts": 20, "hidden": [16, 16], "batch_siz
 def test_sac_step_and_deploy_over_mavlink(tmp_path):
     cfg = load_config(SACConfig, "algos", "sac_quad_hover", TINY)
     cfg.env_overrides = [*cfg.env_overrides, *SHORT]
+    # the config's demo recipe (BC pretraining, demo observation statistics) on 3 tiny expert demos
+    assert cli(["record", "--env", "quad_hover", "--device", "scripted", "--episodes", "3", "--realtime", "off",
+                "--out", str(tmp_path / "demos"), *cfg.env_overrides]) == 0
+    cfg.demos, cfg.bc_pretrain_steps = str(tmp_path / "demos"), 20
     cfg.backend_options = {"domain_randomization": "quad_dr"}
     trained = train(cfg, tmp_path / "sim", progress_bar=False)
     with emulator(tmp_path, "--gap", "quad_gap") as (_, port):

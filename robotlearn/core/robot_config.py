@@ -62,6 +62,9 @@ class TaskConfig(Strict):
     max_episode_steps: int = Field(50, gt=0)
     action_mode: str | None = None
     params: dict[str, Any] = {}
+    #: robot params this task sets over the robot config's (validated by the robot kind's schema), e.g. the
+    #: ctbr action scaling a learner trains with: ``robot_params.ctbr_max_rate=[2,2,1]``
+    robot_params: dict[str, Any] = {}
 
 
 def load_robot_spec(name: str | Path, overrides=None, joints: tuple[JointSpec, ...] | None = None) -> RobotSpec:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from robotlearn.core.config import Strict
 
@@ -56,6 +56,18 @@ class QuadrotorParams(Strict):
     att_kp: Vec3 = (7.0, 7.0, 2.5)                 # 1/s: attitude error (rad) -> body rate
     max_tilt: float = Field(0.6, gt=0, lt=1.5)     # rad
     max_accel: PositiveVec3 = (6.0, 6.0, 5.0)      # m/s^2
+    # ctbr action scaling: body rates at |a| = 1 (None: the airframe's full max_rate) and the collective thrust
+    # (0..1 of max) at a0 = -1 / +1. A learner gets finer control near hover from a narrower range: hover needs
+    # rates of a few tenths of a rad/s, a small fraction of a +-10 rad/s full scale (configs/algos/sac_quad_hover.yaml).
+    ctbr_max_rate: PositiveVec3 | None = None      # rad/s, p q r
+    ctbr_thrust_range: tuple[float, float] = (0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _thrust_range(self):
+        low, high = self.ctbr_thrust_range
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"ctbr_thrust_range must be 0 <= low < high <= 1, got {self.ctbr_thrust_range}")
+        return self
 
 
 #: robot kind -> schema of its params

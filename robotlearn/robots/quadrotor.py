@@ -5,7 +5,8 @@ FLU)]. That is what PX4/ArduPilot accept in SET_ATTITUDE_TARGET and what the com
 the sims consumes, so every action mode ends in the same command on every backend.
 
 Action modes (normalized to [-1, 1], shape (4,)):
-  * ``ctbr``     thrust = (a0 + 1) / 2, rates = a[1:] * airframe max_rate.
+  * ``ctbr``     thrust = a0 mapped linearly onto ``ctbr_thrust_range`` (default 0..1), rates = a[1:] *
+                 ``ctbr_max_rate`` (default: the airframe's max_rate).
   * ``velocity`` world velocity setpoint a[:3] * ``max_velocity`` (m/s) and yaw rate a3 * ``max_yaw_rate``.
   * ``position`` world position setpoint ``workspace_center + a[:3] * workspace_half_extent`` and yaw a3 * pi.
 The setpoint modes run `CascadedController` (position P -> velocity PID -> thrust vector -> attitude P
@@ -95,6 +96,9 @@ class QuadrotorModel(RobotModel):
         self.p = spec.params  # validated, defaults filled (core/robot_params.py)
         self.airframe = load_airframe(spec.description)
         self.max_rate = np.asarray(self.airframe.max_rate, dtype=np.float64)
+        action_rate = self.p["ctbr_max_rate"]
+        self.action_rate = self.max_rate if action_rate is None else np.asarray(action_rate, dtype=np.float64)
+        self.thrust_low, self.thrust_high = (float(v) for v in self.p["ctbr_thrust_range"])
         self.center = np.asarray(self.p["workspace_center"], dtype=np.float64)
         self.half_extent = np.asarray(self.p["workspace_half_extent"], dtype=np.float64)
         self.controller = CascadedController(self.airframe.hover_thrust, self.max_rate, 1.0 / spec.control_hz, self.p)
@@ -118,7 +122,7 @@ class QuadrotorModel(RobotModel):
     def command(self, action: np.ndarray, state: State) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         if self.action_mode == "ctbr":
-            return np.array([0.5 * (a[0] + 1.0), *(a[1:] * self.max_rate)])
+            return self.action_to_ctbr(a)
         if self.action_mode == "velocity":
             vel_sp = a[:3] * np.asarray(self.p["max_velocity"], dtype=np.float64)
             self._yaw_sp += a[3] * self.p["max_yaw_rate"] * self.controller.dt
@@ -127,9 +131,16 @@ class QuadrotorModel(RobotModel):
             self._yaw_sp = a[3] * np.pi
         return self.controller.ctbr(state, vel_sp, self._yaw_sp)
 
+    def action_to_ctbr(self, action: np.ndarray) -> np.ndarray:
+        """The ``ctbr`` mode's scaling: action in [-1, 1] -> [thrust 0..1, p, q, r rad/s]."""
+        a = np.asarray(action, dtype=np.float64)
+        thrust = self.thrust_low + 0.5 * (a[0] + 1.0) * (self.thrust_high - self.thrust_low)
+        return np.array([thrust, *(a[1:] * self.action_rate)])
+
     def ctbr_to_action(self, ctbr: np.ndarray) -> np.ndarray:
         """Inverse of the ``ctbr`` mode's scaling (for experts and recorded CTBR data)."""
-        a = np.array([2.0 * ctbr[0] - 1.0, *(np.asarray(ctbr[1:]) / self.max_rate)])
+        thrust = 2.0 * (ctbr[0] - self.thrust_low) / (self.thrust_high - self.thrust_low) - 1.0
+        a = np.array([thrust, *(np.asarray(ctbr[1:]) / self.action_rate)])
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
     def observe(self, state: State) -> dict[str, np.ndarray]:

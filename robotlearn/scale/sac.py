@@ -36,6 +36,7 @@ from robotlearn.policies.sac.config import SACConfig
 from robotlearn.policies.sac.train import (
     CHECKPOINT_DIR,
     CsvLog,
+    check_demo_options,
     env_recipe,
     evaluate,
     load_demo_buffer,
@@ -128,6 +129,10 @@ class AsyncSAC:
         obs_shapes = {k: (tuple(v["shape"]), np.dtype(v["dtype"])) for k, v in spaces["obs_spec"].items()}
         action_dim = self.agent.policy.action_dim
         self.replay = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + cfg.actor_batch), obs_shapes, action_dim)
+        check_demo_options(cfg)
+        if cfg.bc_pretrain_steps:
+            self.close()
+            raise ConfigError("bc_pretrain_steps is not supported with --actors (the single-process trainer has it)")
         self.demos = load_demo_buffer(cfg, self.agent, obs_shapes) if cfg.demos else None
         if intervene != "none" and self.demos is None:
             self.demos = ReplayBuffer(min(cfg.buffer_size, cfg.total_steps + 1), obs_shapes, action_dim)

@@ -136,8 +136,7 @@ class QuadSysidSink(Sink):
         self.commands, self.states = [], [self._state()]
 
     def add(self, tr: Transition) -> None:
-        a = np.asarray(tr.action, dtype=np.float64)
-        self.commands.append(np.array([0.5 * (a[0] + 1.0), *(a[1:] * self.robot.max_rate)]))
+        self.commands.append(self.robot.action_to_ctbr(np.clip(tr.action, -1.0, 1.0)))
         self.states.append(self._state())
 
 

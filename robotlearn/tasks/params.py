@@ -59,6 +59,10 @@ class QuadGoalParams(Strict):
     max_distance: Positive = 3.0               # m from the goal: farther is a crash
     rate_penalty: NonNegative = 0.01
     crash_reward: float = -10.0
+    velocity_penalty: NonNegative = 0.0        # per m/s of velocity error (dense reward)
+    precision_bonus: NonNegative = 0.0         # dense reward bonus at the goal, decaying as exp(-d / radius)
+    precision_radius: Positive = 0.05          # m
+    alive_bonus: NonNegative = 0.0             # dense reward per flown step
 
 
 class QuadHoverParams(QuadGoalParams):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -37,6 +37,9 @@ class SACConfig(Strict):
     num_critics: int = Field(2, ge=2)
     layer_norm: bool = True
     normalize_obs: bool = True
+    obs_stats: Literal["online", "demos"] = Field("online", description=(
+        "where the observation normalizer's statistics come from: every online transition (running), or the demos "
+        "once, then frozen (needs `demos`); see configs/algos/sac_quad_hover.yaml for why"))
     image_features: int = Field(64, ge=1)
     image_shift: int = Field(4, ge=0)
     # learning
@@ -55,3 +58,9 @@ class SACConfig(Strict):
     publish_every: int = Field(20, ge=1, description="learner updates between weight publications to the actors")
     # RLPD: demos (a robotlearn dataset directory) sampled symmetrically with online data
     demos: str | None = None
+    bc_weight: float = Field(0.0, ge=0, description=(
+        "behaviour cloning of the demo/human rows of each batch in the actor loss, scaled by the batch's mean |Q| "
+        "(TD3+BC) so the weight reads the same at any reward scale; 0 = plain SAC/RLPD"))
+    bc_pretrain_steps: int = Field(0, ge=0, description=(
+        "actor behaviour-cloning steps on the demos before training; the first `learning_starts` steps then "
+        "collect with that policy instead of uniform random actions"))

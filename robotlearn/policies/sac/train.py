@@ -28,7 +28,7 @@ from robotlearn.policies.checkpoint import (
     read_config,
     save_checkpoint,
 )
-from robotlearn.policies.sac.agent import SACAgent, SACPolicy, obs_spec_from_space, update
+from robotlearn.policies.sac.agent import SACAgent, SACPolicy, obs_spec_from_space, pretrain_actor, update
 from robotlearn.policies.sac.config import SACConfig
 from robotlearn.rollout import (
     ActionSource,
@@ -78,7 +78,7 @@ def store_transitions(agent: SACAgent, replay: ReplayBuffer, demos: ReplayBuffer
         demos.add({k: v[pick] for k, v in obs.items()}, action[pick], reward[pick],
                   {k: v[pick] for k, v in next_obs.items()}, terminated[pick], "human")
         prog["interventions"] += int(human.sum())
-    if agent.policy.norm is not None:
+    if agent.policy.norm is not None and agent.cfg.obs_stats == "online":
         agent.policy.norm.update(torch.from_numpy(agent.policy.state_vector(obs)))
 
 
@@ -121,7 +121,18 @@ def load_demo_buffer(cfg: SACConfig, agent: SACAgent, obs_shapes: dict) -> Repla
         buf.add({k: v[:-1] for k, v in obs.items()}, agent.policy.from_env(ep["action"][:-1]),
                 ep["next.reward"][:-1].reshape(-1), {k: v[1:] for k, v in obs.items()},
                 np.zeros(n, np.float32), "demo")
+    if agent.policy.norm is not None and cfg.obs_stats == "demos":
+        recorded = {k[len("obs/"):]: v for k, v in buf.state_dict().items() if k.startswith("obs/")}
+        agent.policy.norm.update(torch.from_numpy(agent.policy.state_vector(recorded)))
     return buf
+
+
+def check_demo_options(cfg: SACConfig) -> None:
+    """Options that read the demos need demos (a one-line error before any env is built)."""
+    if cfg.obs_stats == "demos" and cfg.normalize_obs and not cfg.demos:
+        raise ValueError("obs_stats=demos takes the observation statistics from the demos: give a dataset (--dataset)")
+    if (cfg.bc_weight > 0 or cfg.bc_pretrain_steps > 0) and not cfg.demos:
+        raise ValueError("bc_weight / bc_pretrain_steps clone the demos: give a dataset (--dataset)")
 
 
 def _optim_tensors(agent: SACAgent) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -244,6 +255,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     """
     from robotlearn.correction.hil import make_operator
 
+    check_demo_options(cfg)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if intervene != "none" and cfg.num_envs != 1:
@@ -271,6 +283,9 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     log = CsvLog(out / "progress.csv", append=resume)
 
     step, start_step = int(prog["step"]), int(prog["step"])
+    pretrained = cfg.bc_pretrain_steps > 0
+    if pretrained and not resume:
+        pretrain_actor(agent, demos, cfg.bc_pretrain_steps, cfg.batch_size, rng)
     source = SACSource(agent.policy, rng)
     sink = ReplaySink(agent, replay, demos, prog)
     actor = InterventionSource(source, hil) if hil is not None else source
@@ -286,7 +301,7 @@ def train(cfg: SACConfig, out_dir: str | Path, resume: bool = False, progress_ba
     try:
         while step < cfg.total_steps:
             # ---- collect one step per env (act, step, store through the rollout runner) ----
-            source.explore = step < cfg.learning_starts
+            source.explore = step < cfg.learning_starts and not pretrained
             for rollout in rollouts:
                 rollout.step()
             step += cfg.num_envs

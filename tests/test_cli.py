@@ -68,7 +68,7 @@ def _readme_commands() -> list[list[str]]:
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():  # a backslash-newline continues the command
             for part in line.split("#")[0].split("&&"):
                 words = shlex.split(part.strip().rstrip("&"))
                 if words and words[0] == "robotlearn":

@@ -69,6 +69,10 @@ def async_run(local_ray, tmp_path_factory):
     return cfg, tmp_path, learner, initial, result, seen, weight_checks, killed, updates_at_batch
 
 
+# pytest-timeout is a hang guard and counts the module fixture's setup into the first test: the 2-actor run
+# takes 27 s on an idle machine and 116-200 s under two CPU hogs (each Ray worker imports torch and MuJoCo on a
+# starved core), and this test then resumes it twice (one more actor process). 300 s was hit once that way.
+@pytest.mark.timeout(600)
 def test_two_actors_stream_labelled_transitions_and_receive_weights(async_run):
     cfg, tmp_path, learner, initial, result, seen, weight_checks, killed, updates_at_batch = async_run
     assert result["steps"] == STEPS and len(learner.replay) == STEPS

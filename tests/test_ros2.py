@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,7 +112,7 @@ def test_a_starved_backend_process_is_not_a_silent_robot_but_a_stopped_bridge_is
         finally:
             sys.setswitchinterval(interval)
         assert np.all(np.isfinite(state["joint_pos"]))
-        os.kill(sim_bridge.proc.pid, 19)  # SIGSTOP: the bridge stays connected but says nothing
+        os.kill(sim_bridge.proc.pid, signal.SIGSTOP)  # the bridge stays connected but says nothing
         try:
             time.sleep(0.8)
             t0 = time.monotonic()
@@ -119,7 +120,7 @@ def test_a_starved_backend_process_is_not_a_silent_robot_but_a_stopped_bridge_is
                 backend.read()
             assert time.monotonic() - t0 < 0.6, "a silent bridge is reported within one more limit"
         finally:
-            os.kill(sim_bridge.proc.pid, 18)  # SIGCONT
+            os.kill(sim_bridge.proc.pid, signal.SIGCONT)
         wait_for(lambda: _reads(backend), 10, "states again after SIGCONT")
     finally:
         env.close()

@@ -1,6 +1,7 @@
 """The emulated servo bus as an independent host sees it, idle and under a synthetic CPU load.
 
-    python bench/bus.py [--reads 10000] [--sync-reads 2000] [--segments 5] [--physics-s 60]
+    python bench/bus.py [--reads 10000] [--sync-reads 2000] [--segments 5] [--physics-s 60] [--physics-rounds 1]
+                        [--physics-cameras on|off|both]
 
 Device: `robotlearn emulate arm` (Dynamixel 2.0 at the config's 4 Mbps, MuJoCo physics, no reality gap)
 in its own process, its device side compiled (`_rt.ServoEmulator`). The old Python device side is gone,
@@ -14,8 +15,10 @@ so the baseline is the wire time the same bytes need at the emulated baud (8N1, 
    reported next to it.
 2. Production host: `_rt.ServoBus` bus cycle for 6 servos reading position + velocity + current (one sync
    read of the contiguous span the arm backend reads) plus the goal sync write, against its wire time.
-3. Physics: a `--physics-s` run with cameras on (10 fps) and the compiled 500 Hz host loop driving all 7
-   servos, under load; the emulator's own physics-lag histogram against the host's control period.
+3. Physics: `--physics-rounds` runs of `--physics-s` with cameras on (10 fps; `--physics-cameras both`
+   alternates on and off in each round) and the compiled 500 Hz host loop driving all 7 servos, under load;
+   the emulator's own physics-lag histogram against the host's control period, and where a late tick's time
+   went (the tick's work, the device thread's waits, parsing).
 
 Conditions alternate in `--segments` short segments (idle, load, idle, load, ...), so a change of the
 machine's background load hits both; "load" is two CPU-bound helper processes this script starts and
@@ -160,9 +163,9 @@ def bus_cycle_segment(link: Path, baud: int, cycles: int) -> tuple[list, dict]:
         bus.close()
 
 
-def physics_run(link: Path, seconds: float, baud: int, load: bool) -> dict:
-    """Cameras on, the compiled host loop at 500 Hz on all 7 servos, for `seconds`; the emulator's lag."""
-    emu = Emulator(link, "--cameras", "scene", "--camera-fps", "10")
+def physics_run(link: Path, seconds: float, baud: int, load: bool, cameras: bool = True) -> dict:
+    """The compiled host loop at 500 Hz on all 7 servos, for `seconds`; the emulator's lag."""
+    emu = Emulator(link, *(("--cameras", "scene", "--camera-fps", "10") if cameras else ("--cameras", "none")))
     try:
         hw = load_hardware_config("arm6_emulated")
         bus = rt.ServoBus(str(link), baud, "dynamixel2", IDS, load_servo_table(hw.servo_model).host_table(),
@@ -187,7 +190,7 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool) -> dict:
         s = loop.stats()
         period_us = 1e6 / hw.rate_hz
         lag = after["physics_lag_us"]
-        return {"seconds": seconds, "load": load, "control_period_us": period_us, "physics_tick_us":
+        return {"seconds": seconds, "load": load, "cameras": cameras, "control_period_us": period_us, "physics_tick_us":
                 after["physics_tick_s"] * 1e6, "lag_p50_us": lag["p50_us"], "lag_p99_us": lag["p99_us"],
                 "lag_max_us": lag["max_us"], "ticks": after["physics_steps"] - before["physics_steps"],
                 "late_ticks": after["physics_late"] - before["physics_late"], "resyncs": after["physics_resyncs"],
@@ -216,7 +219,10 @@ def main() -> None:
     ap.add_argument("--sync-reads", type=int, default=2000, help="7-servo sync reads per condition")
     ap.add_argument("--cycles", type=int, default=2000, help="production bus cycles per condition")
     ap.add_argument("--segments", type=int, default=5, help="alternating idle/load segments per condition")
-    ap.add_argument("--physics-s", type=float, default=60.0, help="length of the cameras-on physics run (0: skip)")
+    ap.add_argument("--physics-s", type=float, default=60.0, help="length of each physics run (0: skip)")
+    ap.add_argument("--physics-rounds", type=int, default=1, help="physics runs per camera setting")
+    ap.add_argument("--physics-cameras", choices=("on", "off", "both"), default="on",
+                    help="cameras during the physics runs; both: alternate on and off within each round")
     ap.add_argument("--host-nice", type=int, default=-20,
                     help="niceness of the dynamixel-sdk host while it measures (-20: a host given the CPU it needs, "
                          "as a robot computer's bus process would be; 0: an ordinary process competing with the hogs)")
@@ -261,13 +267,17 @@ def main() -> None:
         finally:
             out = emu.stop()
         timing_line = next((ln for ln in out.splitlines() if ln.startswith("emulator timing")), "")
-        physics = {}
-        if args.physics_s > 0:
-            physics = physics_run(link, args.physics_s, baud, load=True)
-            print(f"physics run ({args.physics_s:.0f} s, cameras on, 2 hogs): lag p99 {physics['lag_p99_us']:.0f} us "
-                  f"max {physics['lag_max_us']:.0f} us vs control period {physics['control_period_us']:.0f} us; "
-                  f"{physics['late_ticks']}/{physics['ticks']} ticks late; host timeouts {physics['host_timeouts']}",
-                  flush=True)
+        physics: list[dict] = []
+        settings = {"on": (True,), "off": (False,), "both": (True, False)}[args.physics_cameras]
+        for _ in range(args.physics_rounds if args.physics_s > 0 else 0):
+            for cameras in settings:
+                run = physics_run(link, args.physics_s, baud, load=True, cameras=cameras)
+                physics.append(run)
+                print(f"physics run ({args.physics_s:.0f} s, cameras {'on' if cameras else 'off'}, 2 hogs): lag p99 "
+                      f"{run['lag_p99_us']:.0f} us max {run['lag_max_us']:.0f} us vs control period "
+                      f"{run['control_period_us']:.0f} us; {run['late_ticks']}/{run['ticks']} ticks late; waits over "
+                      f"by up to {run['wait_excess_max_us']:.0f} us, tick work max {run['physics_work_max_us']:.0f} us; "
+                      f"host timeouts {run['host_timeouts']}", flush=True)
     tot1, steal1 = cpu_times()
     result = {"bench": "bus", "baud": baud, "host_nice": args.host_nice, "host_fifo": args.host_fifo, "device": "compiled (_rt.ServoEmulator)", "old_device": "removed",
               "device_timing": {"reply_latency_us": device["reply_latency_us"],

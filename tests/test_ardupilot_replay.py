@@ -10,6 +10,7 @@ Tolerances are stated per item (`TOL`).
 
 from __future__ import annotations
 
+import gc
 import re
 import socket
 import subprocess
@@ -35,8 +36,10 @@ MAX_COMMAND_LATENESS, MAX_LATENESS = 0.5, 1.5
 # process parses ~4000 telemetry messages per wall second and a 0.15-0.3 s stall of it (GC, a busy core) became
 # 1.5-2.9 s of vehicle time: guided_flight failed its 3 attempts in a full CI run at load ~1. At 5x the same stall
 # costs half as much vehicle time and the message rate halves. Under two CPU hogs 5x still failed 3 attempts
-# once (a full run), so each retry halves the speed-up: a stall costs half the vehicle time again, and the test
-# process has half the messages to parse per wall second. Worst case for guided_flight (114 s): 23 + 46 + 92 s.
+# once (a full run). Measured since: the test process's own full garbage collections (77 ms at idle, over the
+# parsed messages) were most of those stalls, so the replay runs with the collector off (max lateness 0.38 s ->
+# 0.011 s idle, guided_flight at 5x). A busy core remains, so each retry halves the speed-up: a stall costs half
+# the vehicle time again, and the test process has half the messages to parse per wall second. Worst case for guided_flight (114 s): 23 + 46 + 92 s.
 SPEEDUPS = (5.0, 2.5, 1.25)
 STREAMS = ("HEARTBEAT", "ATTITUDE", "ATTITUDE_QUATERNION", "LOCAL_POSITION_NED", "GLOBAL_POSITION_INT", "SYS_STATUS",
            "EXTENDED_SYS_STATE", "TIMESYNC")
@@ -120,6 +123,8 @@ def replay(path: Path, tmp_path: Path, speedup: float, extra: tuple[str, ...] = 
     conn.port.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)  # a busy test process must not drop packets
     out: list[tuple[float, object]] = []
     sent: list[tuple[float, float, bool]] = []  # (vehicle time it went out, recorded time, is a command)
+    gc.disable()  # a full collection over the tens of thousands of parsed messages held in `out` stalls the
+    # sender by 0.1-0.2 s, 0.5-1 s of a 5x vehicle's time; reference counting still frees everything else
     try:
         assert proc.stdout.readline().startswith("emulated quadrotor"), "emulator did not start"
         anchor = time.monotonic()  # vehicle time 0 (its loop starts right after that line)
@@ -142,6 +147,7 @@ def replay(path: Path, tmp_path: Path, speedup: float, extra: tuple[str, ...] = 
                     out.append((boot_ms / 1000.0 if boot_ms is not None else vehicle_time(), msg))
                 msg = conn.recv_match(blocking=False)
     finally:
+        gc.enable()
         proc.terminate()
         proc.wait(timeout=10)
         conn.close()

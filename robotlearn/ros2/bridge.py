@@ -104,6 +104,7 @@ class Bridge:
         self._rclpy = rclpy
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._faulted = threading.Event()
         self.enabled, self.estopped = True, False
         self.kind = KINDS[self.spec.kind](self)
         names = [o for o in self.values["objects"].split(",") if o] or task_objects(self.values["env"], self.spec)
@@ -212,7 +213,7 @@ class Bridge:
                 return  # shutting down (SIGINT from launch): publishing into a closed context is no fault
             self.node.get_logger().error(f"bridge stopped: {str(err).splitlines()[0] if str(err) else err!r}")
             self.exit_code = 1
-            self._rclpy.try_shutdown()
+            self._faulted.set()  # `spin` ends the node: not from here, see there
 
     def _make_camera_publishers(self) -> dict:
         from sensor_msgs.msg import CameraInfo, Image
@@ -241,7 +242,15 @@ class Bridge:
             info_pub.publish(info)
 
     def spin(self) -> None:
-        self._rclpy.spin(self.node)
+        """Run the executor until shutdown or a fault of the loop.
+
+        The loop thread does not shut rclpy down itself: a fault often follows a service it just ran (the
+        e-stop: its next advance() reports the stopped loop), and shutting the context down from that thread
+        could beat the executor to sending the service's response (seen under load: the e-stop was done, its
+        caller never heard). Here the executor is between callbacks, so every answer has gone out."""
+        while self._rclpy.ok() and not self._faulted.is_set():
+            self._rclpy.spin_once(self.node, timeout_sec=0.1)
+        self._rclpy.try_shutdown()
 
     def close(self) -> None:
         self._stop.set()

@@ -38,8 +38,7 @@ def nominal_recording(design: Multisine, spec: RobotSpec, robot, sim: str, secon
             states.append(backend.read())
     finally:
         backend.close()
-    return SysidData(np.array(commands), np.array([s["joint_pos"] for s in states]),
-                     np.array([s["joint_vel"] for s in states]), spec.control_hz, spec.name)
+    return SysidData.from_states(commands, states, spec.control_hz, spec.name)
 
 
 def most_informative(designs: list[Multisine], spec: RobotSpec, robot, sim: str = "mujoco",

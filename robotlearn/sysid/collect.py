@@ -91,8 +91,6 @@ def collect(backend: str, options: Mapping[str, Any], seconds: float, excite: st
         spec = env.unwrapped.backend.spec
     finally:
         env.close()
-    states = sink.states
-    return SysidData(np.array(sink.commands), np.array([s["joint_pos"] for s in states]),
-                     np.array([s["joint_vel"] for s in states]), control_hz, spec.name,
-                     {**info, "backend": backend, "recipe": recipe.to_dict(), "seed": seed,
-                      "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}})
+    return SysidData.from_states(sink.commands, sink.states, control_hz, spec.name,
+                                 {**info, "backend": backend, "recipe": recipe.to_dict(), "seed": seed,
+                                  "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}})

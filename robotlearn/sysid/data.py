@@ -17,12 +17,14 @@ from typing import Any
 import numpy as np
 
 ARRAYS = ("commands", "joint_pos", "joint_vel")
+OPTIONAL = ("joint_effort",)  # absent in recordings made before present current was read
 FILE, META = "sysid.npz", "meta.json"
 
 
 @dataclass
 class SysidData:
-    """`commands[k]` was sent at step k; `joint_pos[k]` / `joint_vel[k]` were read before it (k = 0..N)."""
+    """`commands[k]` was sent at step k; `joint_pos[k]` / `joint_vel[k]` / `joint_effort[k]` were read before
+    it (k = 0..N). `joint_effort` (N m, the servos' present current / load) is None in older recordings."""
 
     commands: np.ndarray       # (N, n_joints) backend joint targets
     joint_pos: np.ndarray      # (N + 1, n_joints)
@@ -30,15 +32,27 @@ class SysidData:
     control_hz: float
     robot: str
     meta: dict[str, Any] = field(default_factory=dict)  # recipe, excitation, backend
+    joint_effort: np.ndarray | None = None  # (N + 1, n_joints)
 
     def __post_init__(self) -> None:
         n = len(self.commands)
         if n < 2 or self.joint_pos.shape != (n + 1, self.commands.shape[1]) or self.joint_vel.shape != self.joint_pos.shape:
             raise ValueError(f"sysid data: inconsistent shapes commands {self.commands.shape}, joint_pos "
                              f"{self.joint_pos.shape}, joint_vel {self.joint_vel.shape}")
-        for name in ARRAYS:
-            if not np.all(np.isfinite(getattr(self, name))):
+        if self.joint_effort is not None and self.joint_effort.shape != self.joint_pos.shape:
+            raise ValueError(f"sysid data: joint_effort {self.joint_effort.shape} does not match joint_pos "
+                             f"{self.joint_pos.shape}")
+        for name in ARRAYS + OPTIONAL:
+            if getattr(self, name) is not None and not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"sysid data: {name} contains NaN/inf")
+
+    @classmethod
+    def from_states(cls, commands: list[np.ndarray], states: list[dict[str, np.ndarray]], control_hz: float,
+                    robot: str, meta: dict[str, Any] | None = None) -> SysidData:
+        """From the commands sent and the backend states read (joint_effort kept where every state has it)."""
+        effort = np.array([s["joint_effort"] for s in states]) if all("joint_effort" in s for s in states) else None
+        return cls(np.array(commands), np.array([s["joint_pos"] for s in states]),
+                   np.array([s["joint_vel"] for s in states]), control_hz, robot, meta or {}, effort)
 
     @property
     def seconds(self) -> float:
@@ -47,13 +61,15 @@ class SysidData:
     def head(self, seconds: float) -> SysidData:
         """The first `seconds` of the recording (for error-vs-data-length studies)."""
         n = max(2, min(len(self.commands), int(round(seconds * self.control_hz))))
+        effort = None if self.joint_effort is None else self.joint_effort[:n + 1]
         return SysidData(self.commands[:n], self.joint_pos[:n + 1], self.joint_vel[:n + 1], self.control_hz,
-                         self.robot, dict(self.meta))
+                         self.robot, dict(self.meta), effort)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in ARRAYS})
+        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in ARRAYS + OPTIONAL
+                                              if getattr(self, k) is not None})
         (folder / META).write_text(json.dumps({"control_hz": self.control_hz, "robot": self.robot, **self.meta},
                                               indent=1, sort_keys=True))
         return folder
@@ -107,9 +123,11 @@ def load_sysid_data(folder: str | Path) -> SysidData | QuadSysidData:
                                 "make one with `robotlearn sysid collect`)")
     try:
         meta = json.loads((folder / META).read_text())
-        names = QUAD_ARRAYS if meta.get("kind") == "quadrotor" else ARRAYS
+        quad = meta.get("kind") == "quadrotor"
+        names, optional = (QUAD_ARRAYS, ()) if quad else (ARRAYS, OPTIONAL)
         with np.load(folder / FILE, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in names}
+            arrays.update({k: np.asarray(npz[k], dtype=np.float64) for k in optional if k in npz.files})
     except (json.JSONDecodeError, zipfile.BadZipFile, KeyError, OSError, ValueError) as err:
         raise ValueError(f"{folder}: corrupt sysid recording ({type(err).__name__}: {err})") from None
     control_hz, robot = meta.pop("control_hz", None), meta.pop("robot", None)

@@ -1,6 +1,7 @@
 """Estimation: CMA-ES over the multi-step sim-vs-measured discrepancy, then its uncertainty.
 
-* The **loss** is the mean squared joint-position error (rad^2) of the segment replays (simulate.py).
+* The **loss** is the mean squared error of the segment replays (simulate.py): joint positions (rad), and
+  present current scaled to the same noise floor where the recording has it (simulate.EFFORT_WEIGHT).
 * **CMA-ES** (the `cmaes` package) searches the registry's unit cube (log axes for scales), starting at
   the prior. It needs no gradients, which matters here: contact-free but friction- and latency-quantized
   sims have a piecewise-flat loss that finite-difference gradient methods stall on.
@@ -140,7 +141,7 @@ class FitResult:
     names: list[str]
     estimate: np.ndarray
     std: np.ndarray
-    loss: float                 # mean squared position error at the estimate (rad^2)
+    loss: float                 # mean squared residual at the estimate (rad^2, effort in rad-equivalents)
     prior_loss: float           # ... at the prior (the nominal sim)
     history: list[float] = field(default_factory=list)  # best loss per generation
     evaluations: int = 0

@@ -10,7 +10,7 @@ import yaml
 from robotlearn.sim.physical import Calibration
 from robotlearn.sysid.data import SysidData
 from robotlearn.sysid.registry import Registry
-from robotlearn.sysid.simulate import Replayer
+from robotlearn.sysid.simulate import EFFORT_WEIGHT, Replayer
 
 
 def parameter_table(registry: Registry, calibration: Calibration, truth: dict | None) -> list[dict]:
@@ -63,18 +63,27 @@ def write_report(data: SysidData, calibration: Calibration, registry: Registry, 
         calibrated = replayer.simulate(calibration.params)
     finally:
         replayer.close()
-    rms = {"nominal_rad": float(np.sqrt(np.mean((nominal - measured) ** 2))),
-           "calibrated_rad": float(np.sqrt(np.mean((calibrated - measured) ** 2)))}
-    n_arm = measured.shape[1]
+    n_arm = replayer.n_arm
+    rms = {"nominal_rad": float(np.sqrt(np.mean((nominal[:, :n_arm] - measured[:, :n_arm]) ** 2))),
+           "calibrated_rad": float(np.sqrt(np.mean((calibrated[:, :n_arm] - measured[:, :n_arm]) ** 2)))}
+    channels = [("q{} (rad)", 1.0)]
+    if replayer.effort:  # present current, back in N m
+        channels.append(("effort{} (N m)", 1.0 / EFFORT_WEIGHT))
+        for name, series in (("nominal", nominal), ("calibrated", calibrated)):
+            rms[f"{name}_effort_nm"] = float(np.sqrt(np.mean((series[:, n_arm:] - measured[:, n_arm:]) ** 2))
+                                             / EFFORT_WEIGHT)
     t = np.arange(len(measured)) / data.control_hz
-    fig, axes = plt.subplots(n_arm, 1, figsize=(10, 1.8 * n_arm), sharex=True)
-    for j, ax in enumerate(np.atleast_1d(axes)):
-        ax.plot(t, measured[:, j], "k", lw=1.5, label="measured")
-        ax.plot(t, nominal[:, j], "tab:red", lw=1, ls="--", label="nominal sim")
-        ax.plot(t, calibrated[:, j], "tab:blue", lw=1, label="calibrated sim")
-        ax.set_ylabel(f"q{j} (rad)")
-    np.atleast_1d(axes)[0].legend(loc="upper right", fontsize=8)
-    np.atleast_1d(axes)[-1].set_xlabel("replayed time (s, segments concatenated)")
+    fig, axes = plt.subplots(n_arm, len(channels), figsize=(10 * len(channels), 1.8 * n_arm), sharex=True,
+                             squeeze=False)
+    for c, (label, unit) in enumerate(channels):
+        for j in range(n_arm):
+            ax, col = axes[j, c], c * n_arm + j
+            ax.plot(t, unit * measured[:, col], "k", lw=1.5, label="measured")
+            ax.plot(t, unit * nominal[:, col], "tab:red", lw=1, ls="--", label="nominal sim")
+            ax.plot(t, unit * calibrated[:, col], "tab:blue", lw=1, label="calibrated sim")
+            ax.set_ylabel(label.format(j))
+        axes[-1, c].set_xlabel("replayed time (s, segments concatenated)")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
     fig.suptitle(f"sysid overlay: rms nominal {rms['nominal_rad'] * 1e3:.2f} mrad, "
                  f"calibrated {rms['calibrated_rad'] * 1e3:.2f} mrad")
     fig.tight_layout()

@@ -52,7 +52,8 @@ def main() -> None:
     parser.add_argument("--truth", required=True)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--generations", type=int, default=6)
-    parser.add_argument("--params", default="link_mass_scale.gripper_link,joint_damping_scale,joint_friction_scale,"
+    parser.add_argument("--params", default="link_mass_scale.upper_arm_link,link_mass_scale.forearm_link,"
+                                             "link_mass_scale.gripper_link,joint_damping_scale,joint_friction_scale,"
                                              "servo_kp_scale,servo_kd_scale,latency_s")
     parser.add_argument("--noise", type=float, default=0.0, help="rad std added to recorded positions (sim data)")
     parser.add_argument("--seed", type=int, default=0)

@@ -26,10 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from robotlearn.sysid.registry import Registry
-from robotlearn.sysid.simulate import Replayer
-
-#: position measurement noise floor (rad): about half an encoder tick at 4096 ticks/rev
-NOISE_FLOOR = 1e-3
+from robotlearn.sysid.simulate import NOISE_FLOOR, Replayer
 
 
 class NotIdentifiable(ValueError):

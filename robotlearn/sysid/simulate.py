@@ -30,9 +30,12 @@ from robotlearn.sim.physical import Calibration
 from robotlearn.sysid.data import SysidData
 from robotlearn.sysid.excitation import SETTLE_S
 
-#: present current in the residual: rad per N m = position noise floor (1 mrad, estimator.NOISE_FLOOR) over
-#: the present-current noise floor (0.01 N m at the shaft: ~2 units of 2.69 mA on a Dynamixel X)
-EFFORT_WEIGHT = 1e-3 / 0.01
+#: position measurement noise floor (rad): about half an encoder tick at 4096 ticks/rev
+NOISE_FLOOR = 1e-3
+#: present-current noise floor (N m at the shaft): ~2 units of 2.69 mA on a Dynamixel X
+EFFORT_NOISE_FLOOR = 0.01
+#: present current in the residual, in rad per N m: the ratio of the two noise floors
+EFFORT_WEIGHT = NOISE_FLOOR / EFFORT_NOISE_FLOOR
 #: steps at each segment start whose present current is left out: a replay starts from the measured joint
 #: state, but the drive's own state (its torque of the last tick, commands in flight) is not measured, and
 #: the torque transient it leaves is 0.08 N m rms on the first step at the true parameters, 0.008 on the

@@ -46,35 +46,12 @@ from robotlearn.hardware.calibration import load_hardware_config
 from robotlearn.hardware.scene_oracle import read_emulator_info
 from robotlearn.hardware.servo_tables import load_servo_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine_load import CpuHogs, MachineSample  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 ADDR_PRESENT = 132  # XM430 e-Manual, independent of our YAML
 IDS = list(range(1, 8))
-HOG = "while True: pass"
-
-
-def cpu_times() -> tuple[int, int]:
-    """(total, steal) jiffies from the aggregate cpu line of /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    return sum(fields[:8]), fields[7]
-
-
-class Hogs:
-    """Two CPU-bound processes for the duration of a `with` block."""
-
-    def __init__(self, n: int = 2):
-        self.n, self.procs = n, []
-
-    def __enter__(self):
-        self.procs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(self.n)]
-        time.sleep(0.3)  # let the scheduler see them
-        return self
-
-    def __exit__(self, *exc):
-        for p in self.procs:
-            p.kill()
-        for p in self.procs:
-            p.wait()
-        self.procs = []
 
 
 class Emulator:
@@ -177,7 +154,7 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool, cameras: bool
                               ticks_per_unit=[c.ticks_per_unit for c in cal], offset_ticks=[c.offset for c in cal],
                               sign=[c.sign for c in cal], watchdog_hold_ms=0.0, watchdog_off_ms=0.0)
         before = emu.timing()
-        ctx = Hogs() if load else _Null()
+        ctx = CpuHogs(2 if load else 0)
         with ctx:
             loop.start()
             t_end = time.monotonic() + seconds
@@ -205,14 +182,6 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool, cameras: bool
         emu.stop()
 
 
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reads", type=int, default=10000, help="single-register reads per condition")
@@ -235,7 +204,7 @@ def main() -> None:
     wire = lambda nbytes: nbytes * 10 / baud * 1e6  # noqa: E731
     single_wire = wire(14 + 15)          # READ instruction + status with 4 data bytes
     sync_wire = wire(14 + 7 + 7 * 15)    # SYNC READ for 7 ids + 7 status packets
-    load0, (tot0, steal0) = os.getloadavg(), cpu_times()
+    machine = MachineSample()
     res: dict[str, dict] = {c: {"single": [], "single_to": 0, "sync": [], "sync_to": 0, "cycle": [],
                                 "single_p99": [], "sync_p99": [], "cycle_p99": []} for c in ("idle", "load")}
     cycle_wire = None
@@ -245,7 +214,7 @@ def main() -> None:
         try:
             for seg in range(args.segments):
                 for cond in ("idle", "load"):
-                    ctx = Hogs() if cond == "load" else _Null()
+                    ctx = CpuHogs(2 if cond == "load" else 0)
                     with ctx:
                         single, t1, sync, t2 = sdk_segment(link, baud, args.reads // args.segments,
                                                            args.sync_reads // args.segments, args.host_nice, args.host_fifo)
@@ -278,7 +247,7 @@ def main() -> None:
                       f"{run['control_period_us']:.0f} us; {run['late_ticks']}/{run['ticks']} ticks late; waits over "
                       f"by up to {run['wait_excess_max_us']:.0f} us, tick work max {run['physics_work_max_us']:.0f} us; "
                       f"host timeouts {run['host_timeouts']}", flush=True)
-    tot1, steal1 = cpu_times()
+    machine.finish()
     result = {"bench": "bus", "baud": baud, "host_nice": args.host_nice, "host_fifo": args.host_fifo, "device": "compiled (_rt.ServoEmulator)", "old_device": "removed",
               "device_timing": {"reply_latency_us": device["reply_latency_us"],
                                 "reply_lateness_us": device["reply_lateness_us"], "sched_fifo": device["sched_fifo"]},
@@ -293,8 +262,8 @@ def main() -> None:
               f"{y['p99_us']:.0f} us (wire {sync_wire:.0f} us); bus cycle p50 {c['p50_us']:.0f} us = "
               f"{c['p50_over_wire']:.2f}x wire ({cycle_wire:.0f} us)")
     print(timing_line)
-    result["loadavg_start"], result["loadavg_end"] = list(load0), list(os.getloadavg())
-    result["steal_fraction"] = (steal1 - steal0) / max(1, tot1 - tot0)
+    result["loadavg_start"], result["loadavg_end"] = machine.loadavg_start, machine.loadavg_end
+    result["steal_fraction"] = machine.steal_fraction
     print(json.dumps(result))
 
 

@@ -157,8 +157,19 @@ def test_servos_receive_the_sim_drives_setpoint_stream(chain: PtyServoChain) -> 
     expected = ticks(np.array([sim[int(k)] for k in rec["cycle"]]))
     got = received[1:].astype(np.float64)
     assert np.ptp(got, axis=0).max() > 0.3 * TPU  # the stream actually moved
-    # Equal to the tick; a one-tick difference only where the setpoint sits on a rounding edge.
-    assert np.abs(got - expected).max() <= 1 and np.mean(got == expected) > 0.99
+    # The replay runs every cycle; a loop that overran skipped some (never bursts), and one velocity-clamped
+    # step over two periods can land where two one-period steps do not, until the clamp lets go and both
+    # follow the same interpolated setpoint again. So the stream must equal the replay except from a skipped
+    # cycle up to the first cycle at which they meet again (all of it on a machine that never stalled the
+    # loop): to the tick, one tick only where the setpoint sits on a rounding edge.
+    skipped_before = np.concatenate([[False], np.diff(np.asarray(rec["cycle"])) > 1])
+    met = np.all(got == expected, axis=1)
+    clean = np.ones(len(got), dtype=bool)
+    for i in range(1, len(got)):
+        clean[i] = not skipped_before[i] and (clean[i - 1] or met[i])
+    assert clean.mean() > 0.5, f"after {skipped_before.sum()} skips the stream never met the replay again"
+    assert np.abs(got - expected)[clean].max() <= 1, skipped_before.sum()
+    assert np.mean((got == expected)[clean]) > 0.99, (np.mean((got == expected)[clean]), skipped_before.sum())
     speed = np.abs(np.diff(got, axis=0)) / TPU / (np.diff(rec["cycle"])[:, None] / RATE)
     assert speed.max() <= LIMITS["max_velocity"][0] + 2 * RATE / TPU  # 3 rad/s, plus two ticks of rounding
     assert speed.max() > 0.9 * LIMITS["max_velocity"][0]  # the clamp was what limited it

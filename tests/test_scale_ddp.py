@@ -38,7 +38,7 @@ def dataset(tmp_path_factory):
 def test_ddp_gradients_equal_single_process_on_a_fixed_batch(dataset):
     run = robotlearn("--nproc", "2", "--master", "127.0.0.1:29517", "--dataset", str(dataset), "--config",
                      "diffusion", "--check-gradients", *OVERRIDES)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-3000:]
     checks = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
     assert sorted(c["rank"] for c in checks) == [0, 1] and all(c["world"] == 2 for c in checks)
     for c in checks:
@@ -50,7 +50,7 @@ def test_two_processes_train_like_one_at_equal_global_batch(dataset, tmp_path):
     out = tmp_path / "ddp"
     run = robotlearn("--nproc", "2", "--master", "127.0.0.1:29518", "--dataset", str(dataset), "--steps", str(STEPS),
                      "--out", str(out), *OVERRIDES)
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-3000:]
     assert "2 processes" in run.stdout
     cfg = _cfg(obs_keys=["pos", "goal_pos"],
                train={"steps": STEPS, "batch_size": 16, "lr": 2e-3, "warmup_steps": 1, "log_every": 1})

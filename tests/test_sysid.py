@@ -70,6 +70,25 @@ def test_registry_parameter_changes_both_sims_alike(spec, tmp_path, name):
     assert mismatch < 0.3 * size
 
 
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_latency_between_physics_ticks_is_between_its_neighbours(spec, tmp_path, backend):
+    """latency_s is not rounded to physics ticks (2 ms at 500 Hz): 3 ms lands between 2 and 4 ms, and the
+    response moves smoothly with latency, so a fit's loss has a slope in latency rather than a staircase."""
+    registry = load_registry("arm", ["latency_s"])
+
+    def run(latency: float) -> np.ndarray:
+        calib = tmp_path / f"latency-{latency}.yaml"
+        calib.write_text(Calibration(params=registry.to_params([latency])).to_yaml())
+        return sweep(spec, backend, calib)
+
+    two, three, four = run(0.002), run(0.003), run(0.004)
+    assert np.sqrt(np.mean((four - two) ** 2)) > 1e-3  # 2 ms of latency is visible on this sweep
+    # three lies near the midpoint of its neighbours (the response is close to linear over 2 ms)
+    midpoint = (two + four) / 2
+    assert np.sqrt(np.mean((three - midpoint) ** 2)) < 0.1 * np.sqrt(np.mean((four - two) ** 2))
+    assert np.sqrt(np.mean((run(0.0031) - three) ** 2)) > 0  # a tenth of a tick still changes the rollout
+
+
 def test_estimator_recovers_known_parameters(tmp_path):
     """MuJoCo data with known scales and latency, fit on MuJoCo with a small budget."""
     truth = {"joint_damping_scale": 1.5, "joint_friction_scale": 2.0, "servo_kp_scale": 0.85,

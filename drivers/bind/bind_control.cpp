@@ -49,11 +49,12 @@ void bind_control(nb::module_& m) {
            nb::arg("limits"), nb::arg("kp"), nb::arg("kd"), nb::arg("interpolation"), nb::arg("physics_dt"))
       .def("reset", [](rt::JointDrive& d, Vec q) { d.reset(checked(q, d.size(), "q")); }, nb::arg("q"))
       .def("set_target",
-           [](rt::JointDrive& d, Vec target, double duration) {
-             return d.set_target(checked(target, d.size(), "target"), duration);
+           [](rt::JointDrive& d, Vec target, double duration, double delay) {
+             return d.set_target(checked(target, d.size(), "target"), duration, delay);
            },
-           nb::arg("target"), nb::arg("duration"),
-           "Returns False (and keeps the previous target) if the target holds NaN/inf.")
+           nb::arg("target"), nb::arg("duration"), nb::arg("delay") = 0.0,
+           "Returns False (and keeps the previous target) if the target holds NaN/inf. The segment starts "
+           "`delay` s after the drive's clock (a sub-tick command latency).")
       .def("compute",
            [](rt::JointDrive& d, Vec q, Vec qd) {
              std::vector<double> tau(d.size());

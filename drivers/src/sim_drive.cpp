@@ -1,5 +1,6 @@
 #include "rt/sim_drive.hpp"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace rt {
@@ -18,8 +19,9 @@ void JointDrive::reset(const double* q) {
   interp_.setpoint(t_, setpoint_.data());
 }
 
-bool JointDrive::set_target(const double* target, double duration) {
-  return interp_.set_target(target, t_, duration);
+bool JointDrive::set_target(const double* target, double duration, double delay) {
+  if (!std::isfinite(delay) || delay < 0) return false;
+  return interp_.set_target(target, t_ + delay, duration);
 }
 
 void JointDrive::compute(const double* q, const double* qd, double* tau) {

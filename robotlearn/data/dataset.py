@@ -134,9 +134,14 @@ def validate_info(info: Any, path: Path) -> None:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """Read a parquet file; robotlearn's files carry page CRCs, so flipped bytes raise here instead of loading."""
+    """Read a parquet file; robotlearn's files carry page CRCs, so flipped bytes raise here instead of loading.
+
+    Read on the calling thread (`use_threads=False`): an episode file is a few row groups, so Arrow's pool
+    gains nothing, and a read that leaves pool work behind can abort the process at interpreter exit
+    ("terminate called without an active exception", apache/arrow#34314) -- a short-lived DDP rank that
+    read its dataset is exactly such a process."""
     try:
-        return pq.ParquetFile(path, page_checksum_verification=True).read(columns=columns)  # faster than read_table
+        return pq.ParquetFile(path, page_checksum_verification=True).read(columns=columns, use_threads=False)
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing") from None
     except (OSError, pa.ArrowException) as err:

@@ -51,6 +51,7 @@ import numpy as np
 
 from robotlearn import _rt
 from robotlearn.backends import make_backend
+from robotlearn.core.machine import MachineSample
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.emulators.mjpeg import MjpegServer
 from robotlearn.emulators.reality_gap import GapWorkdir, RealityGapConfig
@@ -107,6 +108,7 @@ class ArmEmulator:
         self._frames = 0
         self._py_lag = LagStats()  # PyBullet physics lag, measured in Python
         self._final: dict[str, Any] | None = None
+        self._machine = MachineSample()  # steal since start: what the hypervisor took from the timing below
 
     def _servo_model(self, q0: np.ndarray) -> _rt.ServoModelConfig:
         """Mounting (calibration) and the hidden servo/wire gap, in the compiled servo model's terms."""
@@ -269,6 +271,7 @@ class ArmEmulator:
                 "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
                 "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],
                 "resync_time_s": s["resync_time_s"], **_thread_counters(s["tid"]),
+                "steal_fraction": self._machine.steal_so_far(),
                 "baud": self.device.baud}
 
     def timing_line(self) -> str:
@@ -277,7 +280,8 @@ class ArmEmulator:
         return (f"emulator timing: reply p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us "
                 f"({r['count']} replies, lateness p99 {t['reply_lateness_us']['p99_us']:.0f} us); physics lag p99 "
                 f"{lag['p99_us']:.0f} us max {lag['max_us']:.0f} us, {t['physics_late']}/{t['physics_steps']} ticks "
-                f"late, {t['physics_resyncs']} resyncs; sched_fifo {t['sched_fifo']}")
+                f"late, {t['physics_resyncs']} resyncs; sched_fifo {t['sched_fifo']}; the hypervisor stole "
+                f"{100 * t['steal_fraction']:.1f} % of the CPU time")
 
     # -- threads ---------------------------------------------------------------------------------
     def _guard(self, name: str, target) -> None:

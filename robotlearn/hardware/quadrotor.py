@@ -7,6 +7,8 @@
   GPS, ~42 s after a cold start) and the SYS_STATUS prearm-check bit; a timeout names what is missing.
 * `command()` sends the CTBR target at once as SET_ATTITUDE_TARGET (body rates + thrust);
   `advance()` returns at the next control tick, so the policy streams setpoints at `control_hz`.
+* Ticks follow the telemetry (`tick_on_telemetry`, robotlearn.hardware.stream_clock): a tick fires just
+  after a state sample arrives, so every step reads a fresh sample, as a sim's step does.
 * Thrust semantics: PX4 reads SET_ATTITUDE_TARGET's thrust as collective thrust. ArduCopter reads it as
   a climb-rate demand (0.5 = hold altitude) unless GUID_OPTIONS bit 3 is set, so with the default
   `ardupilot_thrust="thrust"` the driver sets that bit at connect (checked by its echo) and CTBR means
@@ -46,6 +48,7 @@ from robotlearn.core.rotations import quat_to_rot, yaw_of
 from robotlearn.core.spec import RobotSpec
 from robotlearn.hardware import frames
 from robotlearn.hardware.mavlink_params import ParamClient, ParamError
+from robotlearn.hardware.stream_clock import StreamClock
 
 log = logging.getLogger(__name__)
 mav = frames.mavlink2_common()
@@ -109,6 +112,8 @@ class MavlinkOptions(BackendOptions):
     reset_timeout: float = Field(20.0, gt=0)
     #: when the policy sends nothing for this long, the receive thread streams a position hold (s)
     hold_after: float = Field(0.3, ge=0)
+    #: lock control ticks to the state stream's arrivals (see the module doc); off = a free-running clock
+    tick_on_telemetry: bool = True
 
 
 class MavlinkQuadBackend(Backend):
@@ -132,6 +137,7 @@ class MavlinkQuadBackend(Backend):
         self._lock = threading.Lock()
         self._tx_lock = threading.Lock()  # pymavlink's sender (sequence number, socket) is not thread-safe
         self._state: dict[str, np.ndarray] = {}
+        self._clock = StreamClock(self.dt, ("attitude", "position"), self._lock)
         self._acks: dict[int, int] = {}
         self._texts: deque[tuple[float, str]] = deque(maxlen=20)  # (time, STATUSTEXT)
         self._heartbeat = None
@@ -217,9 +223,11 @@ class MavlinkQuadBackend(Backend):
             elif kind == "ATTITUDE_QUATERNION":
                 self._state["quat"] = frames.quat_ned_frd_to_enu_flu([msg.q1, msg.q2, msg.q3, msg.q4])
                 self._state["omega"] = frames.frd_to_flu([msg.rollspeed, msg.pitchspeed, msg.yawspeed])
+                self._clock.part_arrived("attitude", self._last_rx)
             elif kind == "LOCAL_POSITION_NED":
                 self._state["pos"] = frames.ned_to_enu([msg.x, msg.y, msg.z])
                 self._state["vel"] = frames.ned_to_enu([msg.vx, msg.vy, msg.vz])
+                self._clock.part_arrived("position", self._last_rx)
             elif kind == "ODOMETRY" and msg.frame_id == mav.MAV_FRAME_LOCAL_NED:
                 q_ned = np.asarray(msg.q, dtype=np.float64)
                 vel = np.array([msg.vx, msg.vy, msg.vz])
@@ -229,6 +237,8 @@ class MavlinkQuadBackend(Backend):
                 self._state["vel"] = frames.ned_to_enu(vel)
                 self._state["quat"] = frames.quat_ned_frd_to_enu_flu(q_ned)
                 self._state["omega"] = frames.frd_to_flu([msg.rollspeed, msg.pitchspeed, msg.yawspeed])
+                self._clock.part_arrived("attitude", self._last_rx)
+                self._clock.part_arrived("position", self._last_rx)
             elif kind == "COMMAND_ACK":
                 self._acks[msg.command] = msg.result
             elif kind == "SYS_STATUS":
@@ -567,15 +577,19 @@ class MavlinkQuadBackend(Backend):
         if late > 0.5 * self.dt:
             self._overruns += 1
             self._tick_next = now
+        locked = self._clock.tick(self._tick_next) if self.options.tick_on_telemetry else None
+        if locked is None:
+            time.sleep(max(0.0, self._tick_next - time.monotonic()))
+            tick = anchor = self._tick_next
         else:
-            time.sleep(max(0.0, self._tick_next - now))
-        tick = self._tick_next
-        self._tick_next += self.dt
+            tick, anchor = locked
+        self._tick_next = anchor + self.dt
         self._check_link()
         with self._lock:
             age = time.monotonic() - self._last_rx
         return {"timestamp": tick - self._t0_episode,
-                "loop_stats": {"overruns": self._overruns, "late_s": max(late, 0.0), "link_age_s": age}}
+                "loop_stats": {"overruns": self._overruns, "late_s": max(late, 0.0), "link_age_s": age,
+                               "state_age_s": self._clock.age(time.monotonic())}}
 
     def close(self) -> None:
         """Command a landing (while the link is up) and release the link."""

@@ -8,9 +8,11 @@ action source and different sinks.
 * **Sinks** see every episode start, every transition and every episode end: the dataset recorder, a
   replay buffer, a video writer (rollout/sinks.py).
 * **Pacing**: with ``realtime`` the loop holds ``control_hz`` on the wall clock. On a real backend
-  ``env.step`` itself returns at the robot's next control tick, so pacing adds nothing there but the
-  bookkeeping; in sim it is what lets a person teleoperate. ``realtime=None`` (default) turns it on for
-  backends that are not deterministic (hardware) and for human sources.
+  ``env.step`` itself returns at the robot's next control tick, so the loop does not sleep there (a
+  second clock would fight the robot's: the MAVLink backend ticks on its state stream's arrivals, and a
+  loop sleeping to its own grid first decided the phase instead); it only counts overruns. In sim
+  pacing is what lets a person teleoperate. ``realtime=None`` (default) turns it on for backends that
+  are not deterministic (hardware) and for human sources.
 * **Section timing**, after ros2_control's read/update/write cycle and LeRobot's loop timer: each step
   is split into ``act`` (the source), ``send`` / ``wait`` / ``observe`` (from RobotEnv's
   ``last_step_timing``) and ``record`` (the sinks). An overrun is a missed control tick (a step that
@@ -189,6 +191,7 @@ class Rollout:
         backend = getattr(env.unwrapped, "backend", None)
         hardware = backend is not None and not backend.deterministic
         self.realtime = (hardware or source.human) if realtime is None else bool(realtime)
+        self._sleeps = self.realtime and not hardware  # hardware paces in env.step (module doc)
         self.period = 1.0 / float(env.metadata.get("render_fps") or 10.0)
         self.max_steps = max_steps
         self._obs: dict[str, np.ndarray] | None = None
@@ -289,7 +292,7 @@ class Rollout:
             self._finish("discard" if "discard" in events else "save")
         elif transition.done:
             self._finish("done")
-        elif self.realtime:
+        elif self._sleeps:
             self._pace()
         return transition
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import faulthandler
 import json
 import subprocess
 import sys
@@ -91,17 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     cfg, out = config_from_args(args)
+    faulthandler.enable()  # a rank killed by a signal (an abort in native code) prints every thread's stack
     dist.init_process_group("gloo")  # rank, world size and rendezvous from torchrun's environment
     try:
         rank = dist.get_rank()
         if args.check_gradients:
             sys.stdout.write(json.dumps(check_gradients(cfg, args.dataset)) + "\n")  # one write: ranks share stdout
             sys.stdout.flush()
-            return 0
-        train(cfg, args.dataset, out if rank == 0 else None,
-              log=(lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None), ddp=True)
-        if rank == 0:
-            print(f"checkpoint: {out} ({dist.get_world_size()} processes)", flush=True)
+        else:
+            train(cfg, args.dataset, out if rank == 0 else None,
+                  log=(lambda line: print(line, flush=True)) if rank == 0 else (lambda line: None), ddp=True)
+            if rank == 0:
+                print(f"checkpoint: {out} ({dist.get_world_size()} processes)", flush=True)
+        dist.barrier()  # leave together: no rank tears its connections down while rank 0 still saves
     finally:
         dist.destroy_process_group()
     return 0

@@ -50,9 +50,10 @@ def check_target(target, n: int) -> np.ndarray:
     return arr
 
 
-def command_drive(drive: _rt.JointDrive, spec: RobotSpec, target) -> None:
-    """Backend.command for the sims: validate, then hand the target to the compiled drive for one period."""
-    if not drive.set_target(check_target(target, len(spec.joints)), 1.0 / spec.control_hz):
+def command_drive(drive: _rt.JointDrive, spec: RobotSpec, target, delay_s: float = 0.0) -> None:
+    """Backend.command for the sims: validate, then hand the target to the compiled drive for one period
+    (starting `delay_s` into the next physics tick: a sub-tick command latency)."""
+    if not drive.set_target(check_target(target, len(spec.joints)), 1.0 / spec.control_hz, delay_s):
         raise ValueError("joint drive rejected the target")
 
 
@@ -149,15 +150,19 @@ class DelayedIO:
 
     A target commanded at t reaches the drive at t + L, and a read at t returns the state at t - L, as on
     a servo bus whose goals and present values both travel late (the emulator's ``latency_s``). The period
-    is stepped in three parts: L with the previous target, T - 2L with the new one, snapshot, L more.
-    Latency is rounded to physics ticks (2 ms at 500 Hz) and must fit twice into one control period.
+    is stepped in parts: L with the previous target, then the new one; the state read is the one at T - L.
+    L need not be a whole number of physics ticks: the target's segment starts the remaining fraction of a
+    tick late (the drive's ``delay``), and the read blends the states of the two ticks around T - L. A
+    latency rounded to ticks would make a sysid fit's loss a staircase in latency (2 ms steps at 500 Hz)
+    whose slack the fit filled with wrong damping and servo gains. L must fit twice into one period.
     """
 
     def __init__(self, spec: RobotSpec, latency_s: float):
-        self.ticks = int(round(latency_s * spec.physics_hz))
+        self.ticks = latency_s * spec.physics_hz  # latency in physics ticks, fractional
+        self.tick_s = 1.0 / spec.physics_hz
         self.period_ticks = spec.ticks_per_step
         if 2 * self.ticks > self.period_ticks:
-            raise ConfigError(f"latency_s {latency_s} needs 2x{self.ticks} physics ticks, more than one control "
+            raise ConfigError(f"latency_s {latency_s} needs 2x{self.ticks:g} physics ticks, more than one control "
                               f"period ({self.period_ticks} ticks at {spec.physics_hz} Hz)")
         self.pending: np.ndarray | None = None
         self.sensed: State | None = None
@@ -165,19 +170,29 @@ class DelayedIO:
     def reset(self) -> None:
         self.pending, self.sensed = None, None
 
-    def advance(self, run: Callable[[int], None], send: Callable[[np.ndarray], None],
+    def advance(self, run: Callable[[int], None], send: Callable[[np.ndarray, float], None],
                 sense: Callable[[], State]) -> None:
-        """One control period: `run(ticks)` steps physics, `send(target)` hands a target to the drive."""
+        """One control period: `run(ticks)` steps physics, `send(target, delay_s)` hands a target to the
+        drive (its segment starting `delay_s` into the next tick)."""
         if self.ticks == 0:
             if self.pending is not None:
-                send(self.pending)
+                send(self.pending, 0.0)
                 self.pending = None
             run(self.period_ticks)
             return
-        run(self.ticks)
+        whole, fraction = divmod(self.ticks, 1.0)
+        run(int(whole))
         if self.pending is not None:
-            send(self.pending)
+            send(self.pending, fraction * self.tick_s)
             self.pending = None
-        run(self.period_ticks - 2 * self.ticks)
+        read_at = self.period_ticks - self.ticks
+        before = int(read_at)
+        run(before - int(whole))
         self.sensed = sense()
-        run(self.ticks)
+        weight = read_at - before
+        if weight > 1e-9:
+            run(1)
+            after = sense()
+            self.sensed = {key: value + weight * (after[key] - value) for key, value in self.sensed.items()}
+            before += 1
+        run(self.period_ticks - before)

@@ -226,7 +226,7 @@ class PybulletArmBackend(Backend):
     def advance(self) -> dict[str, Any]:
         self._check_open()
         self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),
-                         lambda target: command_drive(self.drive, self.spec, target), self._read_now)
+                         lambda target, delay: command_drive(self.drive, self.spec, target, delay), self._read_now)
         self._ticks += self.spec.ticks_per_step
         return {"timestamp": self._ticks / self.spec.physics_hz}
 

@@ -121,23 +121,38 @@ class DoubletSource(ActionSource):
 
 
 class QuadSysidSink(Sink):
-    """Backend state before each step and the CTBR command each step sent."""
+    """Backend state before each step and the CTBR command each step sent; on a real vehicle also the
+    loop's timing (the state's age at each tick, overruns), which a replay assumes is steady."""
 
     def __init__(self, env):
         self.backend, self.robot = env.unwrapped.backend, env.unwrapped.robot
         self.commands: list[np.ndarray] = []
         self.states: list[np.ndarray] = []
+        self.state_ages: list[float] = []  # s, from a real backend's loop_stats
+        self.overruns = 0
+
+    def timing(self) -> dict[str, float] | None:
+        """State age at the tick (ms: median, p99, max) and overruns over the recording; None on a sim."""
+        if not self.state_ages:
+            return None
+        p50, p99 = np.percentile(self.state_ages, [50, 99])
+        return {"state_age_ms_p50": round(1e3 * float(p50), 3), "state_age_ms_p99": round(1e3 * float(p99), 3),
+                "state_age_ms_max": round(1e3 * max(self.state_ages), 3), "overruns": self.overruns}
 
     def _state(self) -> np.ndarray:
         s = self.backend.read()
         return np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]])
 
     def start_episode(self, obs, info, seed) -> None:
-        self.commands, self.states = [], [self._state()]
+        self.commands, self.states, self.state_ages, self.overruns = [], [self._state()], [], 0
 
     def add(self, tr: Transition) -> None:
         self.commands.append(self.robot.action_to_ctbr(np.clip(tr.action, -1.0, 1.0)))
         self.states.append(self._state())
+        stats = tr.info.get("loop_stats", {})
+        if "state_age_s" in stats:
+            self.state_ages.append(stats["state_age_s"])
+            self.overruns = int(stats["overruns"])
 
 
 def quad_recipe(backend: str, options: Mapping[str, Any], steps: int, robot: str = "cf2x") -> EnvRecipe:
@@ -169,7 +184,7 @@ def collect_quad(backend: str, options: Mapping[str, Any], seconds: float, seed:
                            "bounds); check the vehicle, or shorten --seconds")
     return QuadSysidData(np.array(sink.commands), np.array(sink.states), spec.control_hz, robot,
                          {"kind": "quadrotor", "excite": "random", "backend": backend, "recipe": recipe.to_dict(),
-                          "seed": seed, "doublets": {"start": doublets.start.tolist(),
+                          "seed": seed, "timing": sink.timing(), "doublets": {"start": doublets.start.tolist(),
                                                      "axis": doublets.axis.tolist(), "amp": doublets.amp.tolist(),
                                                      "half": doublets.half.tolist()}})
 

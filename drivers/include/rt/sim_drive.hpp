@@ -16,7 +16,9 @@ class JointDrive {
   JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd, Interpolation mode,
              double physics_dt);
   void reset(const double* q);
-  bool set_target(const double* target, double duration);
+  // The new segment starts `delay` seconds after the drive's clock (0 <= delay < one tick): a command
+  // latency that is not a whole number of physics ticks (sims' latency_s).
+  bool set_target(const double* target, double duration, double delay = 0.0);
   // One physics tick: setpoint at the current time -> safety filter (the same one the real loop
   // applies) -> servo torque; advances the drive clock.
   void compute(const double* q, const double* qd, double* tau);

@@ -17,8 +17,9 @@ so the baseline is the wire time the same bytes need at the emulated baud (8N1, 
    read of the contiguous span the arm backend reads) plus the goal sync write, against its wire time.
 3. Physics: `--physics-rounds` runs of `--physics-s` with cameras on (10 fps; `--physics-cameras both`
    alternates on and off in each round) and the compiled 500 Hz host loop driving all 7 servos, under load;
-   the emulator's own physics-lag histogram against the host's control period, and where a late tick's time
-   went (the tick's work, the device thread's waits, parsing).
+   the emulator's own physics-lag histogram against the host's control period, where a late tick's time
+   went (the tick's work, the device thread's waits, parsing), and how long the machine held a CPU from a
+   top-priority probe thread meanwhile (robotlearn.core.stall_probe: the floor no user-space thread beats).
 
 Conditions alternate in `--segments` short segments (idle, load, idle, load, ...), so a change of the
 machine's background load hits both; "load" is two CPU-bound helper processes this script starts and
@@ -42,6 +43,7 @@ import dynamixel_sdk as dxl
 import numpy as np
 import robotlearn._rt as rt
 
+from robotlearn.core.stall_probe import StallProbes
 from robotlearn.hardware.calibration import load_hardware_config
 from robotlearn.hardware.scene_oracle import read_emulator_info
 from robotlearn.hardware.servo_tables import load_servo_table
@@ -154,8 +156,8 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool, cameras: bool
                               ticks_per_unit=[c.ticks_per_unit for c in cal], offset_ticks=[c.offset for c in cal],
                               sign=[c.sign for c in cal], watchdog_hold_ms=0.0, watchdog_off_ms=0.0)
         before = emu.timing()
-        ctx = CpuHogs(2 if load else 0)
-        with ctx:
+        probes = StallProbes()  # what the machine itself did to a top-priority thread meanwhile
+        with CpuHogs(2 if load else 0), probes:
             loop.start()
             t_end = time.monotonic() + seconds
             rng = np.random.default_rng(0)
@@ -177,7 +179,8 @@ def physics_run(link: Path, seconds: float, baud: int, load: bool, cameras: bool
                 "reply_lateness_p99_us": after["reply_lateness_us"]["p99_us"],
                 # where a late tick's time went: the tick's own work, or the thread's wait for the pty
                 "physics_work_max_us": after["physics_work_us"]["max_us"],
-                "wait_excess_max_us": after["wait_excess_us"]["max_us"], "serve_work_max_us": after["serve_work_us"]["max_us"]}
+                "wait_excess_max_us": after["wait_excess_us"]["max_us"], "serve_work_max_us": after["serve_work_us"]["max_us"],
+                "machine_hold_max_us": 1e6 * probes.report.max_late_s, "machine_held_ms": 1e3 * probes.report.stalled_s}
     finally:
         emu.stop()
 
@@ -246,7 +249,8 @@ def main() -> None:
                       f"{run['lag_p99_us']:.0f} us max {run['lag_max_us']:.0f} us vs control period "
                       f"{run['control_period_us']:.0f} us; {run['late_ticks']}/{run['ticks']} ticks late; waits over "
                       f"by up to {run['wait_excess_max_us']:.0f} us, tick work max {run['physics_work_max_us']:.0f} us; "
-                      f"host timeouts {run['host_timeouts']}", flush=True)
+                      f"host timeouts {run['host_timeouts']}; the machine held a top-priority probe up to "
+                      f"{run['machine_hold_max_us']:.0f} us", flush=True)
     machine.finish()
     result = {"bench": "bus", "baud": baud, "host_nice": args.host_nice, "host_fifo": args.host_fifo, "device": "compiled (_rt.ServoEmulator)", "old_device": "removed",
               "device_timing": {"reply_latency_us": device["reply_latency_us"],

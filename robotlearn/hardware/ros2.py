@@ -122,7 +122,7 @@ class _Ros2Base(Backend):
         from rclpy.executors import ExternalShutdownException
 
         try:
-            while self._context.ok():
+            while not self._closed and self._context.ok():
                 t0 = time.monotonic()
                 self._executor.spin_once(timeout_sec=self._SPIN_S)
                 if (t1 := time.monotonic()) - t0 >= 0.9 * self._SPIN_S:  # waited out the timeout: queue drained
@@ -210,10 +210,12 @@ class _Ros2Base(Backend):
         if self._closed:
             return
         self._closed = True
-        if self._context.ok():
-            self._context.try_shutdown()
+        # The executor thread leaves within one spin (_SPIN_S) once it sees _closed. Shut the context down only
+        # after that: shut down first, a spin_once between its ok() check and its wait set raised RCLError.
         if self._spin.is_alive():
             self._spin.join(timeout=2.0)
+        if self._context.ok():
+            self._context.try_shutdown()
         self._executor.shutdown(timeout_sec=1.0)
         self.node.destroy_node()
 

@@ -30,7 +30,7 @@ def test_a_stopped_probe_reports_the_hold_on_its_own_cpu() -> None:
     assert [c["cpu"] for c in report.cpus] == cpus
     held, *others = report.cpus
     assert 0.14 < held["max_late_s"] < 0.5 and held["stalls"] >= 1
-    assert report.max_late_s == held["max_late_s"] and "CPU %d" % held["cpu"] in report.describe()
+    assert report.max_late_s == held["max_late_s"] and f"CPU {held['cpu']}" in report.describe()
     for c in [held, *others]:
         assert 0.5 * seconds / PERIOD_S < c["wakes"] <= seconds / PERIOD_S + 2
     assert all(c["max_late_s"] < 0.14 for c in others)

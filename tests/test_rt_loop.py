@@ -176,6 +176,62 @@ def test_servos_receive_the_sim_drives_setpoint_stream(chain: PtyServoChain) -> 
     assert np.all(np.diff(t_rx) >= 0)
 
 
+def _min_jerk(s: np.ndarray) -> np.ndarray:
+    s = np.clip(s, 0.0, 1.0)
+    return s ** 3 * (10.0 - 15.0 * s + 6.0 * s ** 2)
+
+
+def test_a_target_computed_at_a_tick_runs_from_that_tick() -> None:
+    """set_target(start_cycle=tick) runs its segment as if it had been applied at the tick, as a sim steps
+    it, however many cycles the host took to compute it; one from longer ago than a target duration, or one
+    without a start cycle, runs from the cycle that picks it up. A loop that ignored start_cycle would lag
+    the first target by the host's delay (here >= 10 cycles, 0.006 rad); one that honoured a stale start
+    would jump the setpoint. Each segment is compared from 30 cycles after its pickup: a pickup delayed by a
+    held machine makes a jump the velocity clamp (shared with the sims) spreads over up to 25 cycles."""
+    duration, size = 1.0, 0.3
+    loop = make_loop(None, target_duration_s=duration)
+    loop.start()
+    try:
+        tick = loop.wait_cycle(-1, 1.0)
+        loop.wait_cycle(tick + 9, 1.0)  # the host "computes" for 10 cycles
+        assert loop.set_target(np.array([size, 0.0, 0.0]), tick)
+        c = loop.wait_cycle(tick + int(1.2 * duration * RATE), 2.0)
+        assert loop.set_target(np.array([0.0, 0.0, 0.0]), c - int(1.5 * duration * RATE))  # stale: from pickup
+        c = loop.wait_cycle(c + int(1.2 * duration * RATE), 2.0)
+        assert loop.set_target(np.array([size, 0.0, 0.0]))  # no start cycle: from pickup
+        loop.wait_cycle(c + int(1.2 * duration * RATE), 2.0)
+    finally:
+        loop.stop()
+    rec = loop.setpoints
+    cycles, setpoint, picked = np.asarray(rec["cycle"]), np.asarray(rec["setpoint"])[:, 0], rec["target_cycle"]
+    assert len(picked) == 3 and picked[0] - tick >= 10
+    starts = [tick, picked[1], picked[2]]
+    ends = [picked[1], picked[2], cycles[-1] + 1]
+    for i, (start, origin, goal) in enumerate(zip(starts, (0.0, size, 0.0), (size, 0.0, size), strict=True)):
+        held = (cycles >= picked[i] + 30) & (cycles < ends[i])
+        expected = origin + (goal - origin) * _min_jerk((cycles[held] - start) / (duration * RATE))
+        np.testing.assert_allclose(setpoint[held], expected, atol=1e-9, err_msg=f"target {i}")
+    # what ignoring the start cycle would have given the first target: measurably behind
+    first = (cycles >= picked[0] + 30) & (cycles < picked[1])
+    lagging = size * _min_jerk((cycles[first] - picked[0]) / (duration * RATE))
+    assert np.abs(lagging - setpoint[first]).max() > 5e-3  # 0.0225 rad at 10 cycles' delay
+
+
+def test_state_at_returns_a_recent_cycles_state() -> None:
+    loop = make_loop(None)
+    loop.start()
+    try:
+        c = loop.wait_cycle(loop.wait_cycle(-1, 1.0) + rt.ControlLoop.HISTORY + 5, 2.0)
+        latest = loop.state()
+        past = loop.state_at(int(latest["cycle"]) - 3)
+        assert past is not None and past["cycle"] == latest["cycle"] - 3
+        assert latest["timestamp"] - 0.5 < past["timestamp"] < latest["timestamp"]
+        assert loop.state_at(c - rt.ControlLoop.HISTORY - 2) is None  # overwritten
+        assert loop.state_at(c + 1000) is None and loop.state_at(-1) is None  # not yet, never
+    finally:
+        loop.stop()
+
+
 def test_watchdog_holds_pose_when_targets_stop(chain: PtyServoChain) -> None:
     loop = make_loop(chain, target_duration_s=2.0, watchdog_hold_ms=60.0)
     loop.start()

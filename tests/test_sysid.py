@@ -3,6 +3,7 @@ the calibration / domain-randomization options, and the CLI's one-line errors.""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import yaml
 from robotlearn.backends import make_backend
 from robotlearn.core.config import ConfigError
 from robotlearn.core.robot_config import load_robot_spec
-from robotlearn.sim.physical import Calibration, load_calibration
+from robotlearn.sim.physical import ArmPhysicalParams, Calibration, load_calibration
 from robotlearn.sysid.active import nominal_recording
 from robotlearn.sysid.collect import collect
 from robotlearn.sysid.data import load_sysid_data
@@ -110,6 +111,46 @@ def test_estimator_recovers_known_parameters(tmp_path):
         else:
             assert estimate[key] == pytest.approx(value, rel=0.05), key
     assert np.all(result.std > 0) and result.loss < 0.01 * result.prior_loss
+
+
+def test_a_replay_leaves_out_a_step_the_host_overran(spec, tmp_path):
+    """A host that missed a tick made that step two periods long; a replay steps one. The recorded tick
+    times mark it, and no replayed segment holds it, so nominal data replays on the nominal sim exactly;
+    replayed blind (no timestamps, as older recordings are), the overrun shows as error."""
+    from robotlearn.sysid.data import SysidData
+
+    b = make_backend(spec, "mujoco", {})
+    home = np.array([0.0, 0.3, -0.3, 0.0, 1.6, 0.0, 0.04, 0.04])
+    b.reset(np.random.default_rng(0), {"joint_pos": home})
+    commands, states, stamps = [], [b.read()], [0.0]
+    try:
+        for k in range(40):
+            target = home.copy()
+            target[:6] += 0.25 * np.sin(0.35 * (k + 1) + np.arange(6))
+            b.command(target)
+            info = b.advance()
+            if k == 25:
+                info = b.advance()  # the overrun: the host came back a period late
+            commands.append(target)
+            states.append(b.read())
+            stamps.append(info["timestamp"])
+    finally:
+        b.close()
+    data = SysidData.from_states(commands, states, spec.control_hz, spec.name, {}, stamps)
+    data.save(tmp_path / "rec")
+    loaded = load_sysid_data(tmp_path / "rec")
+    np.testing.assert_array_equal(loaded.timestamps, data.timestamps)
+    assert np.flatnonzero(~loaded.regular_steps()).tolist() == [25]
+    errors = {}
+    for name, recording in (("marked", loaded), ("blind", dataclasses.replace(loaded, timestamps=None))):
+        replayer = Replayer(recording, "mujoco", effort=False)
+        try:
+            if name == "marked":
+                assert not any(s <= 25 < s + n for s, n in replayer.segments) and (26, 14) in replayer.segments
+            errors[name] = np.abs(replayer.simulate(ArmPhysicalParams()) - replayer.measured).max()
+        finally:
+            replayer.close()
+    assert errors["marked"] < 1e-6 < 1e-2 < errors["blind"], errors
 
 
 def test_uninformative_data_name_the_parameters(spec):

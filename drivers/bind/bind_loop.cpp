@@ -36,6 +36,18 @@ const char* watchdog_name(rt::Watchdog w) {
   return "?";
 }
 
+nb::dict state_dict(const rt::LoopState& s, const rt::ControlLoop& l) {
+  nb::dict d;
+  d["position"] = array(s.position, s.position.size(), 0);
+  d["velocity"] = array(s.velocity, s.velocity.size(), 0);
+  d["effort"] = array(s.effort, s.effort.size(), 0);
+  d["setpoint"] = array(s.setpoint, s.setpoint.size(), 0);
+  d["timestamp"] = s.timestamp;
+  d["cycle"] = s.cycle;
+  d["watchdog"] = watchdog_name(l.watchdog());
+  return d;
+}
+
 void raise_if_faulted(const rt::ControlLoop& l) {
   if (l.faulted()) throw std::runtime_error("control loop stopped: " + l.fault());
 }
@@ -95,22 +107,23 @@ void bind_loop(nb::module_& m) {
       .def("estop", &rt::ControlLoop::estop, "why"_a = "requested from Python", nb::call_guard<nb::gil_scoped_release>(),
            "Torque off now and latch a fault; the loop cannot be restarted.")
       .def("set_target",
-           [](rt::ControlLoop& l, Vec q) { return l.set_target(q.data(), q.shape(0)); }, "target"_a,
-           "Publishes a joint target (SI). False if it holds NaN/inf or the loop is not running.")
-      .def("state",
-           [](const rt::ControlLoop& l) {
-             const rt::LoopState s = l.state();
-             nb::dict d;
-             d["position"] = array(s.position, s.position.size(), 0);
-             d["velocity"] = array(s.velocity, s.velocity.size(), 0);
-             d["effort"] = array(s.effort, s.effort.size(), 0);
-             d["setpoint"] = array(s.setpoint, s.setpoint.size(), 0);
-             d["timestamp"] = s.timestamp;
-             d["cycle"] = s.cycle;
-             d["watchdog"] = watchdog_name(l.watchdog());
-             return d;
-           },
+           [](rt::ControlLoop& l, Vec q, std::int64_t start_cycle) { return l.set_target(q.data(), q.shape(0), start_cycle); },
+           "target"_a, "start_cycle"_a = -1,
+           "Publishes a joint target (SI). False if it holds NaN/inf or the loop is not running. start_cycle >= 0 "
+           "starts its segment at that cycle (the control tick it was computed at) instead of the cycle that picks "
+           "it up, unless that is more than one target duration ago.")
+      .def_ro_static("HISTORY", &rt::ControlLoop::kHistory, "cycles whose state state_at() can still return")
+      .def("state", [](const rt::ControlLoop& l) { return state_dict(l.state(), l); },
            "Latest published state (SI); timestamp is CLOCK_MONOTONIC seconds.")
+      .def("state_at",
+           [](const rt::ControlLoop& l, std::int64_t cycle) -> nb::object {
+             rt::LoopState s;
+             if (!l.state_at(cycle, s)) return nb::none();
+             return state_dict(s, l);
+           },
+           "cycle"_a,
+           "The state published at `cycle` (one of the last ControlLoop.HISTORY cycles), or None if it is older, "
+           "was skipped, or is not yet published.")
       .def("wait_cycle",
            [](const rt::ControlLoop& l, std::int64_t after, double timeout_s) {
              std::int64_t c;

@@ -149,7 +149,7 @@ ControlLoop::ControlLoop(ServoBus* bus, LoopConfig cfg)
   qd_.assign(n_, 0.0);
   tau_.assign(n_, 0.0);
   sp_.assign(n_, 0.0);
-  target_buf_.assign(n_, 0.0);
+  target_buf_.assign(n_ + 1, 0.0);  // the joints, then the start cycle
   if (cfg_.record_capacity) {
     rec_cycle_.resize(cfg_.record_capacity);
     rec_sp_.resize(cfg_.record_capacity * n_);
@@ -233,6 +233,7 @@ void ControlLoop::publish(const double* q, const double* qd, const double* tau, 
   buf[4 * n_] = monotonic_ns() * 1e-9;
   buf[4 * n_ + 1] = static_cast<double>(cycle);
   state_.write(buf, 4 * n_ + 2);
+  if (cycle >= 0) history_[static_cast<std::size_t>(cycle) % kHistory].write(buf, 4 * n_ + 2);
   published_cycle_.store(cycle, std::memory_order_release);
   wake_waiters();
 }
@@ -317,28 +318,47 @@ void ControlLoop::estop(const std::string& why) {
   set_fault("e-stop: " + why);
 }
 
-bool ControlLoop::set_target(const double* q, std::size_t n) {
+bool ControlLoop::set_target(const double* q, std::size_t n, std::int64_t start_cycle) {
   if (n != n_) throw std::invalid_argument("set_target: expected " + std::to_string(n_) + " values, got " + std::to_string(n));
   for (std::size_t i = 0; i < n; ++i)
     if (!std::isfinite(q[i])) return false;
   if (!running_.load(std::memory_order_acquire)) return false;
   std::lock_guard<std::mutex> lk(target_mu_);
   last_target_ns_.store(monotonic_ns(), std::memory_order_relaxed);
-  target_.write(q, n);
+  double rec[kMaxJoints + 1];
+  std::copy(q, q + n, rec);
+  rec[n] = static_cast<double>(start_cycle);
+  target_.write(rec, n + 1);
+  return true;
+}
+
+namespace {
+LoopState unpack_state(const double* buf, std::size_t n) {
+  LoopState s;
+  s.position.assign(buf, buf + n);
+  s.velocity.assign(buf + n, buf + 2 * n);
+  s.effort.assign(buf + 2 * n, buf + 3 * n);
+  s.setpoint.assign(buf + 3 * n, buf + 4 * n);
+  s.timestamp = buf[4 * n];
+  s.cycle = static_cast<std::int64_t>(buf[4 * n + 1]);
+  return s;
+}
+}  // namespace
+
+bool ControlLoop::state_at(std::int64_t cycle, LoopState& out) const {
+  if (cycle < 0) return false;
+  double buf[4 * kMaxJoints + 2];
+  if (history_[static_cast<std::size_t>(cycle) % kHistory].read(buf, 4 * n_ + 2) == 0) return false;
+  if (static_cast<std::int64_t>(buf[4 * n_ + 1]) != cycle) return false;
+  out = unpack_state(buf, n_);
   return true;
 }
 
 LoopState ControlLoop::state() const {
   double buf[4 * kMaxJoints + 2];
-  state_.read(buf, 4 * n_ + 2);
-  LoopState s;
-  s.position.assign(buf, buf + n_);
-  s.velocity.assign(buf + n_, buf + 2 * n_);
-  s.effort.assign(buf + 2 * n_, buf + 3 * n_);
-  s.setpoint.assign(buf + 3 * n_, buf + 4 * n_);
-  s.timestamp = buf[4 * n_];
-  s.cycle = static_cast<std::int64_t>(buf[4 * n_ + 1]);
-  if (state_.version() == 0) s.cycle = -1;
+  const std::uint64_t version = state_.read(buf, 4 * n_ + 2);
+  LoopState s = unpack_state(buf, n_);
+  if (version == 0) s.cycle = -1;
   return s;
 }
 
@@ -430,20 +450,24 @@ void ControlLoop::run() {
     const double t = static_cast<double>(k) * dt_;
     const std::uint64_t v = target_.version();
     if (v != target_seen_) {
-      target_seen_ = target_.read(target_buf_.data(), n_);
+      target_seen_ = target_.read(target_buf_.data(), n_ + 1);
+      const auto start_cycle = static_cast<std::int64_t>(target_buf_[n_]);
       if (watchdog() == Watchdog::Off) {  // a fresh target after torque-off: resume from where the arm is
         interp_.reset(q_.data(), t);
         safety_.reset(q_.data());
         write_joints(q_.data());  // goal = where the arm is now, before torque comes back on
         torque(true);
       }
-      interp_.set_target(target_buf_.data(), t, cfg_.target_duration_s);
+      const bool on_tick = start_cycle >= 0 && start_cycle <= k &&
+                           static_cast<double>(k - start_cycle) * dt_ < cfg_.target_duration_s;
+      interp_.set_target(target_buf_.data(), on_tick ? static_cast<double>(start_cycle) * dt_ : t,
+                         cfg_.target_duration_s);
       watchdog_.store(static_cast<int>(Watchdog::Ok), std::memory_order_relaxed);
       targets_applied_.fetch_add(1, std::memory_order_relaxed);
       const std::size_t j = rec_tn_.load(std::memory_order_relaxed);
       if (j < cfg_.record_capacity) {
         rec_tcycle_[j] = k;
-        std::copy(target_buf_.begin(), target_buf_.end(), rec_target_.begin() + static_cast<std::ptrdiff_t>(j * n_));
+        std::copy(target_buf_.begin(), target_buf_.begin() + static_cast<std::ptrdiff_t>(n_), rec_target_.begin() + static_cast<std::ptrdiff_t>(j * n_));
         rec_tn_.store(j + 1, std::memory_order_release);
       }
     }

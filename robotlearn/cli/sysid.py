@@ -76,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"sysid: loop timing: state age at the tick p50 {timing['state_age_ms_p50']:.2f} ms, p99 "
                   f"{timing['state_age_ms_p99']:.2f} ms, max {timing['state_age_ms_max']:.1f} ms, "
                   f"{timing['overruns']} overruns")
+        if getattr(data, "timestamps", None) is not None and (missed := int((~data.regular_steps()).sum())):
+            print(f"sysid: {missed} of {len(data.commands)} steps did not last one control period (the host "
+                  "missed its tick); fits leave them out")
         return 0
 
     from robotlearn.sysid.data import load_sysid_data

@@ -10,6 +10,11 @@ Semantics that differ from a sim, on purpose:
 * ``advance()`` does not step anything: it returns at the next control tick of the running loop
   (ticks every ``1/control_hz`` on the loop's clock) with ``info["timestamp"]`` (loop clock, seconds since
   the last reset, as the sims count it) and ``info["loop_stats"]``.
+* Timing as a sim's: ``read()`` returns the state the loop read at the last control tick (a sim's read is
+  the state at its last step), however late the caller asks; a ``command()`` made after that tick starts
+  its segment at the tick (the loop catches up the few cycles the host took to compute it). A host's
+  compute time thus shifts nothing the servos do, as it shifts nothing in a sim; without this, that time
+  (2-6 ms here, jittering) showed as 3-5 mrad of replay error in a sysid fit of a gap-free emulator.
 * ``reset()`` ramps to the initial pose at ``home_speed`` from wherever the arm is (safe start); scene
   keys go to whoever places objects: the emulator's side channel (hardware/scene_oracle.py), or the
   person the CLI prompts (`placer`) on a real robot.
@@ -108,6 +113,9 @@ class RealArmBackend(Backend):
         self.placer = None
         self._closed = False
         self._late_ticks = 0
+        #: ticks whose own cycle's state was not there (skipped by a loop overrun, or overwritten: the host
+        #: came back more than HISTORY cycles late); their state is a later cycle's
+        self._stale_ticks = 0
         table = load_servo_table(self.hw.servo_model)
         ids = [s.servo_id for s in cal.servos]
         # Present current/load rides in the same sync-read as velocity and position (one contiguous span).
@@ -139,7 +147,8 @@ class RealArmBackend(Backend):
             self._check_torque(table.register("torque_enable"), ids)
             self._cycles_per_tick = max(1, int(round(self.hw.rate_hz / spec.control_hz)))
             self._tick_cycle = self.loop.wait_cycle(0, start_timeout_s)
-            self._t_reset = float(self.loop.state()["timestamp"])
+            self._tick_state = self.loop.state()
+            self._t_reset = float(self._tick_state["timestamp"])
         except Exception:
             self._shutdown()
             raise
@@ -226,7 +235,7 @@ class RealArmBackend(Backend):
         if perception is not None:  # first sighting from a frame taken after the placement
             perception.refresh(wait_s=1.0)
         state = self._state()
-        self._tick_cycle, self._t_reset = int(state["cycle"]), float(state["timestamp"])
+        self._tick_cycle, self._t_reset, self._tick_state = int(state["cycle"]), float(state["timestamp"]), state
 
     def move_to(self, q: np.ndarray, timeout_s: float | None = None) -> None:
         """Ramp from the current pose to `q` (spec joint order) at the config's home speed, then settle."""
@@ -257,8 +266,8 @@ class RealArmBackend(Backend):
             self._send(goal)
             self._wait_cycles(self._cycles_per_tick, period + self.hw.stall_timeout_s)
 
-    def _send(self, servo_target: np.ndarray) -> None:
-        if not self.loop.set_target(np.ascontiguousarray(servo_target, dtype=np.float64)):
+    def _send(self, servo_target: np.ndarray, start_cycle: int = -1) -> None:
+        if not self.loop.set_target(np.ascontiguousarray(servo_target, dtype=np.float64), start_cycle):
             self._check()
             raise ValueError(f"control loop rejected target {servo_target}")
 
@@ -289,19 +298,25 @@ class RealArmBackend(Backend):
         if not np.all(np.isfinite(target)):
             raise ValueError(f"target contains NaN/inf: {target}; nothing was sent")
         self._check()
-        self._send(self._to_servo(target))
+        self._send(self._to_servo(target), start_cycle=self._tick_cycle)
 
     def advance(self) -> dict[str, Any]:
-        """Return at the next control tick (every rate_hz/control_hz loop cycles) with loop timing."""
+        """Return at the next control tick (every rate_hz/control_hz loop cycles) with loop timing; the
+        state `read()` returns from now on is the one the loop read at that tick."""
         next_tick = self._tick_cycle + self._cycles_per_tick
         now_cycle = int(self._state()["cycle"])
         if now_cycle >= next_tick:  # the caller was slower than control_hz: re-anchor, count it
             self._late_ticks += 1
             next_tick = now_cycle + 1
-        self._tick_cycle = self._wait_until_cycle(next_tick, 1.0 / self.spec.control_hz + self.hw.stall_timeout_s)
-        state = self._state()
+        self._wait_until_cycle(next_tick, 1.0 / self.spec.control_hz + self.hw.stall_timeout_s)
+        state = self.loop.state_at(next_tick)
+        if state is None:  # the loop skipped that cycle (an overrun), or this thread woke HISTORY cycles late
+            self._stale_ticks += 1
+            state = self._state()
+        # the grid stays: the next tick is a period after this one, whichever cycle's state stands for it
+        self._tick_cycle, self._tick_state = next_tick, state
         stats = dict(self.loop.stats())
-        stats["late_ticks"] = self._late_ticks
+        stats["late_ticks"], stats["stale_ticks"] = self._late_ticks, self._stale_ticks
         info = {"timestamp": float(state["timestamp"]) - self._t_reset, "loop_stats": stats}
         if self._perception is not None:
             self._perception.refresh()
@@ -309,7 +324,11 @@ class RealArmBackend(Backend):
         return info
 
     def read(self) -> State:
-        state = self._state()
+        self._check()
+        return self._joint_state(self._tick_state)
+
+    def _joint_state(self, state: Mapping[str, Any]) -> State:
+        """A loop state (servo order, SI) as the Backend's joint state (spec order, mirrored fingers filled)."""
         n = len(self.spec.joints)
         q, qd, tau = np.zeros(n), np.zeros(n), np.zeros(n)
         q[self._servo_joint] = state["position"]
@@ -347,7 +366,7 @@ class RealArmBackend(Backend):
         """Tool pose (forward kinematics of the measured joints) and finger opening, for grasp following."""
         from robotlearn.robots.arm_kinematics import ArmKinematics
 
-        q = self.read()["joint_pos"]
+        q = self._joint_state(self._state())["joint_pos"]  # the live pose: a frame is newer than the tick
         with self._kinematics_lock:  # the perception worker and the control step both ask; forward() keeps state
             if self._kinematics is None:
                 self._kinematics = ArmKinematics(self.spec)

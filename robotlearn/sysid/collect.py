@@ -27,21 +27,23 @@ ARM_ENV = "ArmReach-v0"
 
 
 class SysidSink(Sink):
-    """Records the backend state before each step and the joint target the step sent."""
+    """Records the backend state before each step, its tick time, and the joint target the step sent."""
 
     def __init__(self, env):
         self.backend, self.robot = env.unwrapped.backend, env.unwrapped.robot
         self.commands: list[np.ndarray] = []
         self.states: list[dict[str, np.ndarray]] = []
+        self.timestamps: list[float] = []
 
     def start_episode(self, obs, info, seed) -> None:
-        self.commands, self.states = [], [self.backend.read()]
+        self.commands, self.states, self.timestamps = [], [self.backend.read()], [float(info["timestamp"])]
 
     def add(self, tr: Transition) -> None:
         robot = self.robot
         fingers = np.full(robot.n_fingers, (float(tr.action[-1]) + 1.0) * 0.5 * robot.finger_open)
         self.commands.append(np.concatenate([robot.joint_target, fingers]))
         self.states.append(self.backend.read())
+        self.timestamps.append(float(tr.info["timestamp"]))
 
 
 def arm_recipe(backend: str, options: Mapping[str, Any], steps: int, robot_overrides=()) -> EnvRecipe:
@@ -93,4 +95,5 @@ def collect(backend: str, options: Mapping[str, Any], seconds: float, excite: st
         env.close()
     return SysidData.from_states(sink.commands, sink.states, control_hz, spec.name,
                                  {**info, "backend": backend, "recipe": recipe.to_dict(), "seed": seed,
-                                  "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}})
+                                  "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}},
+                                 sink.timestamps)

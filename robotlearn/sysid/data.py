@@ -17,14 +17,20 @@ from typing import Any
 import numpy as np
 
 ARRAYS = ("commands", "joint_pos", "joint_vel")
-OPTIONAL = ("joint_effort",)  # absent in recordings made before present current was read
+#: absent in older recordings: joint_effort before present current was read, timestamps before ticks were
+OPTIONAL = ("joint_effort", "timestamps")
+#: a step whose duration differs from the control period by more than this is irregular (the host missed a
+#: tick): a replay, which steps exactly one period, cannot reproduce it. Smaller than the real arm's loop
+#: cycle (2 ms, the smallest slip a tick can make) and far above the loop's publish jitter (~0.1 ms).
+TICK_TOLERANCE_S = 1e-3
 FILE, META = "sysid.npz", "meta.json"
 
 
 @dataclass
 class SysidData:
     """`commands[k]` was sent at step k; `joint_pos[k]` / `joint_vel[k]` / `joint_effort[k]` were read before
-    it (k = 0..N). `joint_effort` (N m, the servos' present current / load) is None in older recordings."""
+    it (k = 0..N), at `timestamps[k]` (the backend's tick clock, s since reset). `joint_effort` (N m, the
+    servos' present current / load) and `timestamps` are None in older recordings."""
 
     commands: np.ndarray       # (N, n_joints) backend joint targets
     joint_pos: np.ndarray      # (N + 1, n_joints)
@@ -33,6 +39,7 @@ class SysidData:
     robot: str
     meta: dict[str, Any] = field(default_factory=dict)  # recipe, excitation, backend
     joint_effort: np.ndarray | None = None  # (N + 1, n_joints)
+    timestamps: np.ndarray | None = None  # (N + 1,)
 
     def __post_init__(self) -> None:
         n = len(self.commands)
@@ -42,17 +49,20 @@ class SysidData:
         if self.joint_effort is not None and self.joint_effort.shape != self.joint_pos.shape:
             raise ValueError(f"sysid data: joint_effort {self.joint_effort.shape} does not match joint_pos "
                              f"{self.joint_pos.shape}")
+        if self.timestamps is not None and self.timestamps.shape != (n + 1,):
+            raise ValueError(f"sysid data: timestamps {self.timestamps.shape} needs one entry per state ({n + 1})")
         for name in ARRAYS + OPTIONAL:
             if getattr(self, name) is not None and not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"sysid data: {name} contains NaN/inf")
 
     @classmethod
     def from_states(cls, commands: list[np.ndarray], states: list[dict[str, np.ndarray]], control_hz: float,
-                    robot: str, meta: dict[str, Any] | None = None) -> SysidData:
+                    robot: str, meta: dict[str, Any] | None = None, timestamps=None) -> SysidData:
         """From the commands sent and the backend states read (joint_effort kept where every state has it)."""
         effort = np.array([s["joint_effort"] for s in states]) if all("joint_effort" in s for s in states) else None
         return cls(np.array(commands), np.array([s["joint_pos"] for s in states]),
-                   np.array([s["joint_vel"] for s in states]), control_hz, robot, meta or {}, effort)
+                   np.array([s["joint_vel"] for s in states]), control_hz, robot, meta or {}, effort,
+                   None if timestamps is None else np.asarray(timestamps, dtype=np.float64))
 
     @property
     def seconds(self) -> float:
@@ -62,8 +72,15 @@ class SysidData:
         """The first `seconds` of the recording (for error-vs-data-length studies)."""
         n = max(2, min(len(self.commands), int(round(seconds * self.control_hz))))
         effort = None if self.joint_effort is None else self.joint_effort[:n + 1]
+        stamps = None if self.timestamps is None else self.timestamps[:n + 1]
         return SysidData(self.commands[:n], self.joint_pos[:n + 1], self.joint_vel[:n + 1], self.control_hz,
-                         self.robot, dict(self.meta), effort)
+                         self.robot, dict(self.meta), effort, stamps)
+
+    def regular_steps(self) -> np.ndarray:
+        """(N,) bool: step k lasted one control period (within TICK_TOLERANCE_S); all True without timestamps."""
+        if self.timestamps is None:
+            return np.ones(len(self.commands), dtype=bool)
+        return np.abs(np.diff(self.timestamps) - 1.0 / self.control_hz) <= TICK_TOLERANCE_S
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)

@@ -200,12 +200,9 @@ class QuadReplayer:
         if "calibration" in self.sim_options:
             raise ValueError("sysid sets the sim's calibration itself; do not pass calibration= as a sim option")
         self.spec: RobotSpec = load_robot_spec(data.robot, [f"control_hz={data.control_hz}"])
-        self.horizon, self.starts = replay_segments(data, horizon_s, SETTLE_S, "hover")
+        self.horizon, self.segments = replay_segments(data, horizon_s, SETTLE_S, "hover")
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-quad-"))
         self.evaluations = 0
-
-    def _length(self, start: int) -> int:
-        return min(self.horizon, len(self.data.commands) - start)
 
     @staticmethod
     def _observed(rows: np.ndarray) -> np.ndarray:
@@ -215,7 +212,7 @@ class QuadReplayer:
     @property
     def measured(self) -> np.ndarray:
         d = self.data.states
-        return np.concatenate([self._observed(d[s + 1:s + 1 + self._length(s)]) for s in self.starts])
+        return np.concatenate([self._observed(d[s + 1:s + 1 + length]) for s, length in self.segments])
 
     def simulate(self, params) -> np.ndarray:
         """Predicted observations at every step of every segment, aligned with `measured`.
@@ -228,7 +225,8 @@ class QuadReplayer:
         calib.write_text(Calibration(params=params).to_yaml())
         self.evaluations += 1
         backend = make_backend(self.spec, self.sim, {**self.sim_options, "calibration": str(calib)})
-        d, out, anchors = self.data, [], set(self.starts)
+        d, out = self.data, []
+        anchors, first = {s for s, _ in self.segments}, self.segments[0][0]
         try:
             x = d.states[0]
             backend.reset(np.random.default_rng(0), {"pos": x[0:3], "quat": x[3:7], "vel": x[7:10],
@@ -239,7 +237,7 @@ class QuadReplayer:
                     backend.place(x[0:3], x[3:7], x[7:10], x[10:13])
                 backend.command(d.commands[k])
                 backend.advance()
-                if k >= self.starts[0]:
+                if k >= first:
                     r = backend.read()
                     out.append(self._observed(np.concatenate([r["pos"], r["quat"], r["vel"], r["omega"]])))
         finally:

@@ -43,15 +43,29 @@ EFFORT_WEIGHT = NOISE_FLOOR / EFFORT_NOISE_FLOOR
 EFFORT_SETTLE_STEPS = 2
 
 
-def replay_segments(data, horizon_s: float, settle_s: float, settling: str) -> tuple[int, list[int]]:
-    """(steps per segment, segment start steps) of a recording replayed in open-loop segments of `horizon_s`
-    after its first `settle_s` (which only `settling`); a recording with no segment is a one-line error."""
+def replay_segments(data, horizon_s: float, settle_s: float, settling: str,
+                    regular: np.ndarray | None = None) -> tuple[int, list[tuple[int, int]]]:
+    """(steps per segment, [(start step, steps)]) of a recording replayed in open-loop segments of `horizon_s`
+    after its first `settle_s` (which only `settling`). With `regular` ((N,) bool), no segment holds an
+    irregular step (one the host took longer than a period over: a replay cannot step it); the next one
+    starts after it. A recording with no segment is a one-line error."""
     horizon = max(2, int(round(horizon_s * data.control_hz)))
     first = int(round(settle_s * data.control_hz))
-    starts = list(range(first, len(data.commands) - 1, horizon))
-    if not starts:
+    n = len(data.commands)
+    regular = np.ones(n, dtype=bool) if regular is None else np.asarray(regular, dtype=bool)
+    segments, k = [], first
+    while k < n - 1:
+        if not regular[k]:
+            k += 1
+            continue
+        length = 1
+        while length < horizon and k + length < n and regular[k + length]:
+            length += 1
+        segments.append((k, length))
+        k += length
+    if not segments:
         raise ValueError(f"sysid data: {data.seconds:.1f} s is too short (the first {settle_s} s only {settling})")
-    return horizon, starts
+    return horizon, segments
 
 
 class Replayer:
@@ -70,7 +84,7 @@ class Replayer:
         self.n_arm = int(self.spec.params.get("arm_joints") or len(self.spec.joints))
         #: residual columns: arm joint positions, then (with effort) their present current x EFFORT_WEIGHT
         self.effort = effort and data.joint_effort is not None
-        self.horizon, self.starts = replay_segments(data, horizon_s, SETTLE_S, "settle")
+        self.horizon, self.segments = replay_segments(data, horizon_s, SETTLE_S, "settle", data.regular_steps())
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-"))
         self.evaluations = 0
 
@@ -87,13 +101,10 @@ class Replayer:
     def measured(self) -> np.ndarray:
         """Measured residual columns at the steps `simulate` predicts, (M, n_arm) or (M, 2 n_arm) with effort."""
         d, rows = self.data, []
-        for s in self.starts:
-            span = slice(s + 1, s + 1 + self._length(s))
+        for s, length in self.segments:
+            span = slice(s + 1, s + 1 + length)
             rows.append(self._observed(d.joint_pos[span], None if d.joint_effort is None else d.joint_effort[span]))
         return np.concatenate(rows)
-
-    def _length(self, start: int) -> int:
-        return min(self.horizon, len(self.data.commands) - start)
 
     def simulate(self, params) -> np.ndarray:
         """Predicted residual columns for every step of every segment, aligned with `measured`."""
@@ -103,12 +114,12 @@ class Replayer:
         backend = make_backend(self.spec, self.sim, {**self.sim_options, "calibration": str(calib)})
         d, out = self.data, []
         try:
-            for s in self.starts:
+            for s, length in self.segments:
                 previous = d.commands[s - 1] if s > 0 else d.joint_pos[0]
                 backend.reset(np.random.default_rng(0), {"joint_pos": d.joint_pos[s], "joint_vel": d.joint_vel[s],
                                                          "joint_target": previous})
                 states = []
-                for k in range(s, s + self._length(s)):
+                for k in range(s, s + length):
                     backend.command(d.commands[k])
                     backend.advance()
                     states.append(backend.read())

@@ -70,8 +70,14 @@ class ControlLoop {
   void start();
   void stop();   // torque off, join; idempotent
   void estop(const std::string& why = "requested");  // torque off now, latch a fault
-  bool set_target(const double* q, std::size_t n);  // false: non-finite or not running
+  // false: non-finite or not running. start_cycle >= 0: the target's segment starts at that cycle, not
+  // at the cycle that picks it up (a host that computed it at a control tick gets the tick's timing, as a
+  // sim steps it); a start more than one target duration in the past starts now.
+  bool set_target(const double* q, std::size_t n, std::int64_t start_cycle = -1);
   LoopState state() const;
+  // The state published at `cycle`, from the last kHistory cycles; false if it is older or not yet published.
+  bool state_at(std::int64_t cycle, LoopState& out) const;
+  static constexpr std::size_t kHistory = 32;
   // Blocks until a cycle > after_cycle is published or timeout; returns the latest cycle.
   std::int64_t wait_cycle(std::int64_t after_cycle, double timeout_s) const;
   bool running() const { return running_.load(std::memory_order_acquire); }
@@ -133,9 +139,10 @@ class ControlLoop {
   mutable std::mutex fault_mu_, target_mu_, control_mu_;
   std::string fault_;
 
-  Seqlock<kMaxJoints> target_;
+  Seqlock<kMaxJoints + 1> target_;  // the joints, then the start cycle
   std::uint64_t target_seen_ = 0;
   Seqlock<4 * kMaxJoints + 2> state_;
+  std::array<Seqlock<4 * kMaxJoints + 2>, kHistory> history_;  // state_ of cycle c in slot c % kHistory
   std::atomic<std::int64_t> published_cycle_{-1};
   mutable std::atomic<std::uint32_t> futex_word_{0};
   mutable std::atomic<int> waiters_{0};

@@ -51,6 +51,7 @@ import numpy as np
 
 from robotlearn import _rt
 from robotlearn.backends import make_backend
+from robotlearn.core.cpu_latency import CpuLatencyRequest
 from robotlearn.core.machine import MachineSample
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.emulators.mjpeg import MjpegServer
@@ -91,6 +92,9 @@ class ArmEmulator:
         self.camera_fps = camera_fps
         self.period = 1.0 / physics_rate_hz
         self._realtime, self._lock_memory = realtime, lock_memory
+        # a real servo answers from its own board; the emulated one shares the host's CPUs, whose halted
+        # idle vCPUs took 0.3-10 ms to wake for a request (core/cpu_latency.py)
+        self._cpu_latency = CpuLatencyRequest(0)
         self._cal = hw.calibration.servos
         self._ids = [s.servo_id for s in self._cal]
         # MuJoCo is stepped from the compiled thread; a sim without a compiled stepper from Python.
@@ -156,6 +160,8 @@ class ArmEmulator:
         state = self.backend.read()
         q0, qd0 = state["joint_pos"], state["joint_vel"]
         physics = _rt.EmulatorPhysics.MUJOCO if self._compiled else _rt.EmulatorPhysics.EXTERNAL
+        if self._realtime:
+            self._cpu_latency.acquire()
         self.device = make_device(self.table, self._ids, self._master, self._servo_model(q0), physics,
                                   self.spec.physics_hz, settings=[self._eeprom_settings(k) for k in range(len(self._ids))],
                                   ticks_per_update=self.spec.ticks_per_step, realtime=self._realtime,
@@ -224,6 +230,7 @@ class ArmEmulator:
                 path.unlink()
         self.backend.close()
         self._workdir.close()
+        self._cpu_latency.release()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until `stop()` (or a signal handler calling it) or `timeout_s`; True if stopped."""
@@ -269,6 +276,7 @@ class ArmEmulator:
                 "wait_excess_us": s.get("wait_excess", {}), "serve_work_us": s.get("serve_work", {}), "physics_tick_s": 1.0 / self.spec.physics_hz,
                 "physics_late": s["physics_late"], "physics_steps": s["physics_steps"],
                 "physics_resyncs": s["physics_resyncs"], "sched_fifo": s["sched_fifo"], "mlockall": s["mlockall"],
+                "cpu_latency_request": self._cpu_latency.describe(),
                 "wall_time_s": s["wall_time_s"], "physics_time_s": s["physics_time_s"],
                 "resync_time_s": s["resync_time_s"], **_thread_counters(s["tid"]),
                 "steal_fraction": self._machine.steal_so_far(),
@@ -280,7 +288,7 @@ class ArmEmulator:
         return (f"emulator timing: reply p50 {r['p50_us']:.0f} us p99 {r['p99_us']:.0f} us max {r['max_us']:.0f} us "
                 f"({r['count']} replies, lateness p99 {t['reply_lateness_us']['p99_us']:.0f} us); physics lag p99 "
                 f"{lag['p99_us']:.0f} us max {lag['max_us']:.0f} us, {t['physics_late']}/{t['physics_steps']} ticks "
-                f"late, {t['physics_resyncs']} resyncs; sched_fifo {t['sched_fifo']}; the hypervisor stole "
+                f"late, {t['physics_resyncs']} resyncs; sched_fifo {t['sched_fifo']}; {t['cpu_latency_request']}; the hypervisor stole "
                 f"{100 * t['steal_fraction']:.1f} % of the CPU time")
 
     # -- threads ---------------------------------------------------------------------------------

@@ -85,6 +85,9 @@ class ArmHardwareConfig(Strict):
     # halts while idle does not wake it late; costs about spin_us * rate_hz us of CPU per second
     # (loop_stats: wait_mode, cpu_fraction, late_wakes). 0: sleep only.
     spin_us: float = Field(0.0, ge=0)
+    # CPU wake-up latency bound (us) held while the loop runs, through the kernel's PM QoS interface
+    # (robotlearn/core/cpu_latency.py): idle CPUs poll instead of halting. None: leave the machine as it is.
+    cpu_latency_us: int | None = Field(None, ge=0)
     #: None: the robot config's interpolation, which the sims run too; set only to run this hardware differently
     interpolation: Interpolation | None = None
     watchdog_hold_ms: float = Field(500.0, gt=0)

@@ -4,9 +4,10 @@
 
 1. Timing, three variants of one fixed-rate loop on absolute deadlines (bus=None, so only the loop's own
    timing is measured): `_rt.ControlLoop` sleeping to each deadline (clock_nanosleep), `_rt.ControlLoop`
-   sleeping to `--spin-us` before it and spinning the rest (`spin_us`), both SCHED_FIFO + mlockall when
-   granted, and a Python loop doing `time.sleep` to the same deadlines. The variants run in short
-   alternating segments (`--segment` s each, sleep -> spin -> python, `--repeats` rounds), so a change in
+   sleeping to `--spin-us` before it and spinning the rest (`spin_us`), the sleeping one again with a 0 us
+   CPU latency request held (`compiled_sleep_qos`: idle CPUs poll instead of halting, core/cpu_latency.py),
+   all SCHED_FIFO + mlockall when granted, and a Python loop doing `time.sleep` to the same deadlines. The variants run in short
+   alternating segments (`--segment` s each, sleep -> spin -> sleep+qos -> python, `--repeats` rounds), so a change in
    the machine's load hits all of them alike; this is done twice, idle and with `--hogs` busy-loop
    processes started by this script. Lateness = wake time - deadline; an overrun is a cycle that ends
    after the next deadline (which is then skipped, never burst). Per segment: p50/p99/max lateness and
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import robotlearn._rt as rt
 
+from robotlearn.core.cpu_latency import CpuLatencyRequest
 from robotlearn.hardware.servo_tables import load_servo_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -43,7 +45,7 @@ from machine_load import CpuHogs, MachineSample, spread  # noqa: E402
 from rt_device import PtyServoChain  # noqa: E402  (the pty servo chain the driver tests use)
 
 IDS = [1, 2, 3, 4, 5, 6]
-VARIANTS = ("compiled_sleep", "compiled_spin", "python")
+VARIANTS = ("compiled_sleep", "compiled_spin", "compiled_sleep_qos", "python")
 
 
 def limits(n: int) -> rt.JointLimits:
@@ -99,6 +101,8 @@ def timing_condition(rate: float, segment: float, repeats: int, spin_us: float, 
         for _ in range(repeats):
             runs["compiled_sleep"].append(compiled_loop(rate, segment))
             runs["compiled_spin"].append(compiled_loop(rate, segment, spin_us))
+            with CpuLatencyRequest(0) as qos:
+                runs["compiled_sleep_qos"].append({**compiled_loop(rate, segment), "qos_held": qos.held})
             runs["python"].append(python_loop(rate, segment))
         machine.finish()
     out = {"hogs": hogs, "machine": machine.as_dict()}
@@ -110,7 +114,8 @@ def timing_condition(rate: float, segment: float, repeats: int, spin_us: float, 
             out[v]["wait_mode"] = rs[0]["wait_mode"]
             out[v]["sched_fifo"] = all(r["sched_fifo"] for r in rs)
             out[v]["mlockall"] = all(r["mlockall"] for r in rs)
-    for v in ("compiled_sleep", "compiled_spin"):
+    out["compiled_sleep_qos"]["qos_held"] = all(r["qos_held"] for r in runs["compiled_sleep_qos"])
+    for v in ("compiled_sleep", "compiled_spin", "compiled_sleep_qos"):
         out[f"python_over_{v}_p99"] = spread(p["p99_us"] / max(c["p99_us"], 0.5)  # 1 us histogram bins
                                              for p, c in zip(runs["python"], runs[v], strict=True))
     return out
@@ -170,7 +175,7 @@ def main() -> None:
                 return f"{x['median']:.1f} [{x['min']:.1f}, {x['max']:.1f}]".rjust(width)
             print(f"   {v:<16}{cell('p50_us', 18)}{cell('p99_us', 24)}{cell('max_us', 24)}"
                   f"{100 * r['cpu_fraction']['median']:>7.1f}%")
-        for v in ("compiled_sleep", "compiled_spin"):
+        for v in ("compiled_sleep", "compiled_spin", "compiled_sleep_qos"):
             x = t[f"python_over_{v}_p99"]
             print(f"   python / {v} p99: x{x['median']:.1f} [{x['min']:.1f}, {x['max']:.1f}]")
     fifo = timing["idle"]["compiled_sleep"]["sched_fifo"]

@@ -27,6 +27,7 @@ import numpy as np
 from pymavlink import mavutil
 
 from robotlearn.core.config import load_config
+from robotlearn.core.cpu_latency import CpuLatencyRequest
 from robotlearn.core.description import load_airframe
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.core.rotations import quat_to_rot, yaw_of
@@ -377,15 +378,17 @@ class MavlinkVehicle:
         self._telemetry()
 
     def run(self, duration: float | None = None, should_stop=None) -> None:
-        """Run at `speedup` x real time until `duration` (simulated s) elapses or `should_stop()` is True."""
-        wall0, sim0 = time.monotonic(), self.now()
-        while (duration is None or self.now() < duration) and not (should_stop and should_stop()):
-            self.step()
-            delay = wall0 + (self.now() - sim0) / self.speedup - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -0.1:  # fell far behind (machine busy): resynchronize instead of bursting
-                wall0, sim0 = time.monotonic(), self.now()
+        """Run at `speedup` x real time until `duration` (simulated s) elapses or `should_stop()` is True.
+        Idle CPUs are kept awake meanwhile (core/cpu_latency.py): a flight controller runs on its own board."""
+        with CpuLatencyRequest(0):
+            wall0, sim0 = time.monotonic(), self.now()
+            while (duration is None or self.now() < duration) and not (should_stop and should_stop()):
+                self.step()
+                delay = wall0 + (self.now() - sim0) / self.speedup - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.1:  # fell far behind (machine busy): resynchronize instead of bursting
+                    wall0, sim0 = time.monotonic(), self.now()
 
     def close(self) -> None:
         self.conn.close()

@@ -29,6 +29,7 @@ def test_a_held_request_bounds_the_whole_machine_until_released():
             assert tight.describe() == "CPU wake-up latency held at 0 us"
         assert effective_bound_us() == min(before, 20)
     assert not loose.held and effective_bound_us() == before
+    assert loose.describe() == "CPU wake-up latency was held at 20 us"
 
 
 def test_a_negative_bound_is_an_error():

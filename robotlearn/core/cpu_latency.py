@@ -60,7 +60,11 @@ class CpuLatencyRequest:
             self._fd, self.refused = None, "released"
 
     def describe(self) -> str:
-        return f"CPU wake-up latency held at {self.max_us} us" if self.held else f"no CPU latency request ({self.refused})"
+        if self.held:
+            return f"CPU wake-up latency held at {self.max_us} us"
+        if self.refused == "released":
+            return f"CPU wake-up latency was held at {self.max_us} us"
+        return f"no CPU latency request ({self.refused})"
 
     def __enter__(self) -> CpuLatencyRequest:
         return self.acquire()

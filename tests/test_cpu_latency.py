@@ -32,6 +32,11 @@ def test_a_held_request_bounds_the_whole_machine_until_released():
     assert loose.describe() == "CPU wake-up latency was held at 20 us"
 
 
+def test_a_config_without_a_bound_asks_for_nothing():
+    request = CpuLatencyRequest(None).acquire()
+    assert not request.held and request.describe() == "no CPU latency request (not asked for)"
+
+
 def test_a_negative_bound_is_an_error():
     with pytest.raises(ValueError, match=">= 0 us"):
         CpuLatencyRequest(-1)

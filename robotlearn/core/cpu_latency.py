@@ -24,22 +24,24 @@ DEVICE = "/dev/cpu_dma_latency"
 
 
 class CpuLatencyRequest:
-    """Hold a CPU wake-up latency bound of `max_us` from `acquire()` (or `with`) to `release()`."""
+    """Hold a CPU wake-up latency bound of `max_us` from `acquire()` (or `with`) to `release()`;
+    `max_us=None` (a config that leaves the machine as it is) makes both do nothing."""
 
-    def __init__(self, max_us: int = 0) -> None:
-        if max_us < 0:
+    def __init__(self, max_us: int | None = 0) -> None:
+        if max_us is not None and max_us < 0:
             raise ValueError(f"cpu latency bound must be >= 0 us, got {max_us}")
-        self.max_us = int(max_us)
+        self.max_us = max_us
         self._fd: int | None = None
-        #: why the request is not held ("" when it is)
-        self.refused = "not requested yet"
+        self._was_held = False
+        #: why the request is not held
+        self.refused = "not asked for" if max_us is None else "not requested yet"
 
     @property
     def held(self) -> bool:
         return self._fd is not None
 
     def acquire(self) -> CpuLatencyRequest:
-        if self._fd is None:
+        if self._fd is None and self.max_us is not None:
             try:
                 fd = os.open(DEVICE, os.O_WRONLY | os.O_CLOEXEC)
             except OSError as err:
@@ -51,18 +53,18 @@ class CpuLatencyRequest:
                 os.close(fd)
                 self.refused = f"{DEVICE}: {err.strerror}"
                 return self
-            self._fd, self.refused = fd, ""
+            self._fd, self._was_held = fd, True
         return self
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
-            self._fd, self.refused = None, "released"
+            self._fd = None
 
     def describe(self) -> str:
         if self.held:
             return f"CPU wake-up latency held at {self.max_us} us"
-        if self.refused == "released":
+        if self._was_held:
             return f"CPU wake-up latency was held at {self.max_us} us"
         return f"no CPU latency request ({self.refused})"
 

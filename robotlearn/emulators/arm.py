@@ -94,7 +94,7 @@ class ArmEmulator:
         self._realtime, self._lock_memory = realtime, lock_memory
         # a real servo answers from its own board; the emulated one shares the host's CPUs, whose halted
         # idle vCPUs took 0.3-10 ms to wake for a request: it holds the config's request too (core/cpu_latency.py)
-        self._cpu_latency = CpuLatencyRequest(hw.cpu_latency_us or 0)
+        self._cpu_latency = CpuLatencyRequest(hw.cpu_latency_us if realtime else None)
         self._cal = hw.calibration.servos
         self._ids = [s.servo_id for s in self._cal]
         # MuJoCo is stepped from the compiled thread; a sim without a compiled stepper from Python.
@@ -160,8 +160,7 @@ class ArmEmulator:
         state = self.backend.read()
         q0, qd0 = state["joint_pos"], state["joint_vel"]
         physics = _rt.EmulatorPhysics.MUJOCO if self._compiled else _rt.EmulatorPhysics.EXTERNAL
-        if self._realtime and self.hw.cpu_latency_us is not None:
-            self._cpu_latency.acquire()
+        self._cpu_latency.acquire()
         self.device = make_device(self.table, self._ids, self._master, self._servo_model(q0), physics,
                                   self.spec.physics_hz, settings=[self._eeprom_settings(k) for k in range(len(self._ids))],
                                   ticks_per_update=self.spec.ticks_per_step, realtime=self._realtime,

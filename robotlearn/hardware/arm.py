@@ -117,7 +117,7 @@ class RealArmBackend(Backend):
         #: ticks whose own cycle's state was not there (skipped by a loop overrun, or overwritten: the host
         #: came back more than HISTORY cycles late); their state is blended from the cycles either side
         self._stale_ticks = 0
-        self._cpu_latency = CpuLatencyRequest(self.hw.cpu_latency_us or 0)
+        self._cpu_latency = CpuLatencyRequest(self.hw.cpu_latency_us)
         table = load_servo_table(self.hw.servo_model)
         ids = [s.servo_id for s in cal.servos]
         # Present current/load rides in the same sync-read as velocity and position (one contiguous span).
@@ -134,8 +134,7 @@ class RealArmBackend(Backend):
             joints = [spec.joints[j] for j in self._servo_joint]
             limits = _rt.JointLimits(lower.tolist(), upper.tolist(), [j.max_velocity for j in joints],
                                      [j.max_effort for j in joints])
-            if self.hw.cpu_latency_us is not None:
-                self._cpu_latency.acquire()
+            self._cpu_latency.acquire()
             self.loop = _rt.ControlLoop(
                 self.bus, rate_hz=self.hw.rate_hz, limits=limits,
                 interpolation=_rt.Interpolation[spec.joint_interpolation(self.hw.interpolation).upper()],

@@ -15,7 +15,8 @@
    Python / compiled p99 of the same round. Other agents share this machine: the load average and the
    steal time of each condition are in the JSON.
 2. Bus: 6 Dynamixel XM430 servos on a pty (tests/rt_device.py) that holds every reply until the instruction
-   and the reply would have crossed a 1 Mbps wire (a pty has no baud). The compiled loop at 200 Hz does one
+   and the reply would have crossed a 1 Mbps wire (a pty has no baud), with the return delay the emulated
+   arm's hardware config sets (0 us; the factory 500 us per servo tripled this figure). The compiled loop at 200 Hz does one
    sync-read + one sync-write per cycle; its work time plus the sync-write's own wire time (it gets no
    reply, so the host does not wait for it, but a real wire is busy with it) is the bus cycle, compared
    with the wire-time limit for the same bytes. Two tables: position only (154 bytes, the classic figure) and position + velocity +
@@ -37,6 +38,7 @@ import numpy as np
 import robotlearn._rt as rt
 
 from robotlearn.core.cpu_latency import CpuLatencyRequest
+from robotlearn.hardware.calibration import load_hardware_config
 from robotlearn.hardware.servo_tables import load_servo_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -123,7 +125,11 @@ def timing_condition(rate: float, segment: float, repeats: int, spin_us: float, 
 
 def bus_cycle(table: dict, duration: float) -> dict:
     model = load_servo_table("xm430_w350")
-    with PtyServoChain(model, IDS, baud=1_000_000, wire_time=True) as chain:
+    # The servos' return delay as the emulated arm's hardware config sets it (a sync-read setup sets 0; the
+    # factory 500 us per servo would add 3 ms to a 6-servo read that no host can win back).
+    return_delay_us = load_hardware_config("arm6_emulated").return_delay_us
+    with PtyServoChain(model, IDS, baud=1_000_000, wire_time=True,
+                       eeprom={"return_delay_time": return_delay_us // 2}) as chain:
         bus = rt.ServoBus(chain.port, 1_000_000, "dynamixel2", IDS, table, timeout_ms=10.0)
         tpu = model.ticks_per_rad
         loop = rt.ControlLoop(bus, rate_hz=200.0, limits=limits(6), ticks_per_unit=[tpu] * 6,
@@ -139,7 +145,7 @@ def bus_cycle(table: dict, duration: float) -> dict:
         goal = table["goal_position"]
         write_us = (14 + len(IDS) * (1 + goal[1])) * 10.0
         cycle = s["work_p50_us"] + write_us
-        return {"wire_bytes": wire_bytes, "wire_limit_us": wire_us, "host_cycle_p50_us": s["work_p50_us"],
+        return {"return_delay_us": return_delay_us, "wire_bytes": wire_bytes, "wire_limit_us": wire_us, "host_cycle_p50_us": s["work_p50_us"],
                 "host_cycle_p99_us": s["work_p99_us"], "cycle_p50_us": cycle, "cycle_over_wire_p50": cycle / wire_us,
                 "bus_rtt_p50_us": s["rtt_p50_us"], "timeouts": s["timeouts"], "crc_errors": s["crc_errors"],
                 "cycles": s["cycles"]}

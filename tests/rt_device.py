@@ -7,6 +7,8 @@ serving thread never takes the GIL, so its replies do not compete with the test 
 interpreter. A test can silence servos, corrupt replies, set any register (inject effort), and read
 every goal the servos received. A pty has no baud rate, so with `wire_time=True` it holds each reply
 until the instruction and the reply would have crossed a real wire at `baud` (8N1, 10 bits per byte).
+Like the arm emulator, it keeps idle CPUs awake while it serves (`cpu_latency_us`, core/cpu_latency.py): a
+halted virtual CPU took milliseconds to wake for a request, and a 250 Hz loop over the chain skipped cycles.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import os
 import time
 import tty
+from collections.abc import Mapping
 
 import robotlearn._rt as rt
 
+from robotlearn.core.cpu_latency import CpuLatencyRequest
 from robotlearn.emulators.servo_bus import baud_code, identity_model, make_device
 from robotlearn.hardware.servo_tables import ServoTable
 
@@ -57,17 +61,21 @@ class PtyServoChain:
     """Servos `ids` of model `table` behind one pty; `port` is the path the host opens."""
 
     def __init__(self, table: ServoTable, ids: list[int], baud: int = 1_000_000, wire_time: bool = False,
-                 follow_tau_s: float = 0.005) -> None:
+                 follow_tau_s: float = 0.005, cpu_latency_us: int | None = 0,
+                 eeprom: Mapping[str, int] | None = None) -> None:
+        """`eeprom`: registers set at power-up on every servo over the factory values (e.g. the return
+        delay, which a Dynamixel ships at 500 us and a sync-read setup sets to 0)."""
         self.table, self.ids, self.baud, self.protocol = table, list(ids), baud, table.protocol
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
         self.port = os.ttyname(self._slave)
-        settings = [{"baud_rate": baud_code(self.protocol, baud), "present_position": 2048, "goal_position": 2048}
-                    for _ in self.ids]
+        settings = [{"baud_rate": baud_code(self.protocol, baud), "present_position": 2048, "goal_position": 2048,
+                     **(eeprom or {})} for _ in self.ids]
         self.device = make_device(table, self.ids, self._master, identity_model(table, len(self.ids)),
                                   rt.EmulatorPhysics.KINEMATIC, 1000.0, settings=settings, wire_time=wire_time,
                                   follow_tau_s=follow_tau_s)
         self.silent = _Silent(self.device)
+        self.cpu_latency = CpuLatencyRequest(cpu_latency_us).acquire()
         self.device.start()
 
     def set(self, sid: int, name: str, value: int) -> None:
@@ -93,6 +101,7 @@ class PtyServoChain:
     def close(self) -> None:
         """Unplug: the host sees EIO/hang-up on its next read."""
         self.device.stop()
+        self.cpu_latency.release()
         for fd in (self._master, self._slave):
             if fd >= 0:
                 os.close(fd)

@@ -10,10 +10,12 @@ import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import robotlearn._rt as rt
+from quiet_machine import on_a_quiet_machine
 from rt_device import PtyServoChain, eventually
 
 from robotlearn.hardware.servo_tables import load_servo_table
@@ -115,35 +117,36 @@ def test_state_and_wait_cycle(chain: PtyServoChain) -> None:
     assert eventually(lambda: all(chain.get(i, "torque_enable") == 0 for i in chain.ids))  # torque off on stop
 
 
-def test_servos_receive_the_sim_drives_setpoint_stream(chain: PtyServoChain) -> None:
-    """The goals the servos received (the device's own log, in raw ticks) are the setpoints a sim's
-    JointDrive makes from the same targets applied at the same cycles, and they respect max_velocity.
+@dataclass
+class Stream:
+    got: np.ndarray  # the goals each servo received, one row per cycle that ran (raw ticks)
+    expected: np.ndarray  # the sim drive's setpoints at those cycles, in ticks
+    clean: np.ndarray  # rows the comparison holds for: no skip since the stream last met the replay
+    cycles: np.ndarray
+    t_rx: np.ndarray
+    skips: int
 
-    Targets jump up to 1.6 rad in 0.1 s (min-jerk peaks near 30 rad/s against a 3 rad/s limit), so the
-    velocity clamp shapes most of the stream: a loop that skipped or mis-timed it would break the
-    equality, and a clamp removed from the shared filter would break the speed bound.
-    """
-    loop = make_loop(chain)
-    loop.start()
-    rng = np.random.default_rng(0)
-    try:
-        c = loop.wait_cycle(-1, 1.0)
-        for k in range(12):
-            assert loop.set_target(rng.uniform(-0.8, 0.8, N) if k % 2 else rng.uniform(-0.05, 0.05, N))
-            for _ in range(int(rng.integers(10, 30))):
-                c = loop.wait_cycle(c, 1.0)
-    finally:
-        loop.stop()
+
+def _stream_the_targets() -> Stream:
+    """12 targets through the loop over a fresh chain, and the sim drive's replay of the same targets
+    applied at the same cycles."""
+    with PtyServoChain(load_servo_table("xm430_w350"), list(range(1, N + 1))) as chain:
+        loop = make_loop(chain)
+        loop.start()
+        rng = np.random.default_rng(0)
+        try:
+            c = loop.wait_cycle(-1, 1.0)
+            for k in range(12):
+                assert loop.set_target(rng.uniform(-0.8, 0.8, N) if k % 2 else rng.uniform(-0.05, 0.05, N))
+                for _ in range(int(rng.integers(10, 30))):
+                    c = loop.wait_cycle(c, 1.0)
+        finally:
+            loop.stop()
+        t_rx, received = chain.device.goal_log()
     rec = loop.setpoints  # used for *when* each target was applied and which cycles ran, not for values
-    t_rx, received = chain.device.goal_log()
     # One sync-write per cycle that ran, after the start-up write of the measured pose.
     assert len(received) == 1 + len(rec["cycle"]) and len(rec["target_cycle"]) == 12
-    sign, offset = np.array(SIGN), 2048.0
-
-    def ticks(q: np.ndarray) -> np.ndarray:
-        return np.rint(offset + sign * q * TPU)
-
-    assert np.array_equal(received[0], ticks(np.asarray(rec["initial_position"])))
+    assert np.array_equal(received[0], _ticks(np.asarray(rec["initial_position"])))
     drive = rt.JointDrive(rt.JointLimits(**LIMITS), [1.0] * N, [0.0] * N, rt.Interpolation.MIN_JERK, rec["dt"])
     drive.reset(rec["initial_position"])
     sim = {}
@@ -154,26 +157,50 @@ def test_servos_receive_the_sim_drives_setpoint_stream(chain: PtyServoChain) -> 
             j += 1
         drive.compute(zeros, zeros)
         sim[k] = drive.setpoint
-    expected = ticks(np.array([sim[int(k)] for k in rec["cycle"]]))
+    cycles = np.asarray(rec["cycle"])
+    expected = _ticks(np.array([sim[int(k)] for k in cycles]))
     got = received[1:].astype(np.float64)
-    assert np.ptp(got, axis=0).max() > 0.3 * TPU  # the stream actually moved
     # The replay runs every cycle; a loop that overran skipped some (never bursts), and one velocity-clamped
     # step over two periods can land where two one-period steps do not, until the clamp lets go and both
     # follow the same interpolated setpoint again. So the stream must equal the replay except from a skipped
-    # cycle up to the first cycle at which they meet again (all of it on a machine that never stalled the
-    # loop): to the tick, one tick only where the setpoint sits on a rounding edge.
-    skipped_before = np.concatenate([[False], np.diff(np.asarray(rec["cycle"])) > 1])
+    # cycle up to the first cycle at which they meet again.
+    skipped_before = np.concatenate([[False], np.diff(cycles) > 1])
     met = np.all(got == expected, axis=1)
     clean = np.ones(len(got), dtype=bool)
     for i in range(1, len(got)):
         clean[i] = not skipped_before[i] and (clean[i - 1] or met[i])
-    assert clean.mean() > 0.5, f"after {skipped_before.sum()} skips the stream never met the replay again"
-    assert np.abs(got - expected)[clean].max() <= 1, skipped_before.sum()
-    assert np.mean((got == expected)[clean]) > 0.99, (np.mean((got == expected)[clean]), skipped_before.sum())
-    speed = np.abs(np.diff(got, axis=0)) / TPU / (np.diff(rec["cycle"])[:, None] / RATE)
+    return Stream(got, expected, clean, cycles, np.asarray(t_rx), int(skipped_before.sum()))
+
+
+def _ticks(q: np.ndarray) -> np.ndarray:
+    return np.rint(2048.0 + np.array(SIGN) * q * TPU)
+
+
+def _most_of_the_stream_compared(stream: Stream) -> None:
+    """How much of the stream a comparison covers depends on how often the machine made the loop skip."""
+    assert stream.clean.mean() > 0.5, f"after {stream.skips} skips the stream never met the replay again"
+
+
+def test_servos_receive_the_sim_drives_setpoint_stream() -> None:
+    """The goals the servos received (the device's own log, in raw ticks) are the setpoints a sim's
+    JointDrive makes from the same targets applied at the same cycles, and they respect max_velocity.
+
+    Targets jump up to 1.6 rad in 0.1 s (min-jerk peaks near 30 rad/s against a 3 rad/s limit), so the
+    velocity clamp shapes most of the stream: a loop that skipped or mis-timed it would break the
+    equality, and a clamp removed from the shared filter would break the speed bound. Where the loop did
+    not skip (all of it on a machine that never stalled the loop) the two agree to the tick, one tick only
+    where the setpoint sits on a rounding edge; that most of the stream is compared is a real-time bound,
+    judged on a window the machine did not hold (CI once saw 18 skips on a stalling machine).
+    """
+    s = on_a_quiet_machine(_stream_the_targets, _most_of_the_stream_compared)
+    assert np.ptp(s.got, axis=0).max() > 0.3 * TPU  # the stream actually moved
+    assert s.clean.sum() > 20, s.skips
+    assert np.abs(s.got - s.expected)[s.clean].max() <= 1, s.skips
+    assert np.mean((s.got == s.expected)[s.clean]) > 0.99, (np.mean((s.got == s.expected)[s.clean]), s.skips)
+    speed = np.abs(np.diff(s.got, axis=0)) / TPU / (np.diff(s.cycles)[:, None] / RATE)
     assert speed.max() <= LIMITS["max_velocity"][0] + 2 * RATE / TPU  # 3 rad/s, plus two ticks of rounding
     assert speed.max() > 0.9 * LIMITS["max_velocity"][0]  # the clamp was what limited it
-    assert np.all(np.diff(t_rx) >= 0)
+    assert np.all(np.diff(s.t_rx) >= 0)
 
 
 def _min_jerk(s: np.ndarray) -> np.ndarray:

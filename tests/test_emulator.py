@@ -204,4 +204,8 @@ def test_reality_gap_changes_the_description_and_servo_path(tmp_path):
     assert delay(0.0, np.array([1.0]))[0] == 1.0
     assert delay(0.005, np.array([2.0]))[0] == 1.0 and delay(0.011, np.array([3.0]))[0] == 1.0
     assert delay(0.016, np.array([4.0]))[0] == 2.0
+    # a delay of whole ticks is whole ticks at every tick, whatever the rounding of the tick times
+    ticks = rt.DelayLine(0.004, 1)
+    out = [ticks(k * 0.002, np.array([float(k)]))[0] for k in range(1000)]
+    assert all(out[k] == k - 2 for k in range(2, 1000))
 

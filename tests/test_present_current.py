@@ -15,6 +15,7 @@ import dynamixel_sdk as dxl
 import mujoco
 import numpy as np
 import pytest
+import robotlearn._rt as rt
 
 from robotlearn.backends import make_backend
 from robotlearn.core.robot_config import load_robot_spec
@@ -126,3 +127,30 @@ def test_real_backend_reads_present_current_into_joint_effort(emulator):
             assert abs(tau[j] - expected[j]) < slack[j], (j, tau[j], expected[j], slack[j])
     finally:
         real.close()
+
+
+def test_sim_servos_track_their_goal_register_not_the_continuous_setpoint():
+    """A real servo's goal register is an integer, so it holds a setpoint 0.4 ticks off the grid with the torque
+    of that 0.4-tick error (at kp 200: 0.12 N m, 12x a present-current reading's noise); the sims' servos
+    do the same on the arm joints with the goal_ticks option (the robot config's goal_ticks_per_rev) and keep
+    the fingers continuous."""
+    from robotlearn.sim.common import make_drive
+
+    spec = load_robot_spec("arm6")
+    ticks = 4096 / (2 * np.pi)
+    kp = np.array([j.servo_kp for j in spec.joints])
+    q = np.array([0.1, 0.5, -0.6, 0.0, 1.2, 0.0, 0.0, 0.0])
+    q[:6] = (np.round(q[:6] * ticks) + 0.4) / ticks
+    q[6:] = 0.0123456
+    drive = make_drive(spec, goal_ticks=True)  # the sims' goal_ticks option (sysid replays)
+    drive.reset(q)
+    tau = drive.compute(q, np.zeros(8))
+    assert np.array_equal(drive.setpoint, q)  # what a host writes is still the continuous setpoint
+    assert np.allclose(tau[:6], -0.4 / ticks * kp[:6], rtol=1e-6) and np.all(tau[6:] == 0.0)
+    for continuous in (make_drive(spec), make_drive(load_robot_spec("arm6", ["servo.goal_ticks_per_rev=null"]),
+                                                   goal_ticks=True)):
+        continuous.reset(q)
+        assert np.all(continuous.compute(q, np.zeros(8)) == 0.0)
+    with pytest.raises(ValueError, match="goal_ticks_per_unit"):
+        rt.JointDrive(rt.JointLimits(*([[v] * 8 for v in (-1.0, 1.0, 1.0, 1.0)])), kp, kp, rt.Interpolation.LINEAR,
+                      0.002, [-1.0] * 8)

@@ -1,7 +1,9 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/vector.h>
 
+#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -45,9 +47,19 @@ void bind_control(nb::module_& m) {
 
   nb::class_<rt::JointDrive>(m, "JointDrive",
                              "Target interpolation + servo model, one compute() per physics tick.")
-      .def(nb::init<rt::JointLimits, std::vector<double>, std::vector<double>, rt::Interpolation, double>(),
-           nb::arg("limits"), nb::arg("kp"), nb::arg("kd"), nb::arg("interpolation"), nb::arg("physics_dt"))
-      .def("reset", [](rt::JointDrive& d, Vec q) { d.reset(checked(q, d.size(), "q")); }, nb::arg("q"))
+      .def(nb::init<rt::JointLimits, std::vector<double>, std::vector<double>, rt::Interpolation, double,
+                    std::vector<double>, std::vector<double>>(),
+           nb::arg("limits"), nb::arg("kp"), nb::arg("kd"), nb::arg("interpolation"), nb::arg("physics_dt"),
+           nb::arg("goal_ticks_per_unit") = std::vector<double>{}, nb::arg("backlash") = std::vector<double>{},
+           "`goal_ticks_per_unit` (one per joint, 0: continuous): the servo tracks its setpoint rounded to its "
+           "goal register's ticks, as a real servo does. `backlash` (one per joint, rad or m): gear play between "
+           "that goal and what the servo tracks, applied every physics tick as the emulated servos apply it.")
+      .def("reset",
+           [](rt::JointDrive& d, Vec q, std::optional<Vec> play) {
+             d.reset(checked(q, d.size(), "q"), play ? checked(*play, d.size(), "play") : nullptr);
+           },
+           nb::arg("q"), nb::arg("play") = nb::none(),
+           "`play`: where the gear play leaves each servo's goal (default: at q).")
       .def("set_target",
            [](rt::JointDrive& d, Vec target, double duration, double delay) {
              return d.set_target(checked(target, d.size(), "target"), duration, delay);

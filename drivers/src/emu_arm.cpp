@@ -31,7 +31,7 @@ void check(bool ok, const std::string& what) {
 
 }  // namespace
 
-// --- DelayLine / Backlash ------------------------------------------------------------------------
+// --- DelayLine ------------------------------------------------------------------------------
 DelayLine::DelayLine(double delay_s, std::size_t width, std::size_t capacity)
     : delay_(delay_s), width_(width), cap_(std::max<std::size_t>(capacity, 2)), t_(cap_), v_(cap_ * width) {}
 
@@ -44,24 +44,13 @@ const double* DelayLine::push(double t, const double* v) {
   t_[slot] = t;
   std::copy(v, v + width_, v_.begin() + static_cast<std::ptrdiff_t>(slot * width_));
   ++n_;
-  while (n_ > 1 && t_[(head_ + 1) % cap_] <= t - delay_) {
+  // A row exactly `delay` old is due: 1 ns of slack, because tick times are sums of a float period and a
+  // 4 ms delay at 2 ms ticks otherwise came out 4 or 6 ms by rounding, tick by tick.
+  while (n_ > 1 && t_[(head_ + 1) % cap_] <= t - delay_ + 1e-9) {
     head_ = (head_ + 1) % cap_;
     --n_;
   }
   return v_.data() + head_ * width_;
-}
-
-Backlash::Backlash(std::vector<double> width, std::vector<double> initial) : out_(std::move(initial)) {
-  half_.resize(width.size());
-  for (std::size_t i = 0; i < width.size(); ++i) half_[i] = width[i] / 2.0;
-  if (half_.size() != out_.size()) throw std::invalid_argument("Backlash: width and initial differ in length");
-}
-
-void Backlash::apply(double* q) {
-  for (std::size_t i = 0; i < out_.size(); ++i) {
-    out_[i] = std::clamp(out_[i], q[i] - half_[i], q[i] + half_[i]);
-    q[i] = out_[i];
-  }
 }
 
 // --- ServoEmulator -----------------------------------------------------------------------------

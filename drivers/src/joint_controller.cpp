@@ -60,6 +60,19 @@ ServoModel::ServoModel(JointLimits limits, std::vector<double> kp, std::vector<d
     throw std::invalid_argument("ServoModel: kp/kd sizes differ from limits");
 }
 
+Backlash::Backlash(std::vector<double> width, std::vector<double> initial) : out_(std::move(initial)) {
+  half_.resize(width.size());
+  for (std::size_t i = 0; i < width.size(); ++i) half_[i] = width[i] / 2.0;
+  if (half_.size() != out_.size()) throw std::invalid_argument("Backlash: width and initial differ in length");
+}
+
+void Backlash::apply(double* q) {
+  for (std::size_t i = 0; i < out_.size(); ++i) {
+    out_[i] = std::clamp(out_[i], q[i] - half_[i], q[i] + half_[i]);
+    q[i] = out_[i];
+  }
+}
+
 void ServoModel::torque(const double* setpoint, const double* q, const double* qd, double* tau) const {
   for (std::size_t i = 0; i < size(); ++i) {
     const double effort = limits_.max_effort[i];

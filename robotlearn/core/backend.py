@@ -42,6 +42,9 @@ class Backend(ABC):
     #: same seed and commands -> same trajectory. False for hardware: RobotEnv then marks its gym spec
     #: nondeterministic, which is how gymnasium's checker and tools learn that reset(seed) cannot replay.
     deterministic: bool = True
+    #: joint servos track whole ticks of their goal register (a servo bus always writes whole ticks; an arm sim
+    #: only with its goal_ticks option). Sysid recordings carry it, so a replay rounds as the recorded robot did.
+    goal_ticks: bool = False
     #: the strict model of this backend's options (see BackendOptions)
     Options: ClassVar[type[BackendOptions]] = BackendOptions
 

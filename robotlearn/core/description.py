@@ -8,6 +8,7 @@ limits from the same file is what keeps MuJoCo, PyBullet and the hardware driver
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -56,9 +57,11 @@ def joints_from_urdf(path: str | Path, servo_cfg=None) -> tuple[JointSpec, ...]:
             raise ValueError(f"{path}: joint {name!r} <limit> lacks {exc.args[0]!r}") from exc
         if not values["lower"] < values["upper"]:
             raise ValueError(f"{path}: joint {name!r} has lower >= upper")
+        ticks_per_rev = getattr(servo_cfg, "goal_ticks_per_rev", None)
+        goal_ticks = ticks_per_rev / (2 * math.pi) if ticks_per_rev and j.get("type") != "prismatic" else 0.0
         out.append(JointSpec(name=name, lower=values["lower"], upper=values["upper"],
                              max_velocity=values["velocity"], max_effort=values["effort"],
-                             servo_kp=float(p), servo_kd=float(d)))
+                             servo_kp=float(p), servo_kd=float(d), goal_ticks_per_unit=goal_ticks))
     return tuple(out)
 
 

@@ -31,6 +31,10 @@ class ServoConfig(Strict):
 
     kp: list[float]
     kd: list[float]
+    #: the goal register's resolution on a revolute joint (ticks per turn; None: the sims track a continuous
+    #: setpoint). Prismatic joints (fingers) keep a continuous setpoint: their ticks per metre are the
+    #: gripper linkage's, a hardware config's business.
+    goal_ticks_per_rev: int | None = Field(None, gt=0)
 
 
 class RobotConfig(Strict):

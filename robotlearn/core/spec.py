@@ -29,6 +29,9 @@ class JointSpec:
     max_effort: float
     servo_kp: float = 0.0
     servo_kd: float = 0.0
+    #: the servo's goal register in ticks per unit (0: a continuous setpoint); the sims' servos track the
+    #: setpoint rounded to it, as a real one does
+    goal_ticks_per_unit: float = 0.0
 
 
 @dataclass(frozen=True)

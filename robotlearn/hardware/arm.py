@@ -79,6 +79,7 @@ class RealArmBackend(Backend):
 
     name = "real"
     deterministic = False
+    goal_ticks = True  # the bus writes each goal as whole ticks
     Options = RealArmOptions
 
     def __init__(self, spec: RobotSpec, options: RealArmOptions | None = None,

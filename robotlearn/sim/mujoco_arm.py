@@ -22,7 +22,6 @@ from robotlearn.core.libmujoco import function_address
 from robotlearn.core.spec import RobotSpec
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
-    Backlash,
     DelayedIO,
     PhysicalSetup,
     SimArmOptions,
@@ -185,9 +184,9 @@ class MujocoArmBackend(Backend):
         self._obj_qadr = {o.name: m.jnt_qposadr[m.joint(f"{o.name}_free").id] for o in self.scene.objects}
         self._mocap = {k.name: m.body_mocapid[m.body(f"marker_{k.name}").id] for k in self.scene.markers}
         self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, self.options.interpolation)
+        self.goal_ticks = self.options.goal_ticks
+        self.drive = make_drive(spec, self.options.interpolation, self.physical.params.backlash, self.goal_ticks)
         self._io = DelayedIO(spec, self.physical.params.latency_s)
-        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
         d = self.data
         self._stepper = _rt.MujocoStepper(function_address("mj_step"), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),
@@ -225,15 +224,14 @@ class MujocoArmBackend(Backend):
         mujoco.mj_forward(m, d)
         # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
         setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
-        self.drive.reset(setpoint)
-        if self._backlash is not None:
-            self._backlash.reset(setpoint)
+        # and, behind the gear play, the goal their position loops tracked (default: the setpoint itself)
+        self.drive.reset(setpoint, np.clip(initial_value(initial, "servo_goal", setpoint, (n,)), self._lower, self._upper))
         self._io.reset()
         self._ticks = 0
 
     def command(self, target: np.ndarray) -> None:
         target = check_target(target, len(self.spec.joints))
-        self._io.pending = self._backlash(target) if self._backlash is not None else target
+        self._io.pending = target
 
     def advance(self) -> dict[str, Any]:
         self._io.advance(lambda ticks: self._stepper.step(self.drive, ticks),

@@ -9,7 +9,8 @@ Arm parameters are applied by writing a modified copy of the URDF (link masses a
 damping and friction) and scaling the spec's servo gains and reflected rotor inertia; both sims
 build from the result, so MuJoCo and PyBullet see the same change. ``latency_s`` and ``backlash`` are not
 part of the description: the sim backends apply them to their command and sensing paths (sim/common.py
-`DelayedIO`, `Backlash`), as the emulator applies them on the device side of its bus. Quadrotor parameters modify
+`DelayedIO`) and to each servo's goal (the compiled drive, sim/common.py `make_drive`), as the emulator applies
+them on the device side of its bus. Quadrotor parameters modify
 the airframe; ``latency_s`` and ``wind`` the quadrotor sims apply to their command path and drag model,
 as the emulated vehicle does.
 

@@ -35,7 +35,6 @@ from robotlearn.core.spec import RobotSpec
 from robotlearn.sim import libpybullet
 from robotlearn.sim.cameras import camera_axes
 from robotlearn.sim.common import (
-    Backlash,
     DelayedIO,
     PhysicalSetup,
     SimArmOptions,
@@ -94,9 +93,9 @@ class PybulletArmBackend(Backend):
             np.array([float(dynamics[j.name].get(key, 0.0)) if dynamics.get(j.name) is not None else 0.0
                       for j in spec.joints]) for key in ("friction", "damping"))
         self._lower, self._upper = spec.lower, spec.upper
-        self.drive = make_drive(spec, self.options.interpolation)
+        self.goal_ticks = self.options.goal_ticks
+        self.drive = make_drive(spec, self.options.interpolation, self.physical.params.backlash, self.goal_ticks)
         self._io = DelayedIO(spec, self.physical.params.latency_s)
-        self._backlash = Backlash(spec, self.physical.params.backlash) if self.physical.params.backlash else None
         self._stepper = None
 
     def _make_stepper(self) -> _rt.PybulletStepper:
@@ -204,9 +203,8 @@ class PybulletArmBackend(Backend):
             pb.resetBasePositionAndOrientation(self._markers[marker.name], pos.tolist(), [0, 0, 0, 1], physicsClientId=c)
         # the drive starts from the setpoint the servos were tracking (sysid replays from recorded states)
         setpoint = np.clip(initial_value(initial, "joint_target", q, (n,)), self._lower, self._upper)
-        self.drive.reset(setpoint)
-        if self._backlash is not None:
-            self._backlash.reset(setpoint)
+        # and, behind the gear play, the goal their position loops tracked (default: the setpoint itself)
+        self.drive.reset(setpoint, np.clip(initial_value(initial, "servo_goal", setpoint, (n,)), self._lower, self._upper))
         self._io.reset()
         if self._stepper is None:
             self._stepper = self._make_stepper()
@@ -216,7 +214,7 @@ class PybulletArmBackend(Backend):
 
     def command(self, target: np.ndarray) -> None:
         target = check_target(target, len(self.spec.joints))
-        self._io.pending = self._backlash(target) if self._backlash is not None else target
+        self._io.pending = target
 
     def _check_open(self) -> None:
         # the compiled stepper holds the raw client handle, which disconnect frees: never touch it after close

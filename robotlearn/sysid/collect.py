@@ -90,10 +90,11 @@ def collect(backend: str, options: Mapping[str, Any], seconds: float, excite: st
         source = ExcitationSource(design, control_hz, robot.p["max_joint_delta"], robot.n_arm)
         sink = SysidSink(env)
         Rollout(env, source, [sink]).run_episode(seed)
-        spec = env.unwrapped.backend.spec
+        spec, goal_ticks = env.unwrapped.backend.spec, env.unwrapped.backend.goal_ticks
     finally:
         env.close()
     return SysidData.from_states(sink.commands, sink.states, control_hz, spec.name,
-                                 {**info, "backend": backend, "recipe": recipe.to_dict(), "seed": seed,
+                                 {**info, "backend": backend, "goal_ticks": goal_ticks, "recipe": recipe.to_dict(),
+                                  "seed": seed,
                                   "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}},
                                  sink.timestamps)

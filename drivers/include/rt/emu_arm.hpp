@@ -66,16 +66,6 @@ class DelayLine {
   std::vector<double> t_, v_;
 };
 
-// Gear play: the output follows the input only after the input crosses a dead band of `width`.
-class Backlash {
- public:
-  Backlash(std::vector<double> width, std::vector<double> initial);
-  void apply(double* q);  // in place: input -> output
-
- private:
-  std::vector<double> half_, out_;
-};
-
 struct EmulatorStats {
   std::uint64_t physics_steps = 0, physics_late = 0, physics_resyncs = 0, updates = 0;
   std::uint64_t polls = 0, reads = 0, read_errors = 0, write_errors = 0, replies_dropped = 0;

@@ -43,6 +43,17 @@ class TargetInterpolator {
 // A position servo as X-series hobby servos behave: PD on the setpoint, torque capped by the
 // DC-motor torque-speed line (stall torque at rest, zero at no-load speed), which is what
 // limits their velocity in practice.
+// Gear play: the output follows the input only after the input crosses a dead band of `width`. Applied to
+// each servo's goal every tick, by the sims' drive and the emulated servos alike.
+class Backlash {
+ public:
+  Backlash(std::vector<double> width, std::vector<double> initial);
+  void apply(double* q);  // in place: input -> output
+
+ private:
+  std::vector<double> half_, out_;
+};
+
 class ServoModel {
  public:
   ServoModel(JointLimits limits, std::vector<double> kp, std::vector<double> kd);

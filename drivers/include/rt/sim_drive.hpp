@@ -13,15 +13,22 @@ namespace rt {
 
 class JointDrive {
  public:
+  // `goal_ticks_per_unit[i]` > 0: joint i's servo tracks its setpoint rounded to that many goal-register ticks
+  // per rad (or m), as a real servo's integer goal register makes it; 0 or empty: the continuous setpoint.
+  // `backlash[i]`: gear play (dead band width) between that goal and what the servo's PD tracks, every tick,
+  // as the emulated servos apply it (empty: none).
   JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd, Interpolation mode,
-             double physics_dt);
-  void reset(const double* q);
+             double physics_dt, std::vector<double> goal_ticks_per_unit = {}, std::vector<double> backlash = {});
+  // `play` (optional): where the gear play leaves each servo's goal (default: at q), a state the play keeps
+  // from the motion before the reset.
+  void reset(const double* q, const double* play = nullptr);
   // The new segment starts `delay` seconds after the drive's clock (0 <= delay < one tick): a command
   // latency that is not a whole number of physics ticks (sims' latency_s).
   bool set_target(const double* target, double duration, double delay = 0.0);
   // One physics tick: setpoint at the current time -> safety filter (the same one the real loop
   // applies) -> servo torque; advances the drive clock.
   void compute(const double* q, const double* qd, double* tau);
+  // The filtered setpoint, before the goal register's rounding (what a host writes, in SI units).
   const std::vector<double>& setpoint() const { return setpoint_; }
   const std::vector<double>& target() const { return interp_.target(); }
   double time() const { return t_; }
@@ -34,7 +41,8 @@ class JointDrive {
   SafetyFilter safety_;
   ServoModel servo_;
   double dt_, t_ = 0.0;
-  std::vector<double> setpoint_;
+  std::vector<double> setpoint_, goal_ticks_per_unit_, goal_, backlash_;
+  Backlash play_;
 };
 
 // Drives a MuJoCo model through libmujoco's own mj_step (address taken from the loaded library),

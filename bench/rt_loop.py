@@ -145,7 +145,8 @@ def bus_cycle(table: dict, duration: float) -> dict:
         goal = table["goal_position"]
         write_us = (14 + len(IDS) * (1 + goal[1])) * 10.0
         cycle = s["work_p50_us"] + write_us
-        return {"return_delay_us": return_delay_us, "wire_bytes": wire_bytes, "wire_limit_us": wire_us, "host_cycle_p50_us": s["work_p50_us"],
+        return {"return_delay_us": return_delay_us, "wire_bytes": wire_bytes, "wire_limit_us": wire_us,
+                "host_cycle_p50_us": s["work_p50_us"],
                 "host_cycle_p99_us": s["work_p99_us"], "cycle_p50_us": cycle, "cycle_over_wire_p50": cycle / wire_us,
                 "bus_rtt_p50_us": s["rtt_p50_us"], "timeouts": s["timeouts"], "crc_errors": s["crc_errors"],
                 "cycles": s["cycles"]}

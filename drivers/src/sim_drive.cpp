@@ -2,27 +2,33 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace rt {
+
+namespace {
+
+// A per-joint setting: empty means 0 for every joint; otherwise one finite value >= 0 per joint.
+std::vector<double> per_joint(std::vector<double> v, std::size_t n, const char* name) {
+  if (v.empty()) v.assign(n, 0.0);
+  if (v.size() != n) throw std::invalid_argument(std::string("JointDrive: ") + name + " needs one value per joint");
+  for (double x : v)
+    if (!(x >= 0) || !std::isfinite(x)) throw std::invalid_argument(std::string("JointDrive: ") + name + " must be >= 0");
+  return v;
+}
+
+}  // namespace
 
 JointDrive::JointDrive(JointLimits limits, std::vector<double> kp, std::vector<double> kd,
                        Interpolation mode, double physics_dt, std::vector<double> goal_ticks_per_unit,
                        std::vector<double> backlash)
     : interp_(limits, mode), safety_(limits), servo_(limits, std::move(kp), std::move(kd)), dt_(physics_dt),
-      goal_ticks_per_unit_(std::move(goal_ticks_per_unit)),
-      backlash_(backlash.empty() ? std::vector<double>(interp_.size(), 0.0) : std::move(backlash)),
+      goal_ticks_per_unit_(per_joint(std::move(goal_ticks_per_unit), interp_.size(), "goal_ticks_per_unit")),
+      goal_(interp_.size(), 0.0),
+      backlash_(per_joint(std::move(backlash), interp_.size(), "backlash")),
       play_(backlash_, std::vector<double>(backlash_.size(), 0.0)) {
   if (!(physics_dt > 0)) throw std::invalid_argument("JointDrive: physics_dt must be > 0");
   setpoint_.assign(interp_.size(), 0.0);
-  if (goal_ticks_per_unit_.empty()) goal_ticks_per_unit_.assign(interp_.size(), 0.0);
-  if (goal_ticks_per_unit_.size() != interp_.size())
-    throw std::invalid_argument("JointDrive: goal_ticks_per_unit needs one value per joint");
-  for (double g : goal_ticks_per_unit_)
-    if (!(g >= 0) || !std::isfinite(g)) throw std::invalid_argument("JointDrive: goal_ticks_per_unit must be >= 0");
-  goal_.assign(interp_.size(), 0.0);
-  if (backlash_.size() != interp_.size()) throw std::invalid_argument("JointDrive: backlash needs one value per joint");
-  for (double b : backlash_)
-    if (!(b >= 0) || !std::isfinite(b)) throw std::invalid_argument("JointDrive: backlash must be >= 0");
 }
 
 void JointDrive::reset(const double* q, const double* play) {

@@ -45,6 +45,7 @@ def joints_from_urdf(path: str | Path, servo_cfg=None) -> tuple[JointSpec, ...]:
     kd = list(servo_cfg.kd) if servo_cfg is not None else [0.0] * n
     if len(kp) != n or len(kd) != n:
         raise ValueError(f"{path}: servo.kp/kd need {n} values (one per actuated joint), got {len(kp)}/{len(kd)}")
+    ticks_per_rev = servo_cfg.goal_ticks_per_rev if servo_cfg is not None else None
     out = []
     for j, p, d in zip(joints, kp, kd, strict=True):
         name = j.get("name")
@@ -57,7 +58,6 @@ def joints_from_urdf(path: str | Path, servo_cfg=None) -> tuple[JointSpec, ...]:
             raise ValueError(f"{path}: joint {name!r} <limit> lacks {exc.args[0]!r}") from exc
         if not values["lower"] < values["upper"]:
             raise ValueError(f"{path}: joint {name!r} has lower >= upper")
-        ticks_per_rev = getattr(servo_cfg, "goal_ticks_per_rev", None)
         goal_ticks = ticks_per_rev / (2 * math.pi) if ticks_per_rev and j.get("type") != "prismatic" else 0.0
         out.append(JointSpec(name=name, lower=values["lower"], upper=values["upper"],
                              max_velocity=values["velocity"], max_effort=values["effort"],

@@ -43,13 +43,18 @@ def make_drive(spec: RobotSpec, interpolation: str | None = None, backlash: floa
     each servo's goal, where a real servo has them and the emulated servos apply them (play on the 10 Hz
     commands would take up at a command, not where the setpoint stream reverses).
     """
-    n_arm = int(spec.params.get("arm_joints") or len(spec.joints))
-    play = [backlash if i < n_arm else 0.0 for i in range(len(spec.joints))]
     mode = _rt.Interpolation[spec.joint_interpolation(interpolation).upper()]
     limits = _rt.JointLimits([j.lower for j in spec.joints], [j.upper for j in spec.joints],
                              [j.max_velocity for j in spec.joints], [j.max_effort for j in spec.joints])
+    ticks = [j.goal_ticks_per_unit if goal_ticks else 0.0 for j in spec.joints]
     return _rt.JointDrive(limits, [j.servo_kp for j in spec.joints], [j.servo_kd for j in spec.joints],
-                          mode, 1.0 / spec.physics_hz, [j.goal_ticks_per_unit if goal_ticks else 0.0 for j in spec.joints], play)
+                          mode, 1.0 / spec.physics_hz, ticks, play_widths(spec, backlash))
+
+
+def play_widths(spec: RobotSpec, backlash: float) -> list[float]:
+    """Per joint, the gear play (dead band width) of `backlash` on the arm joints; the fingers have none."""
+    n_arm = int(spec.params.get("arm_joints") or len(spec.joints))
+    return [backlash if i < n_arm else 0.0 for i in range(len(spec.joints))]
 
 
 def check_target(target, n: int) -> np.ndarray:

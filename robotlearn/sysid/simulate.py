@@ -27,6 +27,7 @@ import robotlearn._rt as _rt
 from robotlearn.backends import make_backend
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.core.spec import RobotSpec
+from robotlearn.sim.common import play_widths
 from robotlearn.sim.physical import Calibration
 from robotlearn.sysid.data import SysidData
 from robotlearn.sysid.excitation import SETTLE_S
@@ -115,8 +116,8 @@ class Replayer:
         # The servos' goals rounded to their ticks where the recorded robot's were (a servo bus): without it the
         # replay's present current at nominal was off by the rounding's torque, [0.029 0.093 0.078] N m on the
         # first three joints of a no-gap recording from the emulated arm, against [0.011 0.034 0.019] with it.
-        options = {"goal_ticks": bool(self.data.meta.get("goal_ticks", False)), **self.sim_options}
-        backend = make_backend(self.spec, self.sim, {**options, "calibration": str(calib)})
+        backend = make_backend(self.spec, self.sim, {"goal_ticks": bool(self.data.meta.get("goal_ticks", False)),
+                                                     **self.sim_options, "calibration": str(calib)})
         d, out = self.data, []
         goals = self._goals_behind_play(params.backlash)
         try:
@@ -136,25 +137,17 @@ class Replayer:
             calib.unlink(missing_ok=True)
         return np.concatenate(out)
 
-    def _goals_behind_play(self, backlash: float) -> dict[int, np.ndarray]:
-        """Segment start -> where gear play of `backlash` leaves each servo's goal after the commands before it.
+    def _goals_behind_play(self, backlash: float) -> list[np.ndarray]:
+        """Per step k: where gear play of `backlash` leaves each servo's goal after the commands before step k.
 
         A replay starts from the measured joint state, but the play's state is not measured: started at the
         setpoint, each segment ran kp x half the play off (0.4 N m of present current at the shoulder for 4 mrad)
         until its first reversal. The commands so far fix it: a target interpolation never overshoots, so the
         play after the setpoint's sweep through them is the play after the targets themselves.
         """
-        d = self.data
-        width = [backlash if i < self.n_arm else 0.0 for i in range(d.commands.shape[1])]
-        play = _rt.Backlash(width, np.asarray(d.joint_pos[0], dtype=np.float64).tolist())
-        goal, goals = np.asarray(d.joint_pos[0], dtype=np.float64), {}
-        starts = {s for s, _ in self.segments}
-        for k in range(max(starts) + 1):
-            if k in starts:
-                goals[k] = goal
-            if k < len(d.commands):
-                goal = np.asarray(play(np.ascontiguousarray(d.commands[k], dtype=np.float64)))
-        return goals
+        start = np.asarray(self.data.joint_pos[0], dtype=np.float64)
+        play = _rt.Backlash(play_widths(self.spec, backlash), start.tolist())
+        return [start] + [np.asarray(play(np.ascontiguousarray(c, dtype=np.float64))) for c in self.data.commands[:-1]]
 
     def close(self) -> None:
         shutil.rmtree(self._scratch, ignore_errors=True)

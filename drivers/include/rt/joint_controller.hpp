@@ -40,9 +40,6 @@ class TargetInterpolator {
   double t0_ = 0.0, duration_ = 1e-9;
 };
 
-// A position servo as X-series hobby servos behave: PD on the setpoint, torque capped by the
-// DC-motor torque-speed line (stall torque at rest, zero at no-load speed), which is what
-// limits their velocity in practice.
 // Gear play: the output follows the input only after the input crosses a dead band of `width`. Applied to
 // each servo's goal every tick, by the sims' drive and the emulated servos alike.
 class Backlash {
@@ -54,6 +51,9 @@ class Backlash {
   std::vector<double> half_, out_;
 };
 
+// A position servo as X-series hobby servos behave: PD on the setpoint, torque capped by the
+// DC-motor torque-speed line (stall torque at rest, zero at no-load speed), which is what
+// limits their velocity in practice.
 class ServoModel {
  public:
   ServoModel(JointLimits limits, std::vector<double> kp, std::vector<double> kd);

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="sim backend option, e.g. calibration=calib.yaml (the sims already run the robot config's interpolation, as the real arm does)")
     f.add_argument("--params", help="comma-separated parameters (default: those configs/sysid/<kind>.yaml fits)")
     f.add_argument("--generations", type=int, default=12, help="CMA-ES generations")
-    f.add_argument("--polish", type=int, default=4, help="Gauss-Newton steps after CMA-ES")
+    f.add_argument("--polish", type=int, default=4, help="Gauss-Newton steps in each of the two polishes after CMA-ES")
     f.add_argument("--horizon", type=float, help="seconds replayed from each recorded state (default: arm 2, quadrotor 1)")
     f.add_argument("--seconds", type=float, help="use only the first SECONDS of the recording")
     f.add_argument("--max-rel-std", type=float, default=0.1,
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     quad = data.meta.get("kind") == "quadrotor"
     if args.action == "fit":
         from robotlearn.sysid.calib import calibration_of, write_calibration
-        from robotlearn.sysid.estimator import fit
+        from robotlearn.sysid.estimator import OUTLIER_RATIO, fit
 
         if args.seconds:
             data = data.head(args.seconds)
@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
         write_calibration(calib, args.out)
         for name, value, std in zip(result.names, result.estimate, result.std, strict=True):
             print(f"  {name:34s} {value:.4f} +- {std:.4f}")
+        if result.outliers:
+            spans = ", ".join(f"{s / data.control_hz:.1f}-{(s + n) / data.control_hz:.1f} s" for s, n in result.outliers)
+            print(f"sysid: left out {len(result.outliers)} of {len(replayer.segments)} segments whose rms residual "
+                  f"at the fit was over {OUTLIER_RATIO ** 0.5:g}x the median's ({spans}): something no parameter "
+                  "explains happened there (a stall, a bump, a contact)")
         weak = f"; weakly identified: {', '.join(result.weak)}" if result.weak else ""
         unit = "mm/s (velocity, 0.1 x rates)" if quad else "mrad"
         print(f"sysid: rms {result.prior_loss ** 0.5 * 1e3:.2f} -> {result.loss ** 0.5 * 1e3:.2f} {unit} "

@@ -186,7 +186,7 @@ class MujocoArmBackend(Backend):
         self._lower, self._upper = spec.lower, spec.upper
         self.goal_ticks = self.options.goal_ticks
         self.drive = make_drive(spec, self.options.interpolation, self.physical.params.backlash, self.goal_ticks)
-        self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._io = DelayedIO(spec, self.physical.params.latency_s, self.options.latency_on_commands)
         d = self.data
         self._stepper = _rt.MujocoStepper(function_address("mj_step"), m._address, d._address, d.qpos.ctypes.data,
                                           d.qvel.ctypes.data, d.ctrl.ctypes.data, self._qadr.tolist(),

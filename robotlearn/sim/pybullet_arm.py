@@ -95,7 +95,7 @@ class PybulletArmBackend(Backend):
         self._lower, self._upper = spec.lower, spec.upper
         self.goal_ticks = self.options.goal_ticks
         self.drive = make_drive(spec, self.options.interpolation, self.physical.params.backlash, self.goal_ticks)
-        self._io = DelayedIO(spec, self.physical.params.latency_s)
+        self._io = DelayedIO(spec, self.physical.params.latency_s, self.options.latency_on_commands)
         self._stepper = None
 
     def _make_stepper(self) -> _rt.PybulletStepper:

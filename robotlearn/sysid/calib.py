@@ -15,7 +15,8 @@ def calibration_of(result: FitResult, registry: Registry, provenance: dict[str, 
                        uncertainty=nest(registry.model, result.names, result.std, fill=0.0),
                        sysid={**provenance, "fit": result.names, "loss_rad2": result.loss,
                               "prior_loss_rad2": result.prior_loss, "weakly_identified": result.weak,
-                              "simulations": result.evaluations})
+                              "simulations": result.evaluations,
+                              "outlier_segments": [[int(s), int(n)] for s, n in result.outliers]})
 
 
 def write_calibration(calibration: Calibration, path: str | Path) -> Path:

@@ -210,6 +210,11 @@ class QuadReplayer:
         return np.concatenate([rows[..., 7:10], RATE_WEIGHT * rows[..., 10:13]], axis=-1)
 
     @property
+    def latency_step_s(self) -> float:
+        """Finite-difference step of latency (s): one physics tick, as the quadrotor sims round latency to ticks."""
+        return 1.0 / self.spec.physics_hz
+
+    @property
     def measured(self) -> np.ndarray:
         d = self.data.states
         return np.concatenate([self._observed(d[s + 1:s + 1 + length]) for s, length in self.segments])

@@ -90,6 +90,12 @@ class Replayer:
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-"))
         self.evaluations = 0
 
+    @property
+    def latency_step_s(self) -> float:
+        """Finite-difference step of latency (s): a tenth of a physics tick, inside the pieces of the residual
+        that the replay's sub-tick latency makes piecewise linear (estimator._fd_steps)."""
+        return 0.1 / self.spec.physics_hz
+
     def _observed(self, joint_pos: np.ndarray, joint_effort: np.ndarray | None) -> np.ndarray:
         """Residual columns of one segment's state rows: arm positions, and their weighted present current
         when fit (zero in the segment's first EFFORT_SETTLE_STEPS)."""
@@ -116,8 +122,11 @@ class Replayer:
         # The servos' goals rounded to their ticks where the recorded robot's were (a servo bus): without it the
         # replay's present current at nominal was off by the rounding's torque, [0.029 0.093 0.078] N m on the
         # first three joints of a no-gap recording from the emulated arm, against [0.011 0.034 0.019] with it.
+        # The round trip on the commands: each segment starts from a reading that is already latency_s old
+        # (sim/common.py DelayedIO says why and by how much).
         backend = make_backend(self.spec, self.sim, {"goal_ticks": bool(self.data.meta.get("goal_ticks", False)),
-                                                     **self.sim_options, "calibration": str(calib)})
+                                                     **self.sim_options, "calibration": str(calib),
+                                                     "latency_on_commands": True})
         d, out = self.data, []
         goals = self._goals_behind_play(params.backlash)
         try:

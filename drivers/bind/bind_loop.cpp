@@ -167,6 +167,7 @@ void bind_loop(nb::module_& m) {
              d["spin_us"] = l.config().spin_us;
              d["late_wakes"] = l.late_wakes();
              d["cpu_seconds"] = l.cpu_seconds();
+             d["run_seconds"] = l.run_seconds();
              d["cpu_fraction"] = l.run_seconds() > 0 ? l.cpu_seconds() / l.run_seconds() : 0.0;
              d["watchdog"] = watchdog_name(l.watchdog());
              d["watchdog_holds"] = l.watchdog_holds();

@@ -13,7 +13,7 @@ import yaml
 from test_quad_mavlink import emulator
 
 from robotlearn.core.config import CONFIG_ROOT
-from robotlearn.sysid.data import load_sysid_data
+from robotlearn.sysid.data import QuadSysidData, load_sysid_data
 from robotlearn.sysid.estimator import NotIdentifiable, fit
 from robotlearn.sysid.quad import QuadReplayer, collect_quad
 from robotlearn.sysid.registry import load_registry
@@ -41,6 +41,26 @@ def test_doublets_stay_near_the_start_and_the_recording_round_trips(sim_recordin
     back = load_sysid_data(d.save(tmp_path / "rec"))
     np.testing.assert_array_equal(back.states, d.states)
     assert back.meta["kind"] == "quadrotor"
+
+
+def test_a_step_that_read_no_new_sample_belongs_to_no_segment(sim_recording, tmp_path):
+    """The vehicle's stamps mark a tick that skipped a sample (a 20 ms step) and one that read the same
+    sample again (0 ms): no segment holds either, and the replay still lines up with the measurement."""
+    d = sim_recording
+    stamps = np.arange(len(d.states)) / d.control_hz
+    stamps[300:] += 1 / d.control_hz  # step 299 skipped a sample
+    stamps[400:] -= 2 / d.control_hz  # step 399 read sample 399 again
+    data = load_sysid_data(QuadSysidData(d.commands, d.states, d.control_hz, d.robot, d.meta, stamps).save(tmp_path))
+    np.testing.assert_array_equal(data.timestamps, stamps)
+    assert np.flatnonzero(~data.regular_steps()).tolist() == [299, 399]
+    registry = load_registry("quadrotor")
+    replayer = QuadReplayer(data, "mujoco", 1.0)
+    try:
+        assert not any(s <= k < s + n for s, n in replayer.segments for k in (299, 399)), replayer.segments
+        assert sum(n for _, n in replayer.segments) == sum(n for _, n in QuadReplayer(d, "mujoco", 1.0).segments) - 2
+        assert replayer.simulate(registry.to_params(registry.prior)).shape == replayer.measured.shape
+    finally:
+        replayer.close()
 
 
 def test_fit_recovers_thrust_drag_latency_and_wind_from_sim_data(sim_recording):
@@ -79,6 +99,9 @@ def test_fit_over_mavlink_from_the_emulated_px4_vehicle(tmp_path):
     with emulator(tmp_path, "--gap", "quad_gap") as (_, port):
         data = collect_quad("real", {"connection": f"udpin:127.0.0.1:{port}"}, 10.0, seed=1)
     assert data.meta["timing"]["state_age_ms_p50"] < 2.5, data.meta["timing"]  # each step read a fresh sample
+    # every state carries the vehicle's clock (LOCAL_POSITION_NED.time_boot_ms), in step with the recording
+    steps = np.diff(data.timestamps)
+    assert np.all(steps >= 0) and abs(data.timestamps[-1] - data.timestamps[0] - data.seconds) < 0.5, steps
     registry = load_registry("quadrotor")
     replayer = QuadReplayer(data, "mujoco", 1.0)
     try:

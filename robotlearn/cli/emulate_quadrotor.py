@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         vehicle.close()
+        if vehicle.run_timing is not None:
+            print(vehicle.run_timing.line(vehicle.loop_dt), flush=True)
     return 0
 
 

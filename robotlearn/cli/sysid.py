@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{timing['overruns']} overruns")
         if getattr(data, "timestamps", None) is not None and (missed := int((~data.regular_steps()).sum())):
             print(f"sysid: {missed} of {len(data.commands)} steps did not last one control period (the host "
-                  "missed its tick); fits leave them out")
+                  "missed its tick, or read no new sample); fits leave them out")
         return 0
 
     from robotlearn.sysid.data import load_sysid_data

@@ -29,6 +29,7 @@ from pymavlink import mavutil
 from robotlearn.core.config import load_config
 from robotlearn.core.cpu_latency import CpuLatencyRequest
 from robotlearn.core.description import load_airframe
+from robotlearn.core.realtime import RealtimePriority
 from robotlearn.core.robot_config import load_robot_spec
 from robotlearn.core.rotations import quat_to_rot, yaw_of
 from robotlearn.hardware import frames
@@ -43,6 +44,34 @@ POS_IGNORED = 0b0000_0000_0111  # SET_POSITION_TARGET type_mask bits: x, y, z ig
 VEL_IGNORED = 0b0000_0011_1000  # vx, vy, vz ignored
 YAW_IGNORED = 0b0100_0000_0000
 PREARM_CHECK = mav.MAV_SYS_STATUS_PREARM_CHECK
+# SCHED_FIFO priority of the vehicle loop: above a host's control loop (80), as for the emulated servos
+# (servo_bus.DEVICE_PRIORITY), because the vehicle is hardware to the host.
+VEHICLE_PRIORITY = 90
+RESYNC_S = 0.1  # physics this far behind the wall clock restarts the clock rather than bursting to catch up
+LAG_WINDOW = 60_000  # steps of physics lag kept for the timing report (10 min at 100 Hz)
+
+
+class VehicleTiming:
+    """How well the vehicle loop kept real time: physics lag (a step done after its wall-clock deadline)."""
+
+    def __init__(self, sched_fifo: bool, cpu_latency: str) -> None:
+        self.sched_fifo, self.cpu_latency = sched_fifo, cpu_latency
+        self.lags: deque[float] = deque(maxlen=LAG_WINDOW)
+        self.steps = self.late_steps = self.resyncs = 0
+        self.max_lag_s = 0.0
+
+    def step_done(self, lag_s: float) -> None:
+        lag_s = max(lag_s, 0.0)
+        self.steps += 1
+        self.late_steps += lag_s > 0.0
+        self.max_lag_s = max(self.max_lag_s, lag_s)
+        self.lags.append(lag_s)
+
+    def line(self, loop_dt: float) -> str:
+        p50, p99 = np.percentile(self.lags, [50, 99]) if self.lags else (0.0, 0.0)
+        return (f"vehicle timing: physics lag p50 {1e3 * p50:.2f} ms p99 {1e3 * p99:.2f} ms max "
+                f"{1e3 * self.max_lag_s:.2f} ms ({self.late_steps}/{self.steps} steps of {1e3 * loop_dt:.0f} ms "
+                f"late, {self.resyncs} resyncs); sched_fifo {self.sched_fifo}; {self.cpu_latency}")
 
 
 class PtyLink(mavutil.mavfile):
@@ -147,6 +176,7 @@ class MavlinkVehicle:
         self._setpoint_time = -1e9  # when the active setpoint arrived
         self._hold = np.zeros(4)  # x, y, z, yaw for the position-holding modes
         self._landed_since = 0.0
+        self.run_timing: VehicleTiming | None = None  # set by run()
         self.sim.reset(np.random.default_rng(0), {"pos": np.array([0.0, 0.0, self.ground_z])})
         self.sim.set_armed(False)
 
@@ -379,16 +409,23 @@ class MavlinkVehicle:
 
     def run(self, duration: float | None = None, should_stop=None) -> None:
         """Run at `speedup` x real time until `duration` (simulated s) elapses or `should_stop()` is True.
-        Idle CPUs are kept awake meanwhile (core/cpu_latency.py): a flight controller runs on its own board."""
-        with CpuLatencyRequest(0):
+        A flight controller runs on its own board: idle CPUs are kept awake meanwhile (core/cpu_latency.py)
+        and the loop runs at SCHED_FIFO when granted (core/realtime.py). Under two CPU hogs without it the
+        clock fell behind and caught up in bursts, so a setpoint computed from one state reached the
+        controller one or more cycles later than on an idle machine, and the effective latency a fit
+        found moved between 5 and 16 ms around the gap's 10."""
+        with CpuLatencyRequest(0) as cpu_latency, RealtimePriority(VEHICLE_PRIORITY) as fifo:
+            self.run_timing = VehicleTiming(fifo.granted, cpu_latency.describe())
             wall0, sim0 = time.monotonic(), self.now()
             while (duration is None or self.now() < duration) and not (should_stop and should_stop()):
                 self.step()
                 delay = wall0 + (self.now() - sim0) / self.speedup - time.monotonic()
+                self.run_timing.step_done(-delay)
                 if delay > 0:
                     time.sleep(delay)
-                elif delay < -0.1:  # fell far behind (machine busy): resynchronize instead of bursting
+                elif delay < -RESYNC_S:  # fell far behind (machine busy): resynchronize instead of bursting
                     wall0, sim0 = time.monotonic(), self.now()
+                    self.run_timing.resyncs += 1
 
     def close(self) -> None:
         self.conn.close()

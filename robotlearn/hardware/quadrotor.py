@@ -227,6 +227,7 @@ class MavlinkQuadBackend(Backend):
             elif kind == "LOCAL_POSITION_NED":
                 self._state["pos"] = frames.ned_to_enu([msg.x, msg.y, msg.z])
                 self._state["vel"] = frames.ned_to_enu([msg.vx, msg.vy, msg.vz])
+                self._state["sample_time"] = np.array(1e-3 * msg.time_boot_ms)
                 self._clock.part_arrived("position", self._last_rx)
             elif kind == "ODOMETRY" and msg.frame_id == mav.MAV_FRAME_LOCAL_NED:
                 q_ned = np.asarray(msg.q, dtype=np.float64)
@@ -237,6 +238,7 @@ class MavlinkQuadBackend(Backend):
                 self._state["vel"] = frames.ned_to_enu(vel)
                 self._state["quat"] = frames.quat_ned_frd_to_enu_flu(q_ned)
                 self._state["omega"] = frames.frd_to_flu([msg.rollspeed, msg.pitchspeed, msg.yawspeed])
+                self._state["sample_time"] = np.array(1e-6 * msg.time_usec)
                 self._clock.part_arrived("attitude", self._last_rx)
                 self._clock.part_arrived("position", self._last_rx)
             elif kind == "COMMAND_ACK":
@@ -392,9 +394,11 @@ class MavlinkQuadBackend(Backend):
         return self.read()["pos"][2] < 0.2
 
     def read(self) -> State:
+        """The newest state, and `sample_time`: the vehicle's clock (s since its boot) at the position
+        sample, which tells a recording whether consecutive ticks read consecutive samples."""
         self._check_link()
         with self._lock:
-            return {k: self._state[k].copy() for k in ("pos", "vel", "quat", "omega")}
+            return {k: self._state[k].copy() for k in ("pos", "vel", "quat", "omega", "sample_time")}
 
     # ---- commands --------------------------------------------------------------------------------
     def _command_long(self, command: int, *params: float) -> None:

@@ -23,7 +23,18 @@ OPTIONAL = ("joint_effort", "timestamps")
 #: tick): a replay, which steps exactly one period, cannot reproduce it. Smaller than the real arm's loop
 #: cycle (2 ms, the smallest slip a tick can make) and far above the loop's publish jitter (~0.1 ms).
 TICK_TOLERANCE_S = 1e-3
+#: the same for a quadrotor's states, stamped by the vehicle's clock in whole ms: a tick that read no new
+#: sample, or skipped one, is a whole period (10 ms) off; rounding to the ms moves a stamp by at most 1 ms.
+SAMPLE_TOLERANCE_S = 2.5e-3
 FILE, META = "sysid.npz", "meta.json"
+
+
+def regular_steps(timestamps: np.ndarray | None, n: int, control_hz: float, tolerance_s: float) -> np.ndarray:
+    """(n,) bool: the states before and after step k are one control period apart (within `tolerance_s`);
+    all True without timestamps."""
+    if timestamps is None:
+        return np.ones(n, dtype=bool)
+    return np.abs(np.diff(timestamps) - 1.0 / control_hz) <= tolerance_s
 
 
 @dataclass
@@ -78,9 +89,7 @@ class SysidData:
 
     def regular_steps(self) -> np.ndarray:
         """(N,) bool: step k lasted one control period (within TICK_TOLERANCE_S); all True without timestamps."""
-        if self.timestamps is None:
-            return np.ones(len(self.commands), dtype=bool)
-        return np.abs(np.diff(self.timestamps) - 1.0 / self.control_hz) <= TICK_TOLERANCE_S
+        return regular_steps(self.timestamps, len(self.commands), self.control_hz, TICK_TOLERANCE_S)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -93,26 +102,31 @@ class SysidData:
 
 
 QUAD_ARRAYS = ("commands", "states")
+QUAD_OPTIONAL = ("timestamps",)  # absent from sims and from recordings before the driver read the stamps
 
 
 @dataclass
 class QuadSysidData:
     """A quadrotor recording: `commands[k]` (CTBR: thrust 0..1, body rates p, q, r) was sent at step k;
-    `states[k]` = [pos, quat wxyz, vel world, omega body] (13) was read before it (k = 0..N)."""
+    `states[k]` = [pos, quat wxyz, vel world, omega body] (13) was read before it (k = 0..N), sampled at
+    `timestamps[k]` (the vehicle's own clock, s; None from a sim or in older recordings)."""
 
     commands: np.ndarray  # (N, 4)
     states: np.ndarray    # (N + 1, 13)
     control_hz: float
     robot: str
     meta: dict[str, Any] = field(default_factory=dict)
+    timestamps: np.ndarray | None = None  # (N + 1,)
 
     def __post_init__(self) -> None:
         n = len(self.commands)
         if n < 2 or self.commands.shape != (n, 4) or self.states.shape != (n + 1, 13):
             raise ValueError(f"quadrotor sysid data: inconsistent shapes commands {self.commands.shape}, "
                              f"states {self.states.shape}")
-        for name in QUAD_ARRAYS:
-            if not np.all(np.isfinite(getattr(self, name))):
+        if self.timestamps is not None and self.timestamps.shape != (n + 1,):
+            raise ValueError(f"sysid data: timestamps {self.timestamps.shape} needs one entry per state ({n + 1})")
+        for name in (*QUAD_ARRAYS, *QUAD_OPTIONAL):
+            if getattr(self, name) is not None and not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"sysid data: {name} contains NaN/inf")
 
     @property
@@ -121,12 +135,19 @@ class QuadSysidData:
 
     def head(self, seconds: float) -> QuadSysidData:
         n = max(2, min(len(self.commands), int(round(seconds * self.control_hz))))
-        return QuadSysidData(self.commands[:n], self.states[:n + 1], self.control_hz, self.robot, dict(self.meta))
+        stamps = None if self.timestamps is None else self.timestamps[:n + 1]
+        return QuadSysidData(self.commands[:n], self.states[:n + 1], self.control_hz, self.robot, dict(self.meta),
+                             stamps)
+
+    def regular_steps(self) -> np.ndarray:
+        """(N,) bool: step k read the vehicle's next sample (within SAMPLE_TOLERANCE_S); all True without stamps."""
+        return regular_steps(self.timestamps, len(self.commands), self.control_hz, SAMPLE_TOLERANCE_S)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in QUAD_ARRAYS})
+        np.savez_compressed(folder / FILE, **{k: getattr(self, k) for k in (*QUAD_ARRAYS, *QUAD_OPTIONAL)
+                                              if getattr(self, k) is not None})
         (folder / META).write_text(json.dumps({"control_hz": self.control_hz, "robot": self.robot,
                                                **self.meta, "kind": "quadrotor"}, indent=1, sort_keys=True))
         return folder
@@ -141,7 +162,7 @@ def load_sysid_data(folder: str | Path) -> SysidData | QuadSysidData:
     try:
         meta = json.loads((folder / META).read_text())
         quad = meta.get("kind") == "quadrotor"
-        names, optional = (QUAD_ARRAYS, ()) if quad else (ARRAYS, OPTIONAL)
+        names, optional = (QUAD_ARRAYS, QUAD_OPTIONAL) if quad else (ARRAYS, OPTIONAL)
         with np.load(folder / FILE, allow_pickle=False) as npz:
             arrays = {k: np.asarray(npz[k], dtype=np.float64) for k in names}
             arrays.update({k: np.asarray(npz[k], dtype=np.float64) for k in optional if k in npz.files})

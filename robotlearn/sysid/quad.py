@@ -128,6 +128,7 @@ class QuadSysidSink(Sink):
         self.backend, self.robot = env.unwrapped.backend, env.unwrapped.robot
         self.commands: list[np.ndarray] = []
         self.states: list[np.ndarray] = []
+        self.sample_times: list[float] = []  # s, the vehicle's clock, from a real backend's state
         self.state_ages: list[float] = []  # s, from a real backend's loop_stats
         self.overruns = 0
 
@@ -139,16 +140,23 @@ class QuadSysidSink(Sink):
         return {"state_age_ms_p50": round(1e3 * float(p50), 3), "state_age_ms_p99": round(1e3 * float(p99), 3),
                 "state_age_ms_max": round(1e3 * max(self.state_ages), 3), "overruns": self.overruns}
 
-    def _state(self) -> np.ndarray:
+    def _read(self) -> None:
         s = self.backend.read()
-        return np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]])
+        self.states.append(np.concatenate([s["pos"], s["quat"], s["vel"], s["omega"]]))
+        if "sample_time" in s:
+            self.sample_times.append(float(s["sample_time"]))
 
     def start_episode(self, obs, info, seed) -> None:
-        self.commands, self.states, self.state_ages, self.overruns = [], [self._state()], [], 0
+        self.commands, self.states, self.sample_times, self.state_ages, self.overruns = [], [], [], [], 0
+        self._read()
+
+    def stamps(self) -> np.ndarray | None:
+        """The vehicle's sample time of each state, where the backend reported one for every state."""
+        return np.array(self.sample_times) if len(self.sample_times) == len(self.states) else None
 
     def add(self, tr: Transition) -> None:
         self.commands.append(self.robot.action_to_ctbr(np.clip(tr.action, -1.0, 1.0)))
-        self.states.append(self._state())
+        self._read()
         stats = tr.info.get("loop_stats", {})
         if "state_age_s" in stats:
             self.state_ages.append(stats["state_age_s"])
@@ -186,7 +194,7 @@ def collect_quad(backend: str, options: Mapping[str, Any], seconds: float, seed:
                          {"kind": "quadrotor", "excite": "random", "backend": backend, "recipe": recipe.to_dict(),
                           "seed": seed, "timing": sink.timing(), "doublets": {"start": doublets.start.tolist(),
                                                      "axis": doublets.axis.tolist(), "amp": doublets.amp.tolist(),
-                                                     "half": doublets.half.tolist()}})
+                                                     "half": doublets.half.tolist()}}, sink.stamps())
 
 
 class QuadReplayer:
@@ -200,7 +208,7 @@ class QuadReplayer:
         if "calibration" in self.sim_options:
             raise ValueError("sysid sets the sim's calibration itself; do not pass calibration= as a sim option")
         self.spec: RobotSpec = load_robot_spec(data.robot, [f"control_hz={data.control_hz}"])
-        self.horizon, self.segments = replay_segments(data, horizon_s, SETTLE_S, "hover")
+        self.horizon, self.segments = replay_segments(data, horizon_s, SETTLE_S, "hover", data.regular_steps())
         self._scratch = Path(tempfile.mkdtemp(prefix="rl-sysid-quad-"))
         self.evaluations = 0
 
@@ -224,14 +232,16 @@ class QuadReplayer:
 
         One pass over the recording: the drive (rate integrator, rotor speeds, commands in flight) runs
         continuously from the initial hover, since those states are not measured, and only the rigid body
-        is put back on the measured state at each segment start.
+        is put back on the measured state at each segment start. A step that read no new sample of the
+        vehicle, or skipped one (data.regular_steps), is stepped but belongs to no segment.
         """
         calib = self._scratch / f"candidate-{self.evaluations}.yaml"
         calib.write_text(Calibration(params=params).to_yaml())
         self.evaluations += 1
         backend = make_backend(self.spec, self.sim, {**self.sim_options, "calibration": str(calib)})
         d, out = self.data, []
-        anchors, first = {s for s, _ in self.segments}, self.segments[0][0]
+        anchors = {s for s, _ in self.segments}
+        replayed = {k for s, length in self.segments for k in range(s, s + length)}
         try:
             x = d.states[0]
             backend.reset(np.random.default_rng(0), {"pos": x[0:3], "quat": x[3:7], "vel": x[7:10],
@@ -242,7 +252,7 @@ class QuadReplayer:
                     backend.place(x[0:3], x[3:7], x[7:10], x[10:13])
                 backend.command(d.commands[k])
                 backend.advance()
-                if k >= first:
+                if k in replayed:
                     r = backend.read()
                     out.append(self._observed(np.concatenate([r["pos"], r["quat"], r["vel"], r["omega"]])))
         finally:

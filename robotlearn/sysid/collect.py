@@ -52,7 +52,7 @@ def arm_recipe(backend: str, options: Mapping[str, Any], steps: int, robot_overr
                      robot_overrides=tuple(robot_overrides), backend_options=dict(options))
 
 
-def choose_design(excite: str, env, seed: int, design_sim: str = "mujoco", candidates: int = 8,
+def choose_design(excite: str, env, seed: int, design_sim: str = "mujoco", candidates: int = 16,
                   progress: bool = True) -> tuple[Multisine, dict[str, Any]]:
     """The excitation: a random multisine, or the most informative of `candidates` (active)."""
     robot = env.unwrapped.robot
@@ -66,8 +66,9 @@ def choose_design(excite: str, env, seed: int, design_sim: str = "mujoco", candi
     from robotlearn.sysid.active import most_informative
 
     designs = candidate_designs(spec, center, robot.n_arm, rng, candidates)
-    best, scores = most_informative(designs, spec, robot, design_sim, progress=progress)
-    return designs[best], {"excite": "active", "design_scores": scores, "design_index": best}
+    best, scores, peaks = most_informative(designs, spec, robot, design_sim, progress=progress)
+    return designs[best], {"excite": "active", "design_scores": scores, "design_peak_effort": peaks,
+                           "design_index": best}
 
 
 def collect(backend: str, options: Mapping[str, Any], seconds: float, excite: str = "random", seed: int = 0,
@@ -96,5 +97,6 @@ def collect(backend: str, options: Mapping[str, Any], seconds: float, excite: st
     return SysidData.from_states(sink.commands, sink.states, control_hz, spec.name,
                                  {**info, "backend": backend, "goal_ticks": goal_ticks, "recipe": recipe.to_dict(),
                                   "seed": seed,
-                                  "design": {"amp": design.amp.tolist(), "freq": design.freq.tolist()}},
+                                  "design": {"center": design.center.tolist(), "amp": design.amp.tolist(),
+                                             "freq": design.freq.tolist()}},
                                  sink.timestamps)

@@ -3,11 +3,12 @@
 * **random**: a multisine per arm joint (harmonics of one period, random frequencies in a band and random
   phases, amplitudes kept inside the joint limits and the velocity limit), faded in from rest. A
   multisine is periodic, so the information one period carries is representative of any multiple of it.
-* **active**: among `candidates` random designs (different bands, per-joint amplitude mixes, seeds), the
-  one whose Fisher information about the parameters is largest (D-optimal: log det), computed from
-  finite-difference sensitivities of the simulated trajectory over one period (as ASID does, with
-  a discrete design space instead of a policy gradient: a dozen candidates cost a few dozen short sims
-  and need no learning, and every candidate is safe by construction).
+* **active**: among `candidates` random designs (different centre poses, bands, amplitudes, per-joint
+  mixes), the safe one whose Fisher information leaves the worst-determined parameter best determined
+  (active.py), computed from finite-difference sensitivities of the simulated trajectory over one period
+  (as ASID does, with a discrete design space instead of a policy gradient: a dozen candidates cost a few
+  dozen short sims and need no learning; each stays inside the joint limits by construction, and one that
+  would load a servo past a share of its effort limit in the nominal sim is not run).
 
 `ExcitationSource` turns a target trajectory into ``joint_delta`` actions for `Rollout`, so collection
 runs through the env and the production driver like every other episode.
@@ -15,15 +16,18 @@ runs through the env and the production driver like every other episode.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from robotlearn.core.spec import RobotSpec
 from robotlearn.rollout.runner import ActionSource
 
-SETTLE_S = 1.0      # hold the start pose first: the loss skips it (sim and robot settle from different states)
+SETTLE_S = 1.0      # hold the start pose (or move to a candidate's centre and hold) first: the loss skips it
 PERIOD_S = 5.0      # multisine period
+CENTRE_SPREAD = 0.5  # rad: how far an active candidate's centre pose may lie from the start pose
+CENTRE_ROOM = 0.3    # rad: a moved centre keeps this much room to each joint limit (or stays where it was)
+MOVE_SHARE = 0.6     # of the settle: the move to a candidate's centre (0.5 rad peaks at 1.3 rad/s), then a hold
 
 
 @dataclass(frozen=True)
@@ -34,13 +38,19 @@ class Multisine:
     amp: np.ndarray      # (n_arm, harmonics) rad
     freq: np.ndarray     # (n_arm, harmonics) Hz
     phase: np.ndarray    # (n_arm, harmonics)
+    #: (n_arm,) where the arm starts when the centre lies elsewhere: the settle moves it there smoothly
+    start: np.ndarray | None = None
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64)
+        base = np.broadcast_to(self.center, (len(t), len(self.center)))
+        if self.start is not None:  # half a cosine over the settle's first MOVE_SHARE, then hold still
+            ramp = 0.5 - 0.5 * np.cos(np.pi * np.clip(t / (MOVE_SHARE * SETTLE_S), 0.0, 1.0))
+            base = self.start[None] + ramp[:, None] * (self.center - self.start)[None]
         active = np.clip(t - SETTLE_S, 0.0, None)
         fade = np.clip(active / 1.0, 0.0, 1.0)[:, None]
         waves = np.sin(2 * np.pi * self.freq[None] * active[:, None, None] + self.phase[None]) * self.amp[None]
-        return self.center[None] + fade * waves.sum(axis=2)
+        return base + fade * waves.sum(axis=2)
 
 
 def random_multisine(spec: RobotSpec, center: np.ndarray, rng: np.random.Generator, n_arm: int,
@@ -55,8 +65,8 @@ def random_multisine(spec: RobotSpec, center: np.ndarray, rng: np.random.Generat
     weights = np.ones(n_arm) if joint_weights is None else np.asarray(joint_weights, dtype=np.float64)
     base = 1.0 / PERIOD_S
     k_low, k_high = max(1, int(np.ceil(band_hz[0] / base))), max(2, int(np.floor(band_hz[1] / base)))
-    freq = np.stack([rng.choice(np.arange(k_low, k_high + 1), size=harmonics, replace=k_high - k_low + 1 >= harmonics)
-                     for _ in range(n_arm)]) * base
+    freq = np.stack([rng.choice(np.arange(k_low, k_high + 1), size=harmonics, replace=k_high - k_low + 1 < harmonics)
+                     for _ in range(n_arm)]) * base  # distinct harmonics where the band holds enough
     raw = rng.uniform(0.5, 1.0, (n_arm, harmonics))
     total = np.minimum(amplitude * weights, room)                 # peak position excursion per joint
     amp = raw / raw.sum(axis=1, keepdims=True) * total[:, None]
@@ -68,15 +78,23 @@ def random_multisine(spec: RobotSpec, center: np.ndarray, rng: np.random.Generat
 
 def candidate_designs(spec: RobotSpec, center: np.ndarray, n_arm: int, rng: np.random.Generator,
                       count: int) -> list[Multisine]:
-    """The active design space: bands from slow (gravity, friction) to fast (inertia, gains, latency),
-    amplitudes from gentle to the safety bound, and random emphasis on some joints."""
+    """The active design space: centre poses up to CENTRE_SPREAD from `center` (gravity loads each link
+    differently in each pose: the upper arm's and the forearm's masses are told apart only by how the
+    load moves between the shoulder and the elbow), bands from slow (gravity, friction) to fast (inertia,
+    gains, latency), amplitudes from gentle to twice the random design's, random emphasis on some joints.
+    Which of them is safe to run is the nominal sim's to say (active.py)."""
+    lower, upper = spec.lower[:n_arm], spec.upper[:n_arm]
     designs = []
     for _ in range(count):
-        low = rng.uniform(0.2, 0.8)
-        band = (low, low + rng.uniform(0.6, 2.2))
-        weights = rng.uniform(0.3, 1.0, n_arm)
-        designs.append(random_multisine(spec, center, rng, n_arm, band, amplitude=rng.uniform(0.2, 0.45),
-                                        joint_weights=weights))
+        pose = np.asarray(center, dtype=np.float64).copy()
+        offset = rng.uniform(-CENTRE_SPREAD, CENTRE_SPREAD, n_arm)
+        pose[:n_arm] = np.clip(pose[:n_arm] + offset, np.minimum(pose[:n_arm], lower + CENTRE_ROOM),
+                               np.maximum(pose[:n_arm], upper - CENTRE_ROOM))
+        low = rng.uniform(0.2, 0.6)
+        band = (low, low + rng.uniform(0.8, 1.6))
+        design = random_multisine(spec, pose, rng, n_arm, band, amplitude=rng.uniform(0.35, 0.7),
+                                  joint_weights=rng.uniform(0.5, 1.0, n_arm))
+        designs.append(replace(design, start=np.asarray(center[:n_arm], dtype=np.float64)))
     return designs
 
 

@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--truth", required=True)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--generations", type=int, default=6)
+    parser.add_argument("--restarts", type=int, default=2, help="CMA-ES restarts per fit (as sysid fit)")
     parser.add_argument("--params", default="link_mass_scale.upper_arm_link,link_mass_scale.forearm_link,"
                                              "link_mass_scale.gripper_link,joint_damping_scale,joint_friction_scale,"
                                              "servo_kp_scale,servo_kd_scale,latency_s")
@@ -78,7 +79,8 @@ def main() -> None:
             t0 = time.perf_counter()
             replayer = Replayer(part, "mujoco", sim_options=sim_options)
             try:
-                result = fit(replayer, registry, args.generations, seed=args.seed, check=False, progress=False)
+                result = fit(replayer, registry, args.generations, seed=args.seed, check=False, progress=False,
+                             restarts=args.restarts)
             finally:
                 replayer.close()
             scale_err, latency_err = errors(registry, result.estimate, truth)
@@ -110,7 +112,8 @@ def quad_main(args, truth: dict) -> None:
         replayer = QuadReplayer(data.head(1.0 + fraction * args.seconds), "mujoco", 1.0,
                                 sim_options=parse_overrides(args.sim_opt))
         try:
-            result = fit(replayer, registry, args.generations, seed=args.seed, check=False, progress=False)
+            result = fit(replayer, registry, args.generations, seed=args.seed, check=False, progress=False,
+                         restarts=args.restarts)
         finally:
             replayer.close()
         est = dict(zip(result.names, result.estimate, strict=True))

@@ -120,7 +120,9 @@ def test_estimator_recovers_known_parameters_past_a_disturbed_segment(known_reco
     registry = load_registry("arm", list(KNOWN))
     replayer = Replayer(data, "mujoco")
     try:
-        result = fit(replayer, registry, generations=4, progress=False)
+        with pytest.raises(ValueError, match="--restarts must be at least 1"):
+            fit(replayer, registry, restarts=0)
+        result = fit(replayer, registry, generations=4, progress=False, restarts=2)
         disturbed = [(s, n) for s, n in replayer.segments if s < 41 and s + n > 30]
     finally:
         replayer.close()
@@ -133,6 +135,7 @@ def test_estimator_recovers_known_parameters_past_a_disturbed_segment(known_reco
         else:
             assert estimate[key] == pytest.approx(value, rel=0.05), key
     assert np.all(result.std > 0) and result.loss < 0.01 * result.prior_loss
+    assert len(result.restart_losses) == 2 and max(result.restart_losses) < result.prior_loss
 
 
 def test_outlier_segments_stand_out_against_the_median():

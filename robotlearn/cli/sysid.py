@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--sim-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="sim backend option, e.g. calibration=calib.yaml (the sims already run the robot config's interpolation, as the real arm does)")
     f.add_argument("--params", help="comma-separated parameters (default: those configs/sysid/<kind>.yaml fits)")
-    f.add_argument("--generations", type=int, default=12, help="CMA-ES generations")
+    f.add_argument("--generations", type=int, default=12, help="CMA-ES generations (per restart)")
+    f.add_argument("--restarts", type=int, default=2,
+                   help="CMA-ES runs from the prior with different seeds; the best is polished")
     f.add_argument("--polish", type=int, default=4, help="Gauss-Newton steps in each of the two polishes after CMA-ES")
     f.add_argument("--horizon", type=float, help="seconds replayed from each recorded state (default: arm 2, quadrotor 1)")
     f.add_argument("--seconds", type=float, help="use only the first SECONDS of the recording")
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             replayer = Replayer(data, args.sim, args.horizon or 2.0, sim_options=_options(args.sim_opt))
         try:
             result = fit(replayer, registry, args.generations, seed=args.seed, max_rel_std=args.max_rel_std,
-                         polish_steps=args.polish)
+                         polish_steps=args.polish, restarts=args.restarts)
         finally:
             replayer.close()
         calib = calibration_of(result, registry, {"data": str(args.data), "sim": args.sim,
@@ -119,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
                   "explains happened there (a stall, a bump, a contact)")
         weak = f"; weakly identified: {', '.join(result.weak)}" if result.weak else ""
         unit = "mm/s (velocity, 0.1 x rates)" if quad else "mrad"
+        if len(result.restart_losses) > 1:
+            print("sysid: CMA-ES restarts reached rms " + ", ".join(f"{v ** 0.5 * 1e3:.2f}" for v in result.restart_losses)
+                  + f" {unit} (the best was polished)")
         print(f"sysid: rms {result.prior_loss ** 0.5 * 1e3:.2f} -> {result.loss ** 0.5 * 1e3:.2f} {unit} "
               f"({result.evaluations} sims){weak} -> {args.out}")
         return 0

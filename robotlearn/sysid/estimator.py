@@ -5,6 +5,9 @@
 * **CMA-ES** (the `cmaes` package) searches the registry's unit cube (log axes for scales), starting at
   the prior. It needs no gradients, which matters here: contact-free but friction- and latency-quantized
   sims have a piecewise-flat loss that finite-difference gradient methods stall on.
+  It runs `restarts` times from the prior with different seeds and keeps the best: on one of twelve
+  recordings of the emulated arm, seed 0 settled in a valley with the servo gains 14 % low (rms 3.8 mrad
+  against 1.0 from seed 1, which recovered every scale within 1.7 %).
 * **Gauss-Newton polish** (Levenberg-Marquardt steps on the finite-difference Jacobian) from CMA-ES's
   best point: the loss is a sum of squares, and near the optimum its valleys are long and correlated
   (servo stiffness against damping against payload), where CMA-ES with a small budget crawls and a few
@@ -201,20 +204,25 @@ class FitResult:
     weak: list[str] = field(default_factory=list)  # poorly determined even after the fit
     #: segments left out as outliers: (start step, steps)
     outliers: list[tuple[int, int]] = field(default_factory=list)
+    #: CMA-ES's best loss in each restart (the best of them is polished)
+    restart_losses: list[float] = field(default_factory=list)
 
 
 def fit(replayer: Replayer, registry: Registry, generations: int = 30, popsize: int | None = None, seed: int = 0,
-        max_rel_std: float = 0.1, check: bool = True, polish_steps: int = 4, progress: bool = True) -> FitResult:
+        max_rel_std: float = 0.1, check: bool = True, polish_steps: int = 4, progress: bool = True,
+        restarts: int = 1) -> FitResult:
     """Estimate `registry`'s parameters from `replayer`'s recording (see the module docstring)."""
     from cmaes import CMA
     from tqdm import tqdm
 
+    if restarts < 1:
+        raise ValueError(f"--restarts must be at least 1, got {restarts}")
     measured_rows = replayer.measured
     measured = measured_rows.ravel()
     dim = len(registry.parameters)
     pop = popsize or 4 + int(3 * np.log(dim))
     n_fd = 2 * dim + 1
-    total = (n_fd if check else 0) + generations * pop + 2 * (polish_steps + 1) * (n_fd + 1)
+    total = (n_fd if check else 0) + restarts * generations * pop + 2 * (polish_steps + 1) * (n_fd + 1)
     bar = tqdm(total=total, desc="sysid fit", unit="sim", disable=not progress, dynamic_ncols=True, leave=False)
     try:
         u0 = registry.to_unit(registry.prior)
@@ -238,22 +246,26 @@ def fit(replayer: Replayer, registry: Registry, generations: int = 30, popsize: 
             return value
 
         bounds = np.tile([0.0, 1.0], (dim, 1))
-        opt = CMA(mean=u0, sigma=0.2, bounds=bounds, seed=seed, population_size=pop)
         best_u, best = u0.copy(), prior_loss
-        history = []
-        for _ in range(generations):
-            solutions = []
-            for _ in range(opt.population_size):
-                u = opt.ask()
-                value = loss(u)
-                solutions.append((u, value))
-                if value < best:
-                    best_u, best = u.copy(), value
-            opt.tell(solutions)
-            history.append(best)
-            bar.set_postfix(loss=f"{best:.3g}")
-            if opt.should_stop():
-                break
+        history, restart_losses = [], []
+        for restart in range(restarts):
+            opt = CMA(mean=u0, sigma=0.2, bounds=bounds, seed=seed + restart, population_size=pop)
+            restart_best = prior_loss
+            for _ in range(generations):
+                solutions = []
+                for _ in range(opt.population_size):
+                    u = opt.ask()
+                    value = loss(u)
+                    solutions.append((u, value))
+                    restart_best = min(restart_best, value)
+                    if value < best:
+                        best_u, best = u.copy(), value
+                opt.tell(solutions)
+                history.append(best)
+                bar.set_postfix(loss=f"{best:.3g}")
+                if opt.should_stop():
+                    break
+            restart_losses.append(restart_best)
         # Two polishes: coarse (latency over a tick) from CMA-ES's best, then fine on the segments that are not
         # outliers at the first one's optimum (_fd_steps says why both).
         best_u, sim, jac = polish(replayer, registry, best_u, measured, polish_steps, lambda: bar.update(1))
@@ -270,6 +282,7 @@ def fit(replayer: Replayer, registry: Registry, generations: int = 30, popsize: 
         std = parameter_std(jac, noise_var)
         return FitResult(registry.names, estimate, std, float(np.mean(residual**2)), prior_loss, history,
                          replayer.evaluations, unidentifiable(registry, estimate, std, max_rel_std),
-                         [segment for segment, out in zip(replayer.segments, left_out, strict=True) if out])
+                         [segment for segment, out in zip(replayer.segments, left_out, strict=True) if out],
+                         restart_losses)
     finally:
         bar.close()

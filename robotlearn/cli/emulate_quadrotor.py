@@ -49,12 +49,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                         help="autopilot parameter at power-on, e.g. COM_OF_LOSS_T=1 or FS_GCS_ENABLE=5")
     parser.add_argument("--system-id", type=int, default=1)
+    parser.add_argument("--priority", type=int, default=None,
+                        help="SCHED_FIFO priority 1-99 of the vehicle loop when granted (default 90: a flight "
+                             "controller has its own board); 0: ordinary priority")
     parser.add_argument("overrides", nargs="*", help="reality-gap key=value overrides, e.g. mass_scale=1.2")
 
 
 def run(args: argparse.Namespace) -> int:
     from robotlearn.emulators.mavlink_vehicle import load_gap, make_vehicle
 
+    if args.priority is not None and not 0 <= args.priority <= 99:
+        print(f"emulate quadrotor: --priority must be 0 (ordinary) or 1-99 (SCHED_FIFO), got {args.priority}",
+              file=sys.stderr)
+        return 2
     extra = {"boot_scale": args.boot_scale} if args.autopilot == "ardupilot" else {}
     try:
         gap = load_gap(args.gap, parse_overrides(args.overrides))
@@ -67,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     print(f"emulated quadrotor ({args.robot}, {args.autopilot}) on {vehicle.endpoint}", flush=True)
     try:
-        vehicle.run(args.duration, should_stop=lambda: bool(stop))
+        vehicle.run(args.duration, should_stop=lambda: bool(stop),
+                    **({} if args.priority is None else {"priority": args.priority}))
     except KeyboardInterrupt:
         pass
     finally:

@@ -21,6 +21,7 @@ import os
 import time
 import tty
 from collections import deque
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -407,15 +408,16 @@ class MavlinkVehicle:
         self.clock += self.loop_dt
         self._telemetry()
 
-    def run(self, duration: float | None = None, should_stop=None) -> None:
+    def run(self, duration: float | None = None, should_stop=None, priority: int = VEHICLE_PRIORITY) -> None:
         """Run at `speedup` x real time until `duration` (simulated s) elapses or `should_stop()` is True.
         A flight controller runs on its own board: idle CPUs are kept awake meanwhile (core/cpu_latency.py)
         and the loop runs at SCHED_FIFO when granted (core/realtime.py). Under two CPU hogs without it the
         clock fell behind and caught up in bursts, so a setpoint computed from one state reached the
         controller one or more cycles later than on an idle machine, and the effective latency a fit
-        found moved between 5 and 16 ms around the gap's 10."""
-        with CpuLatencyRequest(0) as cpu_latency, RealtimePriority(VEHICLE_PRIORITY) as fifo:
-            self.run_timing = VehicleTiming(fifo.granted, cpu_latency.describe())
+        found moved between 5 and 16 ms around the gap's 10. `priority=0` runs at ordinary priority."""
+        fifo = RealtimePriority(priority) if priority else nullcontext(None)
+        with CpuLatencyRequest(0) as cpu_latency, fifo as held:
+            self.run_timing = VehicleTiming(held is not None and held.granted, cpu_latency.describe())
             wall0, sim0 = time.monotonic(), self.now()
             while (duration is None or self.now() < duration) and not (should_stop and should_stop()):
                 self.step()

@@ -1,9 +1,9 @@
 """SCHED_FIFO for a Python thread that stands in for separate hardware (an emulated flight controller).
 
-Why: a device emulator shares this machine's CPUs with the host it serves. Under the default scheduler two
-CPU-busy processes delay its wake-ups by milliseconds, its simulated clock falls behind and catches up in
-bursts, and the host sees a device whose latency changes with the machine's load -- which no real board
-does. A fixed real-time priority puts it ahead of ordinary processes, as its own board would be. It needs
+Why: a device emulator shares this machine's CPUs with the host it serves. Under the default scheduler
+CPU-busy processes can delay its wake-ups by milliseconds; its simulated clock then falls behind and catches
+up in bursts, and the host sees a device whose latency changes with the machine's load -- which no real
+board does. A fixed real-time priority puts it ahead of ordinary processes, as its own board would be. It needs
 CAP_SYS_NICE (root here); without it the thread runs as before and says so. The compiled loops do the same
 in C++ (control_loop.cpp, emu_arm.cpp); this is the same request for the threads that stay in Python.
 """

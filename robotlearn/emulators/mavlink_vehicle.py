@@ -411,10 +411,10 @@ class MavlinkVehicle:
     def run(self, duration: float | None = None, should_stop=None, priority: int = VEHICLE_PRIORITY) -> None:
         """Run at `speedup` x real time until `duration` (simulated s) elapses or `should_stop()` is True.
         A flight controller runs on its own board: idle CPUs are kept awake meanwhile (core/cpu_latency.py)
-        and the loop runs at SCHED_FIFO when granted (core/realtime.py). Under two CPU hogs without it the
-        clock fell behind and caught up in bursts, so a setpoint computed from one state reached the
-        controller one or more cycles later than on an idle machine, and the effective latency a fit
-        found moved between 5 and 16 ms around the gap's 10. `priority=0` runs at ordinary priority."""
+        and the loop runs at SCHED_FIFO when granted (core/realtime.py), so load elsewhere on the machine
+        cannot make it fall behind and catch up in bursts, which would shift every later setpoint by whole
+        cycles. (Before it and the driver's sample stamps, fits under two CPU hogs found 5-16 ms for the gap's
+        10; bench/quad_sysid_load.py compares.) `priority=0` runs at ordinary priority."""
         fifo = RealtimePriority(priority) if priority else nullcontext(None)
         with CpuLatencyRequest(0) as cpu_latency, fifo as held:
             self.run_timing = VehicleTiming(held is not None and held.granted, cpu_latency.describe())

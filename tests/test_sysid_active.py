@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robotlearn.sysid.active import MAX_EFFORT_SHARE, most_informative
+from robotlearn.sysid.active import MAX_EFFORT_SHARE, design_summary, most_informative
 from robotlearn.sysid.collect import arm_recipe
 from robotlearn.sysid.excitation import MOVE_SHARE, PERIOD_S, SETTLE_S, candidate_designs
 
@@ -45,3 +45,12 @@ def test_the_active_ranking_passes_over_a_candidate_that_would_saturate_a_servo(
     assert peaks[0] > MAX_EFFORT_SHARE >= max(peaks[1:]), peaks
     assert scores[0] < min(scores[1:]), scores  # the clamped torque looks like the most information
     assert best == 1 + int(np.argmin(scores[1:])), (best, scores)
+
+
+def test_collect_says_which_design_ran_and_when_none_was_safe():
+    meta = {"excite": "active", "design_index": 1, "design_scores": [0.01, 0.035], "design_peak_effort": [1.0, 0.6]}
+    line = design_summary(meta)
+    assert line.startswith("active design 2 of 2: worst predicted std 3.5 %") and "peak effort 60 %" in line
+    assert "no candidate" not in line
+    assert "no candidate stayed under 70 %" in design_summary({**meta, "design_peak_effort": [1.0, 0.9]})
+    assert design_summary({"excite": "random"}) is None

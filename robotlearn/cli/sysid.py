@@ -74,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
             data = collect(args.backend, backend_options(args), args.seconds, args.excite, args.seed, args.design_sim)
         data.save(args.out)
         print(f"sysid: {args.seconds:.1f} s of {args.excite} excitation (+1 s settle) on {args.backend} -> {args.out}")
+        from robotlearn.sysid.active import design_summary
+
+        if design := design_summary(data.meta):
+            print(f"sysid: {design}")
         if timing := data.meta.get("timing"):
             print(f"sysid: loop timing: state age at the tick p50 {timing['state_age_ms_p50']:.2f} ms, p99 "
                   f"{timing['state_age_ms_p99']:.2f} ms, max {timing['state_age_ms_max']:.1f} ms, "

@@ -13,8 +13,6 @@ where gears strip and servos overheat, and a clamped torque tells the fit about 
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from robotlearn.backends import make_backend
@@ -63,7 +61,7 @@ def peak_effort_share(data: SysidData, spec: RobotSpec, n_arm: int) -> float:
 def most_informative(designs: list[Multisine], spec: RobotSpec, robot, sim: str = "mujoco",
                      registry=None, progress: bool = True) -> tuple[int, list[float], list[float]]:
     """Index of the best safe design, every design's score (worst relative std over one period) and its
-    peak effort share. With no safe candidate, the gentlest one (a one-line warning says so)."""
+    peak effort share. With no safe candidate, the gentlest one (design_summary says so)."""
     from tqdm import tqdm
 
     registry = registry or load_registry(spec.kind)
@@ -79,8 +77,18 @@ def most_informative(designs: list[Multisine], spec: RobotSpec, robot, sim: str 
         scores.append(worst_relative_std(jac, registry))
     safe = [i for i, peak in enumerate(peaks) if peak <= MAX_EFFORT_SHARE]
     if not safe:
-        gentlest = int(np.argmin(peaks))
-        warnings.warn(f"active design: every candidate loads a servo past {MAX_EFFORT_SHARE:.0%} of its effort "
-                      f"limit; running the gentlest ({peaks[gentlest]:.0%})", stacklevel=2)
-        return gentlest, scores, peaks
+        return int(np.argmin(peaks)), scores, peaks
     return min(safe, key=lambda i: scores[i]), scores, peaks
+
+
+def design_summary(meta: dict) -> str | None:
+    """One line on the active design a recording ran (None for another excitation): which candidate, its
+    predicted worst std and its peak effort, and whether no candidate was safe."""
+    if meta.get("excite") != "active" or "design_peak_effort" not in meta:
+        return None
+    i, scores, peaks = meta["design_index"], meta["design_scores"], meta["design_peak_effort"]
+    line = (f"active design {i + 1} of {len(scores)}: worst predicted std {100 * scores[i]:.1f} % per "
+            f"{PERIOD_S:g} s period, peak effort {100 * peaks[i]:.0f} % of the servo limit in the nominal sim")
+    if peaks[i] > MAX_EFFORT_SHARE:
+        line += f" (no candidate stayed under {100 * MAX_EFFORT_SHARE:.0f} %: ran the gentlest)"
+    return line

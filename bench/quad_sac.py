@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from udp_port import free_udp_port
 
 from robotlearn.core.config import load_config, parse_overrides
 from robotlearn.policies import load_policy, read_config
@@ -70,11 +70,6 @@ def rms_errors(env, source: ActionSource, episodes: int, seed: int, settle: int)
     return {"rms_cm_mean": round(100 * float(np.mean(rms)), 2), "rms_cm_max": round(100 * float(np.max(rms)), 2),
             "crashes": len(crashes), "episodes": episodes}
 
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

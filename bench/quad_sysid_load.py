@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -34,21 +33,17 @@ from robotlearn.sysid.registry import load_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine_load import CpuHogs, MachineSample, spread  # noqa: E402
+from udp_port import free_udp_port  # noqa: E402
 
 GAP = yaml.safe_load((CONFIG_ROOT / "hardware" / "quad_gap.yaml").read_text())
 LATENCY, THRUST = GAP["latency_s"], GAP["thrust_scale"] / GAP["mass_scale"]
 BASELINE = "ordinary/no_stamps"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def record(priority: int | None, seconds: float, seed: int):
     """Doublets from a fresh emulated vehicle; returns the recording and the vehicle's timing line."""
-    port = free_port()
+    port = free_udp_port()
     cmd = [sys.executable, "-m", "robotlearn.cli.emulate_quadrotor", "--mavlink", f"udpout:127.0.0.1:{port}",
            "--gap", "quad_gap", *([] if priority is None else ["--priority", str(priority)])]
     emu = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

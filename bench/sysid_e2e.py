@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from udp_port import free_udp_port
 
 from robotlearn.envs import make_env
 from robotlearn.rollout import ActionSource, CallbackSink, Rollout
@@ -120,11 +120,6 @@ def evaluate(net: nn.Module, backend: str, options: dict, episodes: int, seed: i
             "hover_error_spread_m": [float(np.min(errors)), float(np.max(errors))], "crashes": crashes}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,7 +132,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rl-sysid-e2e-"))
-    port = free_port()
+    port = free_udp_port()
     log = open(work / "emulator.log", "w")  # noqa: SIM115 - closed below
     extra = ["--boot-scale", "0.05"] if args.autopilot == "ardupilot" else []
     emu = subprocess.Popen([sys.executable, "-m", "robotlearn.cli.emulate_quadrotor", "--mavlink",

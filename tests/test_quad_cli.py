@@ -64,3 +64,9 @@ def test_deploy_of_a_quadrotor_checkpoint_reaches_the_vehicle(vehicle, tmp_path)
     assert result.stdout.startswith("real: success") and "over 1 episodes" in result.stdout, result.stdout
     info = robotlearn("dataset", "info", str(tmp_path / "flight"))
     assert info.returncode == 0 and "cf2x" in info.stdout, info.stdout  # the flight was recorded, robot named
+
+
+def test_a_priority_out_of_range_is_one_line_and_exit_2():
+    result = robotlearn("emulate", "quadrotor", "--priority", "120", timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "--priority must be 0" in lines[0], result.stderr

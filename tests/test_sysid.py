@@ -286,6 +286,14 @@ def robotlearn(*args: str, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=120, cwd=cwd)
 
 
+def test_cli_fit_with_no_restart_is_one_line(known_recording, tmp_path):
+    folder = known_recording.save(tmp_path / "rec")
+    result = robotlearn("fit", str(folder), "--restarts", "0", "--out", "c.yaml", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "--restarts must be at least 1" in lines[0], result.stderr
+    assert not (tmp_path / "c.yaml").exists()
+
+
 def test_cli_errors_are_one_line(tmp_path):
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "sysid.npz").write_bytes(b"not a zip")

@@ -36,7 +36,7 @@ def probe(cpu: int) -> dict:
 
     gc.disable()  # a collection is our own stall, not the machine's
     os.sched_setaffinity(0, {cpu})
-    try:
+    try:  # not core/realtime.py: the probe runs as a bare script, and importing robotlearn takes seconds
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRIORITY))
         fifo = True
     except PermissionError:
